@@ -1,0 +1,3 @@
+//! Benchmarks run against real local devnets.
+
+pub mod propagation;

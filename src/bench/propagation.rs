@@ -1,0 +1,496 @@
+//! `meshnode bench propagation`: start a devnet, drive signed transactions through JSON-RPC,
+//! wait for B blocks, collect every node's arrival records and report, per block, the time from
+//! publish to 50 %, 95 % and 100 % of nodes.
+//!
+//! Definitions. For a block, each node's time is `validatedUs - publishedUs` (µs since the
+//! producer handed it to gossipsub until that node had validated and committed it; the producer
+//! counts as 0). `tX` is the smallest time by which ceil(X % × N) of the N nodes had it (None if
+//! fewer nodes did). Over blocks, p50/p95/max use the nearest-rank method. All nodes run on
+//! one machine and share its clock, so differences are exact.
+
+use crate::cli::PropagationArgs;
+use crate::crypto::Keypair;
+use crate::devnet::{Devnet, DevnetOptions};
+use crate::rpc::api::{BitcoinApiClient, EthApiClient, MeshnodeApiClient, NetApiClient};
+use crate::rpc::client::http;
+use crate::rpc::types::parse_qty;
+use crate::types::TxBody;
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One block's propagation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockReport {
+    /// Height.
+    pub height: u64,
+    /// Hash (hex).
+    pub hash: String,
+    /// Transactions.
+    pub txs: u64,
+    /// Encoded size, bytes.
+    pub bytes: u64,
+    /// Nodes that validated it (including the producer).
+    pub reached: usize,
+    /// ms from publish until 50 % of nodes had validated it.
+    pub t50_ms: Option<f64>,
+    /// … 95 % of nodes.
+    pub t95_ms: Option<f64>,
+    /// … 100 % of nodes.
+    pub t100_ms: Option<f64>,
+    /// Median over receiving nodes of gossip delivery time (publish -> first seen), ms.
+    pub delivery_median_ms: Option<f64>,
+    /// Median over receiving nodes of validation time (first seen -> validated), ms.
+    pub validation_median_ms: Option<f64>,
+}
+
+/// Percentiles of one quantity over blocks.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// Maximum.
+    pub max: Option<f64>,
+}
+
+/// Summary over all measured blocks.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// Blocks measured.
+    pub blocks: usize,
+    /// Blocks that reached every node.
+    pub blocks_reaching_all: usize,
+    /// Over blocks: time to 50 % of nodes, ms.
+    pub t50_ms: Percentiles,
+    /// Over blocks: time to 95 % of nodes, ms.
+    pub t95_ms: Percentiles,
+    /// Over blocks: time to 100 % of nodes, ms.
+    pub t100_ms: Percentiles,
+    /// Over all (block, receiving node) pairs: publish -> first seen, ms.
+    pub delivery_ms: Percentiles,
+    /// Over all (block, receiving node) pairs: first seen -> validated, ms.
+    pub validation_ms: Percentiles,
+    /// Transactions submitted and accepted by RPC during the run.
+    pub txs_submitted: u64,
+    /// Transactions included in the measured blocks.
+    pub txs_in_blocks: u64,
+    /// Mean block size, bytes.
+    pub mean_block_bytes: f64,
+}
+
+/// The report `--out` receives.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// Node count.
+    pub nodes: usize,
+    /// Slot length, ms.
+    pub slot_ms: u64,
+    /// Target transactions per second.
+    pub tps: u64,
+    /// Per block.
+    pub blocks: Vec<BlockReport>,
+    /// Over blocks.
+    pub summary: Summary,
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
+}
+
+fn percentiles(mut v: Vec<f64>) -> Percentiles {
+    v.sort_by(f64::total_cmp);
+    Percentiles {
+        p50: percentile(&v, 50.0),
+        p95: percentile(&v, 95.0),
+        max: v.last().copied(),
+    }
+}
+
+/// Time (ms) by which `ceil(frac × n)` nodes had the block, from per-node times in ms.
+pub fn time_to_fraction(sorted_ms: &[f64], n: usize, frac: f64) -> Option<f64> {
+    let need = ((frac * n as f64).ceil() as usize).max(1);
+    sorted_ms.get(need - 1).copied()
+}
+
+/// Waits until every node has at least `min_peers` peers.
+async fn wait_for_peers(urls: &[String], min_peers: u64, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    for url in urls {
+        let c = http(url)?;
+        loop {
+            let n = parse_qty(&c.peer_count().await?).unwrap_or(0);
+            if n >= min_peers {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{url} has {n} peers, wanted {min_peers}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Submits signed transfers at `tps` per second, round-robin over dev accounts and nodes,
+/// until `stop`. Returns how many the nodes accepted.
+async fn drive_load(
+    urls: Vec<String>,
+    tps: u64,
+    senders: u64,
+    chain_id: u64,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
+    if tps == 0 {
+        return Ok(());
+    }
+    let clients = urls
+        .iter()
+        .map(|u| http(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keys: Vec<Keypair> = (0..senders).map(Keypair::dev_account).collect();
+    let mut nonces = Vec::new();
+    for k in &keys {
+        let n = clients[0]
+            .get_transaction_count(k.address().to_string(), Some("pending".into()))
+            .await?;
+        nonces.push(parse_qty(&n).unwrap_or(0));
+    }
+    let recipient = Keypair::dev_account(senders + 1_000).address();
+    let tick = Duration::from_millis(20);
+    let mut interval = tokio::time::interval(tick);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        interval.tick().await;
+        let due = (start.elapsed().as_secs_f64() * tps as f64) as u64;
+        let mut batch = Vec::new();
+        while sent < due {
+            let s = i % keys.len();
+            let k = &keys[s];
+            let body = TxBody {
+                chain_id,
+                nonce: nonces[s],
+                from: k.public(),
+                to: recipient,
+                amount: 1,
+                fee: 1 + (sent % 10),
+                data: vec![],
+            };
+            nonces[s] += 1;
+            batch.push((i % clients.len(), hex::encode(k.sign_tx(body).to_bytes())));
+            sent += 1;
+            i += 1;
+        }
+        let futs = batch.into_iter().map(|(c, hex)| {
+            let client = &clients[c];
+            async move { client.sendrawtransaction(hex).await }
+        });
+        for r in futures::future::join_all(futs).await {
+            match r {
+                Ok(_) => {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(cause = %e, "bench transaction refused"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fmt_ms(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
+}
+
+/// Collects arrival records for heights `from..=to` and computes the report.
+pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Vec<BlockReport>> {
+    let clients = urls
+        .iter()
+        .map(|u| http(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let n = clients.len();
+    let mut out = Vec::new();
+    for height in from..=to {
+        let hash = clients[0]
+            .getblockhash(height)
+            .await
+            .with_context(|| format!("getblockhash {height}"))?;
+        let mut records = Vec::new();
+        for c in &clients {
+            records.push(c.block_arrival(hash.clone()).await?);
+        }
+        let published = records.iter().flatten().find_map(|a| a.published_us);
+        let (mut times, mut delivery, mut validation) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut txs, mut bytes) = (0, 0);
+        for a in records.iter().flatten() {
+            txs = a.txs;
+            bytes = a.bytes;
+            let (Some(p), Some(v)) = (published, a.validated_us) else {
+                continue;
+            };
+            times.push(v.saturating_sub(p) as f64 / 1e3);
+            if let Some(f) = a.first_seen_us {
+                delivery.push(f.saturating_sub(p) as f64 / 1e3);
+                validation.push(v.saturating_sub(f) as f64 / 1e3);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        delivery.sort_by(f64::total_cmp);
+        validation.sort_by(f64::total_cmp);
+        out.push(BlockReport {
+            height,
+            hash,
+            txs,
+            bytes,
+            reached: times.len(),
+            t50_ms: time_to_fraction(&times, n, 0.5),
+            t95_ms: time_to_fraction(&times, n, 0.95),
+            t100_ms: time_to_fraction(&times, n, 1.0),
+            delivery_median_ms: percentile(&delivery, 50.0),
+            validation_median_ms: percentile(&validation, 50.0),
+        });
+    }
+    Ok(out)
+}
+
+/// Builds the summary from per-block reports and the per-pair samples.
+pub fn summarize(
+    blocks: &[BlockReport],
+    nodes: usize,
+    delivery: Vec<f64>,
+    validation: Vec<f64>,
+    submitted: u64,
+) -> Summary {
+    Summary {
+        blocks: blocks.len(),
+        blocks_reaching_all: blocks.iter().filter(|b| b.reached == nodes).count(),
+        t50_ms: percentiles(blocks.iter().filter_map(|b| b.t50_ms).collect()),
+        t95_ms: percentiles(blocks.iter().filter_map(|b| b.t95_ms).collect()),
+        t100_ms: percentiles(blocks.iter().filter_map(|b| b.t100_ms).collect()),
+        delivery_ms: percentiles(delivery),
+        validation_ms: percentiles(validation),
+        txs_submitted: submitted,
+        txs_in_blocks: blocks.iter().map(|b| b.txs).sum(),
+        mean_block_bytes: if blocks.is_empty() {
+            0.0
+        } else {
+            blocks.iter().map(|b| b.bytes as f64).sum::<f64>() / blocks.len() as f64
+        },
+    }
+}
+
+/// `meshnode bench propagation`.
+pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
+    if args.nodes < 2 || args.blocks == 0 {
+        bail!("need at least 2 nodes and 1 block");
+    }
+    let started = Instant::now();
+    let (dir, _tmp) = match &args.dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("meshnode-bench-")
+                .tempdir()?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let opts = DevnetOptions {
+        nodes: args.nodes,
+        validators: args.nodes,
+        slot_ms: args.slot_ms,
+        dir,
+        template: args.genesis.clone(),
+        exe: std::env::current_exe()?,
+        rpc_base_port: 0,
+        log: "info".into(),
+    };
+    println!(
+        "starting a devnet of {} nodes (slot {} ms) …",
+        args.nodes, args.slot_ms
+    );
+    let mut devnet = Devnet::start(&opts).await?;
+    let urls = devnet.rpc_urls();
+    wait_for_peers(
+        &urls,
+        (args.nodes as u64 - 1).min(3),
+        Duration::from_secs(60),
+    )
+    .await?;
+    let c0 = http(&urls[0])?;
+    let chain_id = parse_qty(&c0.chain_id().await?).context("eth_chainId")?;
+    let genesis = crate::genesis::GenesisFile::read(&devnet.genesis)?;
+    let senders = genesis
+        .dev_accounts
+        .as_ref()
+        .map(|d| d.count)
+        .unwrap_or(0)
+        .clamp(1, 64);
+    println!(
+        "{} nodes connected after {:.1} s; driving {} tx/s from {} dev accounts",
+        args.nodes,
+        started.elapsed().as_secs_f64(),
+        args.tps,
+        senders
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let load = tokio::spawn(drive_load(
+        urls.clone(),
+        args.tps,
+        senders,
+        chain_id,
+        stop.clone(),
+        accepted.clone(),
+    ));
+    // Skip the block in progress: measure B whole blocks produced under load.
+    let first = c0.getblockcount().await? + 2;
+    let last = first + args.blocks - 1;
+    let deadline = Instant::now()
+        + Duration::from_millis((args.blocks + 20) * args.slot_ms * 3)
+        + Duration::from_secs(60);
+    let mut shown = 0;
+    loop {
+        let h = c0.getblockcount().await?;
+        if h >= last + 1 {
+            break;
+        }
+        if h != shown && h >= first {
+            println!("  height {h} ({}/{} blocks)", h + 1 - first, args.blocks);
+            shown = h;
+        }
+        if Instant::now() > deadline {
+            bail!("only reached height {h} of {last} before the deadline");
+        }
+        if let Some(i) = devnet.exited().first() {
+            bail!("node{i} exited during the bench; see its node.log");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.await??;
+    // Give the last measured block one more slot to reach everyone.
+    tokio::time::sleep(Duration::from_millis(args.slot_ms)).await;
+    let blocks = collect(&urls, first, last).await?;
+
+    // Per-pair samples for the summary.
+    let (mut delivery, mut validation) = (Vec::new(), Vec::new());
+    let clients = urls
+        .iter()
+        .map(|u| http(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for b in &blocks {
+        let mut recs = Vec::new();
+        for c in &clients {
+            recs.push(c.block_arrival(b.hash.clone()).await?);
+        }
+        let published = recs.iter().flatten().find_map(|a| a.published_us);
+        for a in recs.iter().flatten() {
+            if let (Some(p), Some(f), Some(v)) = (published, a.first_seen_us, a.validated_us) {
+                delivery.push(f.saturating_sub(p) as f64 / 1e3);
+                validation.push(v.saturating_sub(f) as f64 / 1e3);
+            }
+        }
+    }
+    let summary = summarize(
+        &blocks,
+        args.nodes,
+        delivery,
+        validation,
+        accepted.load(Ordering::Relaxed),
+    );
+    tokio::task::block_in_place(|| devnet.stop());
+
+    println!();
+    println!(
+        "{:>7} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>11} {:>11}",
+        "height",
+        "txs",
+        "bytes",
+        "reached",
+        "t50 ms",
+        "t95 ms",
+        "t100 ms",
+        "deliver ms",
+        "validate ms"
+    );
+    for b in &blocks {
+        println!(
+            "{:>7} {:>6} {:>9} {:>5}/{:<2} {:>9} {:>9} {:>9} {:>11} {:>11}",
+            b.height,
+            b.txs,
+            b.bytes,
+            b.reached,
+            args.nodes,
+            fmt_ms(b.t50_ms),
+            fmt_ms(b.t95_ms),
+            fmt_ms(b.t100_ms),
+            fmt_ms(b.delivery_median_ms),
+            fmt_ms(b.validation_median_ms)
+        );
+    }
+    let s = &summary;
+    println!();
+    println!(
+        "blocks reaching all {} nodes: {}/{}",
+        args.nodes, s.blocks_reaching_all, s.blocks
+    );
+    for (name, p) in [
+        ("t50", &s.t50_ms),
+        ("t95", &s.t95_ms),
+        ("t100", &s.t100_ms),
+        ("gossip delivery (per hop set)", &s.delivery_ms),
+        ("validation", &s.validation_ms),
+    ] {
+        println!(
+            "{name:>30}: p50 {} ms  p95 {} ms  max {} ms",
+            fmt_ms(p.p50),
+            fmt_ms(p.p95),
+            fmt_ms(p.max)
+        );
+    }
+    println!(
+        "transactions: {} accepted by RPC, {} in the measured blocks; mean block {:.0} bytes",
+        s.txs_submitted, s.txs_in_blocks, s.mean_block_bytes
+    );
+    let report = Report {
+        nodes: args.nodes,
+        slot_ms: args.slot_ms,
+        tps: args.tps,
+        blocks,
+        summary,
+    };
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "report written to {} ({:.1} s in all)",
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fractions_and_percentiles() {
+        let t = [0.0, 1.0, 2.0, 3.0];
+        assert_eq!(time_to_fraction(&t, 4, 0.5), Some(1.0));
+        assert_eq!(time_to_fraction(&t, 4, 1.0), Some(3.0));
+        assert_eq!(time_to_fraction(&t, 5, 1.0), None, "a node never got it");
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 50.0), Some(3.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}

@@ -1,0 +1,288 @@
+//! The sled chain store: blocks, canonical height index, transaction index, account state at
+//! head, and meta (genesis hash, head, schema version).
+//!
+//! A block and everything it changes are written in one multi-tree sled transaction and
+//! flushed to disk before [`ChainStore::commit_block`] returns, so a block is never announced
+//! before it is durable, and a crash leaves either all of a block or none of it.
+
+use crate::genesis::ChainSpec;
+use crate::state::{Account, StateDiff, StateView};
+use crate::types::{encoding, Address, Block, Hash};
+use crate::validation::Verified;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+use std::path::Path;
+
+/// Store layout version; a store with another one is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where a transaction sits in the canonical chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct TxLocation {
+    /// Block hash.
+    pub block: Hash,
+    /// Block height.
+    pub height: u64,
+    /// Index in the block.
+    pub index: u32,
+}
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an I/O or corruption error.
+    #[error("database error: {0}")]
+    Db(#[from] sled::Error),
+    /// The data dir belongs to another chain.
+    #[error("data dir holds chain with genesis {found}, but the genesis file gives {expected}; use another --data-dir")]
+    WrongGenesis {
+        /// Genesis hash in the store.
+        found: Hash,
+        /// Genesis hash of the spec.
+        expected: Hash,
+    },
+    /// The data dir was written by another schema version.
+    #[error("data dir has store schema {found}, this build uses {expected}")]
+    WrongSchema {
+        /// Stored version.
+        found: u32,
+        /// Our version.
+        expected: u32,
+    },
+    /// A stored value does not decode (corruption).
+    #[error("corrupt store value in {0}")]
+    Corrupt(&'static str),
+}
+
+/// The chain database.
+#[derive(Clone)]
+pub struct ChainStore {
+    db: sled::Db,
+    blocks: sled::Tree,
+    canonical: sled::Tree,
+    txindex: sled::Tree,
+    accounts: sled::Tree,
+    meta: sled::Tree,
+}
+
+const META_GENESIS: &[u8] = b"genesis";
+const META_HEAD: &[u8] = b"head";
+const META_SCHEMA: &[u8] = b"schema";
+
+impl ChainStore {
+    /// Opens (or creates) the store in `dir`. A new store is initialised with the genesis block
+    /// and allocations; an existing one must match `spec`'s genesis and our schema.
+    pub fn open(dir: &Path, spec: &ChainSpec) -> Result<ChainStore, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let s = ChainStore {
+            blocks: db.open_tree("blocks")?,
+            canonical: db.open_tree("canonical")?,
+            txindex: db.open_tree("txindex")?,
+            accounts: db.open_tree("accounts")?,
+            meta: db.open_tree("meta")?,
+            db,
+        };
+        let genesis = spec.genesis_block();
+        let gh = genesis.hash();
+        match s.meta.get(META_GENESIS)? {
+            Some(found) => {
+                let found = Hash(
+                    found
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("meta"))?,
+                );
+                if found != gh {
+                    return Err(StoreError::WrongGenesis {
+                        found,
+                        expected: gh,
+                    });
+                }
+                let schema = s
+                    .meta
+                    .get(META_SCHEMA)?
+                    .ok_or(StoreError::Corrupt("meta"))?;
+                let schema = u32::from_le_bytes(
+                    schema
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("meta"))?,
+                );
+                if schema != SCHEMA_VERSION {
+                    return Err(StoreError::WrongSchema {
+                        found: schema,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+            }
+            None => {
+                let mut diff = StateDiff::default();
+                for (a, bal) in &spec.alloc {
+                    diff.changed.insert(
+                        *a,
+                        Account {
+                            balance: *bal,
+                            nonce: 0,
+                        },
+                    );
+                }
+                s.meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_le_bytes())?;
+                s.commit(&genesis, &diff)?;
+                s.meta.insert(META_GENESIS, &gh.0)?;
+                s.db.flush()?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Hash of the head block.
+    pub fn head_hash(&self) -> Result<Hash, StoreError> {
+        let v = self
+            .meta
+            .get(META_HEAD)?
+            .ok_or(StoreError::Corrupt("meta head"))?;
+        Ok(Hash(
+            v.as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("meta head"))?,
+        ))
+    }
+
+    /// Genesis block hash.
+    pub fn genesis_hash(&self) -> Result<Hash, StoreError> {
+        self.hash_at(0)?.ok_or(StoreError::Corrupt("canonical"))
+    }
+
+    /// The block with `hash`, if stored.
+    pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
+        match self.blocks.get(hash.0)? {
+            Some(v) => Ok(Some(
+                encoding::decode(&v, usize::MAX).map_err(|_| StoreError::Corrupt("blocks"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a block with `hash` is stored.
+    pub fn has_block(&self, hash: &Hash) -> Result<bool, StoreError> {
+        Ok(self.blocks.contains_key(hash.0)?)
+    }
+
+    /// Encoded bytes of the block with `hash` (for sync responses without re-encoding).
+    pub fn block_bytes(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.blocks.get(hash.0)?.map(|v| v.to_vec()))
+    }
+
+    /// Canonical block hash at `height`.
+    pub fn hash_at(&self, height: u64) -> Result<Option<Hash>, StoreError> {
+        match self.canonical.get(height.to_be_bytes())? {
+            Some(v) => Ok(Some(Hash(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("canonical"))?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Canonical block at `height`.
+    pub fn block_at(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        match self.hash_at(height)? {
+            Some(h) => self.block(&h),
+            None => Ok(None),
+        }
+    }
+
+    /// Where a transaction was included, if it is in the canonical chain.
+    pub fn tx_location(&self, hash: &Hash) -> Result<Option<TxLocation>, StoreError> {
+        match self.txindex.get(hash.0)? {
+            Some(v) => Ok(Some(
+                encoding::decode(&v, 64).map_err(|_| StoreError::Corrupt("txindex"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The account at head.
+    pub fn get_account(&self, addr: &Address) -> Result<Account, StoreError> {
+        match self.accounts.get(addr.0)? {
+            Some(v) => Ok(encoding::decode(&v, 64).map_err(|_| StoreError::Corrupt("accounts"))?),
+            None => Ok(Account::default()),
+        }
+    }
+
+    /// Commits a verified block that extends the head, with its state diff, atomically, and
+    /// flushes to disk before returning.
+    pub fn commit_block(
+        &self,
+        block: &Verified<Block>,
+        diff: &StateDiff,
+    ) -> Result<(), StoreError> {
+        self.commit(block.inner(), diff)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn commit(&self, block: &Block, diff: &StateDiff) -> Result<(), StoreError> {
+        let hash = block.hash();
+        let bytes = block.to_bytes();
+        let height = block.header.height;
+        let txs: Vec<(Hash, Vec<u8>)> = block
+            .txs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let loc = TxLocation {
+                    block: hash,
+                    height,
+                    index: i as u32,
+                };
+                (t.hash(), encoding::encode(&loc))
+            })
+            .collect();
+        let accounts: Vec<(Address, Vec<u8>)> = diff
+            .changed
+            .iter()
+            .map(|(a, acc)| (*a, encoding::encode(acc)))
+            .collect();
+        let r: Result<(), TransactionError<()>> = (
+            &self.blocks,
+            &self.canonical,
+            &self.txindex,
+            &self.accounts,
+            &self.meta,
+        )
+            .transaction(|(b, c, t, a, m)| {
+                b.insert(&hash.0, bytes.as_slice())?;
+                c.insert(&height.to_be_bytes(), &hash.0)?;
+                for (h, loc) in &txs {
+                    t.insert(&h.0, loc.as_slice())?;
+                }
+                for (addr, acc) in &accounts {
+                    a.insert(&addr.0, acc.as_slice())?;
+                }
+                m.insert(META_HEAD, &hash.0)?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match r {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(StoreError::Db(e)),
+            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
+        }
+    }
+
+    /// Flushes all pending writes.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+impl StateView for ChainStore {
+    /// State at head. A database error here is fatal to the node (as a LevelDB error is to
+    /// Bitcoin Core): continuing would validate against state we cannot read.
+    fn account(&self, addr: &Address) -> Account {
+        self.get_account(addr)
+            .unwrap_or_else(|e| panic!("fatal store error reading account {addr}: {e}"))
+    }
+}

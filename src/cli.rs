@@ -1,0 +1,195 @@
+//! Command-line interface (clap derive). Doc comments here are the `--help` text.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// meshnode: a libp2p node that gossips signed transactions and blocks, and measures how fast
+/// they propagate.
+#[derive(Debug, Parser)]
+#[command(name = "meshnode", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info,meshnode=debug`.
+    #[arg(long, global = true, env = "MESHNODE_LOG", default_value = "info")]
+    pub log: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "MESHNODE_LOG_JSON")]
+    pub log_json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node.
+    Run(RunArgs),
+    /// Start N local nodes on 127.0.0.1 with a fresh genesis; Ctrl-C stops them all.
+    Devnet(DevnetArgs),
+    /// Key management.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Transactions.
+    #[command(subcommand)]
+    Tx(TxCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `meshnode run`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Data directory (chain database, node key, node.json).
+    #[arg(long, env = "MESHNODE_DATA_DIR", default_value = "./meshnode-data")]
+    pub data_dir: PathBuf,
+    /// Genesis file.
+    #[arg(long, env = "MESHNODE_GENESIS", default_value = "genesis/devnet.json")]
+    pub genesis: PathBuf,
+    /// libp2p listen multiaddr (repeatable). Port 0 picks a free port.
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
+    pub listen: Vec<String>,
+    /// JSON-RPC (HTTP and WebSocket) address. Port 0 picks a free port.
+    #[arg(long, env = "MESHNODE_RPC", default_value = "127.0.0.1:8545")]
+    pub rpc: SocketAddr,
+    /// Bootnode multiaddr `/ip4/…/tcp/…/p2p/<peer id>` (repeatable), added to the genesis ones.
+    #[arg(long)]
+    pub bootnode: Vec<String>,
+    /// Validator key: a key file, or `dev-validator:N` (public devnet key). Without it the node
+    /// only relays.
+    #[arg(long, env = "MESHNODE_VALIDATOR_KEY")]
+    pub validator_key: Option<String>,
+    /// libp2p node key file (created on first start). Default: DATA_DIR/node.key.
+    #[arg(long)]
+    pub node_key: Option<PathBuf>,
+    /// Peers to dial up to through Kademlia random walks.
+    #[arg(long, default_value_t = 12)]
+    pub target_peers: usize,
+    /// Most transactions in the mempool.
+    #[arg(long, default_value_t = 50_000)]
+    pub mempool_max_txs: usize,
+}
+
+/// `meshnode devnet`.
+#[derive(Debug, Args, Clone)]
+pub struct DevnetArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// Directory for genesis, keys, data dirs and logs (default: a new temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Slot length in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub slot_ms: u64,
+    /// Number of validators (the first K nodes). Default: every node.
+    #[arg(long)]
+    pub validators: Option<usize>,
+    /// Genesis template (chain id, dev accounts); validators and time are rewritten.
+    #[arg(long, default_value = "genesis/devnet.json")]
+    pub genesis: PathBuf,
+    /// First RPC port; node i listens on BASE+i. 0 picks free ports.
+    #[arg(long, default_value_t = 8545)]
+    pub rpc_base_port: u16,
+}
+
+/// `meshnode keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a new ed25519 key file (mode 0600) and print its address.
+    New {
+        /// Where to write the key file (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the address and public key of a key (file, `dev:N` or `dev-validator:N`).
+    Show {
+        /// The key.
+        key: String,
+    },
+}
+
+/// `meshnode tx …`.
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Sign a transfer and submit it through JSON-RPC; prints the transaction hash.
+    Send {
+        /// Sender key: `dev:N` or a key file.
+        #[arg(long)]
+        from: String,
+        /// Recipient address (0x + 40 hex digits) or a key spec (`dev:N`).
+        #[arg(long)]
+        to: String,
+        /// Amount, base units.
+        #[arg(long)]
+        amount: u64,
+        /// Fee, base units.
+        #[arg(long, default_value_t = 1)]
+        fee: u64,
+        /// Nonce (default: the node's pending nonce for the sender).
+        #[arg(long)]
+        nonce: Option<u64>,
+        /// Node JSON-RPC URL.
+        #[arg(
+            long,
+            env = "MESHNODE_RPC_URL",
+            default_value = "http://127.0.0.1:8545"
+        )]
+        rpc: String,
+    },
+}
+
+/// `meshnode bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Start a devnet, drive signed transactions through RPC, and report how long blocks take
+    /// to reach 50/95/100 % of nodes.
+    Propagation(PropagationArgs),
+}
+
+/// `meshnode bench propagation`.
+#[derive(Debug, Args, Clone)]
+pub struct PropagationArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 8)]
+    pub nodes: usize,
+    /// Blocks to measure.
+    #[arg(long, default_value_t = 20)]
+    pub blocks: u64,
+    /// Transactions per second submitted (spread over all nodes' RPC).
+    #[arg(long, default_value_t = 200)]
+    pub tps: u64,
+    /// Slot length in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub slot_ms: u64,
+    /// Write the report as JSON here.
+    #[arg(long, default_value = "propagation.json")]
+    pub out: PathBuf,
+    /// Keep the devnet directory (logs, data) here instead of a temporary one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Genesis template.
+    #[arg(long, default_value = "genesis/devnet.json")]
+    pub genesis: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_bench_defaults() {
+        let cli = Cli::try_parse_from(["meshnode", "bench", "propagation"]).unwrap();
+        let Command::Bench(BenchCommand::Propagation(a)) = cli.command else {
+            panic!()
+        };
+        assert_eq!((a.nodes, a.blocks, a.tps), (8, 20, 200));
+    }
+}

@@ -1,0 +1,84 @@
+//! Raw CLI arguments -> validated node [`Config`], in one fallible function.
+
+use crate::cli::RunArgs;
+use crate::crypto::Keypair;
+use crate::genesis::{ChainSpec, GenesisFile};
+use anyhow::{bail, Context};
+use libp2p::Multiaddr;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything a node needs to run, checked.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Chain spec from the genesis file.
+    pub spec: ChainSpec,
+    /// libp2p listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// JSON-RPC address.
+    pub rpc_addr: SocketAddr,
+    /// Bootnodes (genesis plus flags, deduplicated).
+    pub bootnodes: Vec<Multiaddr>,
+    /// Validator key, if this node produces blocks.
+    pub validator_key: Option<Keypair>,
+    /// libp2p node key file.
+    pub node_key: PathBuf,
+    /// Random-walk dial target.
+    pub target_peers: usize,
+    /// Mempool bound (transactions).
+    pub mempool_max_txs: usize,
+}
+
+impl Config {
+    /// Validates `args`: reads the genesis, parses multiaddrs, loads the validator key.
+    ///
+    /// Errors name the flag or file at fault.
+    pub fn from_cli(args: &RunArgs) -> anyhow::Result<Config> {
+        let spec = GenesisFile::read(&args.genesis)?.to_spec()?;
+        let parse = |s: &String, what: &str| -> anyhow::Result<Multiaddr> {
+            s.parse()
+                .with_context(|| format!("invalid {what} multiaddr {s:?}"))
+        };
+        let listen = args
+            .listen
+            .iter()
+            .map(|s| parse(s, "--listen"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if listen.is_empty() {
+            bail!("at least one --listen address is needed");
+        }
+        let mut bootnodes = Vec::new();
+        for s in spec.bootnodes.iter().chain(&args.bootnode) {
+            let a = parse(s, "bootnode")?;
+            if crate::p2p::peer_id_of(&a).is_none() {
+                bail!("bootnode {s:?} has no /p2p/<peer id> suffix");
+            }
+            if !bootnodes.contains(&a) {
+                bootnodes.push(a);
+            }
+        }
+        let validator_key = match &args.validator_key {
+            Some(s) => Some(Keypair::from_spec(s).context("loading --validator-key")?),
+            None => None,
+        };
+        if args.mempool_max_txs == 0 {
+            bail!("--mempool-max-txs must be at least 1");
+        }
+        Ok(Config {
+            node_key: args
+                .node_key
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("node.key")),
+            data_dir: args.data_dir.clone(),
+            spec,
+            listen,
+            rpc_addr: args.rpc,
+            bootnodes,
+            validator_key,
+            target_peers: args.target_peers,
+            mempool_max_txs: args.mempool_max_txs,
+        })
+    }
+}

@@ -1,0 +1,354 @@
+//! `meshnode devnet`: write a fresh genesis, start N node processes on 127.0.0.1 (the first
+//! three are bootnodes; every other node is given only the bootnodes), supervise, stop cleanly.
+//!
+//! Also the harness the bench and the integration tests use to run real node processes.
+
+use crate::cli::DevnetArgs;
+use crate::crypto::Keypair;
+use crate::genesis::GenesisFile;
+use crate::node::NodeFile;
+use anyhow::{bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How many of the first nodes serve as bootnodes.
+pub const BOOTNODES: usize = 3;
+
+/// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
+pub async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Devnet settings.
+#[derive(Clone, Debug)]
+pub struct DevnetOptions {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// The first `validators` nodes get `dev-validator:i` keys.
+    pub validators: usize,
+    /// Slot length, ms.
+    pub slot_ms: u64,
+    /// Working directory (genesis.json, nodeI/).
+    pub dir: PathBuf,
+    /// Genesis template (chain id, dev accounts).
+    pub template: PathBuf,
+    /// The meshnode binary.
+    pub exe: PathBuf,
+    /// First RPC port (node i uses base + i); 0 = free ports.
+    pub rpc_base_port: u16,
+    /// Log filter passed to nodes.
+    pub log: String,
+}
+
+/// One node process.
+pub struct DevnetNode {
+    /// Index.
+    pub index: usize,
+    /// Data dir.
+    pub dir: PathBuf,
+    /// The process while running.
+    pub child: Option<Child>,
+    /// What it reported in node.json.
+    pub info: Option<NodeFile>,
+    args: Vec<String>,
+}
+
+impl DevnetNode {
+    /// RPC URL (HTTP) of a started node.
+    pub fn rpc_url(&self) -> &str {
+        self.info.as_ref().map(|i| i.rpc_url.as_str()).unwrap_or("")
+    }
+}
+
+/// A running devnet. Dropping it stops every node.
+pub struct Devnet {
+    /// Working directory.
+    pub dir: PathBuf,
+    /// Path of the genesis file the nodes use.
+    pub genesis: PathBuf,
+    /// The nodes.
+    pub nodes: Vec<DevnetNode>,
+    exe: PathBuf,
+}
+
+impl Devnet {
+    /// Writes the genesis, starts the bootnodes, records their addresses in the genesis file,
+    /// starts the rest, and waits until every node has written node.json.
+    pub async fn start(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
+        if opts.nodes == 0 {
+            bail!("a devnet needs at least one node");
+        }
+        if opts.validators == 0 || opts.validators > opts.nodes {
+            bail!("validators must be between 1 and the number of nodes");
+        }
+        std::fs::create_dir_all(&opts.dir)?;
+        let mut g = GenesisFile::read(&opts.template)?;
+        g.validators = (0..opts.validators as u64)
+            .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
+            .collect();
+        g.slot_ms = opts.slot_ms;
+        g.genesis_time_ms = crate::now_ms();
+        g.bootnodes.clear();
+        g.to_spec()?;
+        let genesis = opts.dir.join("genesis.json");
+        g.write(&genesis)?;
+        let mut dn = Devnet {
+            dir: opts.dir.clone(),
+            genesis: genesis.clone(),
+            nodes: Vec::new(),
+            exe: opts.exe.clone(),
+        };
+        for i in 0..opts.nodes {
+            let dir = opts.dir.join(format!("node{i}"));
+            let rpc_port = if opts.rpc_base_port == 0 {
+                0
+            } else {
+                opts.rpc_base_port + i as u16
+            };
+            let mut args = vec![
+                "--log".to_string(),
+                opts.log.clone(),
+                "run".into(),
+                "--data-dir".into(),
+                dir.display().to_string(),
+                "--genesis".into(),
+                genesis.display().to_string(),
+                "--listen".into(),
+                "/ip4/127.0.0.1/tcp/0".into(),
+                "--rpc".into(),
+                format!("127.0.0.1:{rpc_port}"),
+            ];
+            if i < opts.validators {
+                args.extend(["--validator-key".into(), format!("dev-validator:{i}")]);
+            }
+            // Bootnodes 1 and 2 learn bootnode 0 by flag; everyone else reads the genesis.
+            if i > 0 && i < BOOTNODES {
+                let first = dn.nodes[0].info.as_ref().expect("started").listen_addrs[0].clone();
+                args.extend(["--bootnode".into(), first]);
+            }
+            if i == BOOTNODES.min(opts.nodes) {
+                dn.write_bootnodes(&mut g)?;
+            }
+            dn.nodes.push(DevnetNode {
+                index: i,
+                dir,
+                child: None,
+                info: None,
+                args,
+            });
+            dn.start_node(i)?;
+            if i < BOOTNODES {
+                dn.wait_ready(i, Duration::from_secs(60)).await?;
+            }
+        }
+        if opts.nodes <= BOOTNODES {
+            dn.write_bootnodes(&mut g)?;
+        }
+        for i in 0..opts.nodes {
+            dn.wait_ready(i, Duration::from_secs(60)).await?;
+        }
+        Ok(dn)
+    }
+
+    fn write_bootnodes(&self, g: &mut GenesisFile) -> anyhow::Result<()> {
+        g.bootnodes = self
+            .nodes
+            .iter()
+            .take(BOOTNODES)
+            .filter_map(|n| n.info.as_ref().map(|i| i.listen_addrs[0].clone()))
+            .collect();
+        g.write(&self.genesis)?;
+        Ok(())
+    }
+
+    /// (Re)starts node `i` with its original arguments; logs append to `nodeI/node.log`.
+    pub fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let n = &mut self.nodes[i];
+        std::fs::create_dir_all(&n.dir)?;
+        let _ = std::fs::remove_file(n.dir.join("node.json"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(n.dir.join("node.log"))?;
+        let child = Command::new(&self.exe)
+            .args(&n.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.exe.display()))?;
+        n.child = Some(child);
+        n.info = None;
+        Ok(())
+    }
+
+    /// Waits until node `i` has written node.json (it listens and serves RPC).
+    pub async fn wait_ready(&mut self, i: usize, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let n = &mut self.nodes[i];
+        let path = n.dir.join("node.json");
+        loop {
+            if let Some(c) = n.child.as_mut() {
+                if let Some(status) = c.try_wait()? {
+                    bail!(
+                        "node {i} exited with {status}; see {}",
+                        n.dir.join("node.log").display()
+                    );
+                }
+            }
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                if let Ok(info) = serde_json::from_str::<NodeFile>(&text) {
+                    if !info.listen_addrs.is_empty() {
+                        n.info = Some(info);
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {i} not ready after {timeout:?}; see {}",
+                    n.dir.join("node.log").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends `signal` to node `i` and waits up to `timeout` for it to exit (then SIGKILL).
+    pub fn stop_node_with(&mut self, i: usize, signal: Signal, timeout: Duration) {
+        let Some(mut c) = self.nodes[i].child.take() else {
+            return;
+        };
+        let _ = kill(Pid::from_raw(c.id() as i32), signal);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// Stops node `i` cleanly (SIGTERM, then SIGKILL after 15 s).
+    pub fn stop_node(&mut self, i: usize) {
+        self.stop_node_with(i, Signal::SIGTERM, Duration::from_secs(15));
+    }
+
+    /// Stops every node (all get SIGTERM at once).
+    pub fn stop(&mut self) {
+        for n in &self.nodes {
+            if let Some(c) = &n.child {
+                let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+            }
+        }
+        for i in 0..self.nodes.len() {
+            self.stop_node(i);
+        }
+    }
+
+    /// RPC URLs of all started nodes.
+    pub fn rpc_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.rpc_url().to_string()).collect()
+    }
+
+    /// Indexes of nodes whose process has exited.
+    pub fn exited(&mut self) -> Vec<usize> {
+        self.nodes
+            .iter_mut()
+            .filter_map(|n| match n.child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(_))) => Some(n.index),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The binary the nodes run.
+    pub fn exe(&self) -> &Path {
+        &self.exe
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `meshnode devnet`.
+pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
+    let (dir, _tmp) = match &args.dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("meshnode-devnet-")
+                .tempdir()?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let opts = DevnetOptions {
+        nodes: args.nodes,
+        validators: args.validators.unwrap_or(args.nodes),
+        slot_ms: args.slot_ms,
+        dir: dir.clone(),
+        template: args.genesis.clone(),
+        exe: std::env::current_exe()?,
+        rpc_base_port: args.rpc_base_port,
+        log: "info".into(),
+    };
+    let mut dn = Devnet::start(&opts).await?;
+    println!("devnet of {} nodes in {}", dn.nodes.len(), dir.display());
+    println!("genesis: {}", dn.genesis.display());
+    for n in &dn.nodes {
+        let info = n.info.as_ref().expect("ready");
+        let role = if n.index < opts.validators {
+            format!("validator dev-validator:{}", n.index)
+        } else {
+            "relay".into()
+        };
+        let boot = if n.index < BOOTNODES {
+            ", bootnode"
+        } else {
+            ""
+        };
+        println!(
+            "node{} {}  ({role}{boot})  peer {}  log {}",
+            n.index,
+            info.rpc_url,
+            info.peer_id,
+            n.dir.join("node.log").display()
+        );
+    }
+    println!(
+        "dev accounts dev:0.. are funded (public keys, devnet only). Ctrl-C stops every node."
+    );
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let mut reported = std::collections::HashSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {
+                for i in dn.exited() {
+                    if reported.insert(i) {
+                        eprintln!("node{i} exited; see {}", dn.nodes[i].dir.join("node.log").display());
+                    }
+                }
+            }
+        }
+    }
+    println!("stopping {} nodes…", dn.nodes.len());
+    tokio::task::block_in_place(|| dn.stop());
+    println!("stopped");
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! The `meshnode` binary: parse the CLI, set up tracing, run the subcommand, map errors to an
+//! exit code.
+
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use meshnode::cli::{BenchCommand, Cli, Command, KeysCommand, TxCommand};
+use meshnode::config::Config;
+use meshnode::crypto::Keypair;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keys(KeysCommand::New { out }) => {
+            let k = Keypair::generate();
+            k.write_file(&out)?;
+            println!("{}", k.address());
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Show { key }) => {
+            let k = Keypair::from_spec(&key)?;
+            println!("address:    {}", k.address());
+            println!("public key: {}", hex::encode(k.public().0));
+            Ok(())
+        }
+        command => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async_main(command))
+        }
+    }
+}
+
+async fn async_main(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => {
+            let cfg = Config::from_cli(&args)?;
+            meshnode::node::run(cfg, meshnode::devnet::stop_signal()).await
+        }
+        Command::Devnet(args) => meshnode::devnet::run_cli(args).await,
+        Command::Tx(TxCommand::Send {
+            from,
+            to,
+            amount,
+            fee,
+            nonce,
+            rpc,
+        }) => {
+            let hash =
+                meshnode::rpc::client::send_transfer(&rpc, &from, &to, amount, fee, nonce).await?;
+            println!("{hash}");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Propagation(args)) => {
+            meshnode::bench::propagation::run_cli(args).await
+        }
+        Command::Keys(_) => unreachable!("handled without a runtime"),
+    }
+}

@@ -1,0 +1,470 @@
+//! Wiring: store + mempool + network + validation tasks + producer + sync + RPC, and the
+//! shutdown order (RPC first, then producer and sync, then the network, then the store flush).
+
+use crate::arrivals::ArrivalLog;
+use crate::chain::{Chain, ImportError};
+use crate::config::Config;
+use crate::crypto::Keypair;
+use crate::mempool::{Inserted, Mempool, MempoolError};
+use crate::p2p::sync::{
+    Status, SyncRequest, SyncResponse, MAX_BLOCKS_PER_REQUEST, MAX_RESPONSE_BYTES,
+};
+use crate::p2p::{self, GossipMessage, NetworkConfig, NetworkEvent, NetworkHandle, TopicKind};
+use crate::state::StateView;
+use crate::types::{Block, Hash, SignedTx};
+use crate::validation::{self, ValidationError, Verdict};
+use anyhow::Context;
+use libp2p::PeerId;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+/// Shared state of a running node. The mempool uses a `std::sync::Mutex`: every section is
+/// synchronous (insert, select, prune) and never spans an `.await`.
+pub struct NodeContext {
+    /// Chain store and head.
+    pub chain: Arc<Chain>,
+    /// Pending transactions.
+    pub mempool: Arc<Mutex<Mempool>>,
+    /// The network.
+    pub net: NetworkHandle,
+    /// Block arrival records.
+    pub arrivals: Arc<ArrivalLog>,
+    /// When the node started.
+    pub started: Instant,
+    /// Highest head height any peer has shown us (Status or gossip).
+    pub best_peer_height: AtomicU64,
+    /// Whether a first Status exchange has completed (or there was nobody to ask).
+    pub initial_sync_done: AtomicBool,
+    sync_trigger: mpsc::Sender<PeerId>,
+}
+
+/// Why a submitted transaction was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Failed a stateless check (chain id, size, signature).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Refused by the mempool.
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+}
+
+impl SubmitError {
+    /// Verdict for a gossip transaction that failed with this error.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            SubmitError::Invalid(e) => e.verdict(),
+            SubmitError::Mempool(_) => Verdict::Ignore,
+        }
+    }
+}
+
+impl NodeContext {
+    /// Checks a transaction and admits it to the mempool (no publishing).
+    pub fn admit_tx(&self, tx: SignedTx) -> Result<Inserted, SubmitError> {
+        let hash = tx.hash();
+        if self.chain.store.tx_location(&hash).ok().flatten().is_some() {
+            return Err(MempoolError::AlreadyInChain.into());
+        }
+        let verified = validation::check_tx(tx, self.chain.spec.chain_id)?;
+        let account = self.chain.store.account(&verified.inner().sender());
+        Ok(self
+            .mempool
+            .lock()
+            .expect("mempool lock poisoned")
+            .insert(verified, account)?)
+    }
+
+    /// Admits a transaction from RPC and publishes it if new.
+    pub async fn submit_tx(&self, tx: SignedTx) -> Result<Inserted, SubmitError> {
+        let bytes = tx.to_bytes();
+        let r = self.admit_tx(tx)?;
+        if let Inserted::New(h) = r {
+            if let Err(e) = self.net.publish(TopicKind::Tx, bytes).await {
+                warn!(tx = %h, cause = %e, "publishing transaction failed");
+            }
+        }
+        Ok(r)
+    }
+
+    /// Whether some peer showed a head above ours, or the first Status exchange is pending.
+    pub fn is_behind(&self) -> bool {
+        !self.initial_sync_done.load(Ordering::Relaxed)
+            || self.best_peer_height.load(Ordering::Relaxed) > self.chain.head().height
+    }
+
+    /// Imports a block (gossip or sync) and, on success, prunes the mempool.
+    fn import_block(&self, block: Block) -> Result<Block, ImportError> {
+        let known: HashSet<Hash> = {
+            let m = self.mempool.lock().expect("mempool lock poisoned");
+            block
+                .txs
+                .iter()
+                .map(SignedTx::hash)
+                .filter(|h| m.contains(h))
+                .collect()
+        };
+        let block = self.chain.import(block, &known)?.into_inner();
+        self.mempool
+            .lock()
+            .expect("mempool lock poisoned")
+            .on_block(&block, &self.chain.store);
+        Ok(block)
+    }
+}
+
+/// Loads the node's libp2p key from `path`, creating it (mode 0600) on first start.
+fn node_identity(path: &std::path::Path) -> anyhow::Result<libp2p::identity::Keypair> {
+    let key = if path.exists() {
+        Keypair::read_file(path)?
+    } else {
+        let k = Keypair::generate();
+        k.write_file(path)?;
+        k
+    };
+    Ok(libp2p::identity::Keypair::ed25519_from_bytes(
+        key.secret_bytes(),
+    )?)
+}
+
+/// What a running node writes to `DATA_DIR/node.json` once it listens (for devnet tooling
+/// and tests that start nodes on port 0).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct NodeFile {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Listen multiaddrs with `/p2p/<peer id>`.
+    pub listen_addrs: Vec<String>,
+    /// JSON-RPC URL (HTTP; the same port serves WebSocket).
+    pub rpc_url: String,
+    /// Process id.
+    pub pid: u32,
+}
+
+/// Runs a node until `shutdown` resolves, then stops every task and flushes the store.
+pub async fn run(
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let node_file = cfg.data_dir.join("node.json");
+    let _ = std::fs::remove_file(&node_file);
+    let chain = Arc::new(Chain::open(&cfg.data_dir.join("chain"), cfg.spec.clone())?);
+    let head = chain.head();
+    info!(chain_id = cfg.spec.chain_id, height = head.height, hash = %head.hash, "chain opened");
+    let identity = node_identity(&cfg.node_key)?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut net_stop = stop_rx.clone();
+    let net_cfg = NetworkConfig {
+        chain_id: cfg.spec.chain_id,
+        listen: cfg.listen.clone(),
+        bootnodes: cfg.bootnodes.clone(),
+        target_peers: cfg.target_peers,
+        queue_len: 4096,
+    };
+    let (net, chans, net_task) = p2p::start(identity, net_cfg, async move {
+        let _ = net_stop.changed().await;
+    })?;
+    let (sync_trigger, sync_rx) = mpsc::channel(256);
+    let ctx = Arc::new(NodeContext {
+        chain,
+        mempool: Arc::new(Mutex::new(Mempool::new(cfg.mempool_max_txs))),
+        net: net.clone(),
+        arrivals: Arc::new(ArrivalLog::default()),
+        started: Instant::now(),
+        best_peer_height: AtomicU64::new(0),
+        initial_sync_done: AtomicBool::new(cfg.bootnodes.is_empty()),
+        sync_trigger,
+    });
+
+    let mut tasks = Vec::new();
+    let threads = vec![
+        spawn_thread("tx-validation", {
+            let ctx = ctx.clone();
+            let rx = chans.txs;
+            move || tx_validation(ctx, rx)
+        })?,
+        spawn_thread("block-validation", {
+            let ctx = ctx.clone();
+            let rx = chans.blocks;
+            move || block_validation(ctx, rx)
+        })?,
+    ];
+    tasks.push(tokio::spawn(events_task(
+        ctx.clone(),
+        chans.events,
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(sync_task(
+        ctx.clone(),
+        sync_rx,
+        stop_rx.clone(),
+    )));
+    if let Some(key) = cfg.validator_key.clone() {
+        if !ctx.chain.spec.validators.contains(&key.public()) {
+            warn!(address = %key.address(), "validator key is not in the genesis validator set; it will never produce");
+        }
+        tasks.push(tokio::spawn(crate::chain::producer::run(
+            ctx.clone(),
+            key,
+            stop_rx.clone(),
+        )));
+    }
+    {
+        // A node with bootnodes but nobody answering a Status still produces after 3 slots.
+        let ctx = ctx.clone();
+        let wait = std::time::Duration::from_millis(3 * ctx.chain.spec.slot_ms);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            ctx.initial_sync_done.store(true, Ordering::Relaxed);
+        }));
+    }
+
+    let rpc = crate::rpc::server::start(cfg.rpc_addr, ctx.clone()).await?;
+    let rpc_addr = rpc.local_addr;
+    info!(url = %format!("http://{rpc_addr}"), "JSON-RPC listening (HTTP and WebSocket)");
+
+    // Wait for the listen addresses, then tell tooling where we are.
+    let mut info = net.info().await.map_err(anyhow::Error::msg)?;
+    for _ in 0..100 {
+        if !info.listen_addrs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        info = net.info().await.map_err(anyhow::Error::msg)?;
+    }
+    let nf = NodeFile {
+        peer_id: info.peer_id.clone(),
+        listen_addrs: info.listen_addrs.clone(),
+        rpc_url: format!("http://{rpc_addr}"),
+        pid: std::process::id(),
+    };
+    let tmp = cfg.data_dir.join("node.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&nf)?)?;
+    std::fs::rename(&tmp, &node_file)?;
+    info!(peer_id = %info.peer_id, addrs = ?info.listen_addrs, "node started");
+
+    shutdown.await;
+    info!("shutting down");
+    rpc.handle.stop().ok();
+    rpc.handle.stopped().await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        t.abort();
+        let _ = t.await;
+    }
+    let _ = net_task.await;
+    // The validation threads end when the network's senders are dropped with its task.
+    for t in threads {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+    ctx.chain.store.flush()?;
+    let _ = std::fs::remove_file(&node_file);
+    info!("stopped");
+    Ok(())
+}
+
+fn spawn_thread(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    Ok(std::thread::Builder::new().name(name.into()).spawn(f)?)
+}
+
+/// Validates gossip transactions one by one and reports each verdict.
+fn tx_validation(ctx: Arc<NodeContext>, mut rx: mpsc::Receiver<GossipMessage<SignedTx>>) {
+    while let Some(m) = rx.blocking_recv() {
+        let verdict = match ctx.admit_tx(m.payload) {
+            Ok(Inserted::New(_)) => Verdict::Accept,
+            Ok(Inserted::Known(_)) => Verdict::Ignore,
+            Err(e) => {
+                if e.verdict() == Verdict::Reject {
+                    warn!(peer = %m.source, cause = %e, "rejected gossip transaction");
+                } else {
+                    debug!(peer = %m.source, cause = %e, "ignored gossip transaction");
+                }
+                e.verdict()
+            }
+        };
+        ctx.net.report_blocking(m.id, m.source, verdict);
+    }
+}
+
+/// Validates gossip blocks, records arrival times, and reports each verdict.
+fn block_validation(ctx: Arc<NodeContext>, mut rx: mpsc::Receiver<GossipMessage<Block>>) {
+    while let Some(m) = rx.blocking_recv() {
+        let hash = m.payload.hash();
+        let height = m.payload.header.height;
+        ctx.arrivals.update(hash, |a| {
+            a.height = height;
+            a.first_seen_us.get_or_insert(m.received_us);
+            a.bytes = m.bytes as u64;
+            a.txs = m.payload.txs.len() as u64;
+        });
+        let verdict = match ctx.import_block(m.payload) {
+            Ok(block) => {
+                let now = crate::now_us();
+                ctx.arrivals.update(hash, |a| a.validated_us = Some(now));
+                debug!(height, %hash, txs = block.txs.len(), "imported gossip block");
+                Verdict::Accept
+            }
+            Err(ImportError::Invalid(e)) => {
+                if let ValidationError::UnknownParent(_) = e {
+                    ctx.best_peer_height.fetch_max(height, Ordering::Relaxed);
+                    let _ = ctx.sync_trigger.try_send(m.source);
+                }
+                if e.verdict() == Verdict::Reject {
+                    warn!(peer = %m.source, %hash, cause = %e, "rejected gossip block");
+                } else {
+                    debug!(peer = %m.source, %hash, cause = %e, "ignored gossip block");
+                }
+                e.verdict()
+            }
+            Err(ImportError::Store(e)) => {
+                warn!(%hash, cause = %e, "store error importing block");
+                Verdict::Ignore
+            }
+        };
+        ctx.net.report_blocking(m.id, m.source, verdict);
+    }
+}
+
+fn our_status(ctx: &NodeContext) -> Status {
+    let head = ctx.chain.head();
+    Status {
+        genesis: ctx.chain.store.genesis_hash().unwrap_or_default(),
+        head_height: head.height,
+        head_hash: head.hash,
+    }
+}
+
+/// Answers sync requests and turns new connections into sync triggers.
+async fn events_task(
+    ctx: Arc<NodeContext>,
+    mut rx: mpsc::Receiver<NetworkEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let ev = tokio::select! {
+            ev = rx.recv() => match ev { Some(ev) => ev, None => return },
+            _ = stop.changed() => return,
+        };
+        match ev {
+            NetworkEvent::PeerConnected(peer) => {
+                let _ = ctx.sync_trigger.try_send(peer);
+            }
+            NetworkEvent::SyncRequest {
+                peer,
+                request,
+                channel,
+            } => {
+                let resp = match request {
+                    SyncRequest::Status => SyncResponse::Status(our_status(&ctx)),
+                    SyncRequest::BlocksByRange { start, count } => {
+                        let mut out = Vec::new();
+                        let mut total = 0usize;
+                        for h in start..start.saturating_add(count.min(MAX_BLOCKS_PER_REQUEST)) {
+                            let Ok(Some(hash)) = ctx.chain.store.hash_at(h) else {
+                                break;
+                            };
+                            let Ok(Some(b)) = ctx.chain.store.block_bytes(&hash) else {
+                                break;
+                            };
+                            total += b.len() + 8;
+                            if total > MAX_RESPONSE_BYTES - 1024 {
+                                break;
+                            }
+                            out.push(b);
+                        }
+                        debug!(%peer, start, served = out.len(), "served BlocksByRange");
+                        SyncResponse::Blocks(out)
+                    }
+                };
+                ctx.net.respond(channel, resp).await;
+            }
+        }
+    }
+}
+
+/// Range sync: on a trigger, ask the peer's Status and download what we miss in batches of
+/// [`MAX_BLOCKS_PER_REQUEST`], validating and committing in order.
+async fn sync_task(
+    ctx: Arc<NodeContext>,
+    mut rx: mpsc::Receiver<PeerId>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let peer = tokio::select! {
+            p = rx.recv() => match p { Some(p) => p, None => return },
+            _ = stop.changed() => return,
+        };
+        if let Err(e) = sync_with(&ctx, peer).await {
+            debug!(%peer, cause = %e, "sync with peer stopped");
+        }
+    }
+}
+
+async fn sync_with(ctx: &Arc<NodeContext>, peer: PeerId) -> Result<(), String> {
+    loop {
+        let SyncResponse::Status(status) = ctx.net.request(peer, SyncRequest::Status).await? else {
+            return Err("peer answered Status with something else".into());
+        };
+        let ours = our_status(ctx);
+        if status.genesis != ours.genesis {
+            return Err(format!("peer is on genesis {}", status.genesis));
+        }
+        ctx.best_peer_height
+            .fetch_max(status.head_height, Ordering::Relaxed);
+        if status.head_height <= ours.head_height {
+            ctx.initial_sync_done.store(true, Ordering::Relaxed);
+            return Ok(());
+        }
+        let start = ours.head_height + 1;
+        let req = SyncRequest::BlocksByRange {
+            start,
+            count: MAX_BLOCKS_PER_REQUEST,
+        };
+        let SyncResponse::Blocks(blocks) = ctx.net.request(peer, req).await? else {
+            return Err("peer answered BlocksByRange with something else".into());
+        };
+        if blocks.is_empty() {
+            return Err("peer served no blocks".into());
+        }
+        let c = ctx.clone();
+        let imported = tokio::task::spawn_blocking(move || {
+            let mut n = 0u64;
+            for bytes in blocks {
+                let block = validation::decode_block(&bytes).map_err(|e| e.to_string())?;
+                let hash = block.hash();
+                let height = block.header.height;
+                match c.import_block(block) {
+                    Ok(b) => {
+                        let now = crate::now_us();
+                        c.arrivals.update(hash, |a| {
+                            a.height = height;
+                            a.validated_us.get_or_insert(now);
+                            a.bytes = bytes.len() as u64;
+                            a.txs = b.txs.len() as u64;
+                        });
+                        n += 1;
+                    }
+                    Err(ImportError::Invalid(ValidationError::Known)) => {}
+                    Err(e) => return Err(format!("block {height}: {e}")),
+                }
+            }
+            Ok::<u64, String>(n)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        info!(%peer, from = start, imported, head = ctx.chain.head().height, "synced blocks");
+        if imported == 0 {
+            return Err("no progress".into());
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The composed libp2p behaviour: gossipsub, Kademlia, identify, ping and the sync protocol.
+
+// The derive generates `BehaviourEvent`, whose variants cannot carry doc comments.
+#![allow(missing_docs)]
+
+use super::sync::{self, SyncCodec};
+use super::topics::{self, TopicKind};
+use crate::types::encoding::MAX_BLOCK_BYTES;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{gossipsub, identify, identity, kad, ping, request_response, StreamProtocol};
+use std::time::Duration;
+
+/// All protocols a meshnode speaks.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Gossipsub v1.1 with validation before relay and peer scoring.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Kademlia under `/meshnode/N/kad/1.0.0`, server mode.
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Identify `/meshnode/id/1.0.0`: listen addresses and protocols of peers.
+    pub identify: identify::Behaviour,
+    /// Ping: liveness and RTT.
+    pub ping: ping::Behaviour,
+    /// `/meshnode/N/sync/1` request-response.
+    pub sync: request_response::Behaviour<SyncCodec>,
+}
+
+/// The Kademlia protocol name for chain `chain_id`.
+pub fn kad_protocol(chain_id: u64) -> StreamProtocol {
+    StreamProtocol::try_from_owned(format!("/meshnode/{chain_id}/kad/1.0.0"))
+        .expect("starts with /")
+}
+
+/// Gossipsub peer-score parameters (gossipsub v1.1 spec §"Peer Scoring").
+///
+/// Only P4 (invalid message deliveries) and P7 (behaviour penalties) are active, so a peer's
+/// score falls exactly when it relays messages we Reject. P3 (mesh delivery rate) is off
+/// because block traffic is one message per slot; IP colocation (P6) is off because devnets
+/// put every node on 127.0.0.1.
+pub fn score_params(chain_id: u64) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let mut params = gossipsub::PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    };
+    for kind in [TopicKind::Tx, TopicKind::Block] {
+        let t = gossipsub::TopicScoreParams {
+            topic_weight: 1.0,
+            time_in_mesh_weight: 0.01,
+            time_in_mesh_quantum: Duration::from_secs(1),
+            time_in_mesh_cap: 10.0,
+            first_message_deliveries_weight: 0.5,
+            first_message_deliveries_cap: 20.0,
+            mesh_message_deliveries_weight: 0.0,
+            mesh_failure_penalty_weight: 0.0,
+            invalid_message_deliveries_weight: -10.0,
+            invalid_message_deliveries_decay: 0.9,
+            ..Default::default()
+        };
+        params.topics.insert(kind.topic(chain_id).hash(), t);
+    }
+    (params, gossipsub::PeerScoreThresholds::default())
+}
+
+/// Builds the behaviour for `key` on chain `chain_id`.
+pub fn build(key: &identity::Keypair, chain_id: u64) -> Result<Behaviour, String> {
+    let peer_id = key.public().to_peer_id();
+    let gs_config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(topics::message_id)
+        .max_transmit_size(MAX_BLOCK_BYTES + 64 * 1024)
+        .heartbeat_interval(Duration::from_millis(700))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut gossipsub =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gs_config)?;
+    let (params, thresholds) = score_params(chain_id);
+    gossipsub.with_peer_score(params, thresholds)?;
+
+    let mut kad_cfg = kad::Config::new(kad_protocol(chain_id));
+    kad_cfg.set_query_timeout(Duration::from_secs(30));
+    let mut kad =
+        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
+    kad.set_mode(Some(kad::Mode::Server));
+
+    let identify = identify::Behaviour::new(
+        identify::Config::new("/meshnode/id/1.0.0".into(), key.public())
+            .with_agent_version(format!("meshnode/{}", env!("CARGO_PKG_VERSION"))),
+    );
+    let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5)));
+    let sync = request_response::Behaviour::new(
+        [(
+            sync::protocol(chain_id),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
+    );
+    Ok(Behaviour {
+        gossipsub,
+        kad,
+        identify,
+        ping,
+        sync,
+    })
+}

@@ -1,0 +1,485 @@
+//! The network task: owns the Swarm, turns gossip into validation work, runs discovery.
+//!
+//! Gossip messages are decoded here (undecodable -> Reject at once) and handed to the node's
+//! validation tasks over bounded queues with `try_send`; a full queue -> Ignore, counted
+//! (Lighthouse `router.rs`). Nothing is relayed until the node reports Accept.
+
+use super::behaviour::{self, Behaviour, BehaviourEvent};
+use super::handle::{Command, NetworkHandle, NetworkInfo, PeerSummary};
+use super::sync::{SyncRequest, SyncResponse};
+use super::topics::TopicKind;
+use crate::types::{Block, SignedTx};
+use crate::validation::{self, Verdict};
+use futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, identity, kad, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// Network settings.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// Chain id (topic and protocol names).
+    pub chain_id: u64,
+    /// Addresses to listen on, e.g. `/ip4/127.0.0.1/tcp/0`.
+    pub listen: Vec<Multiaddr>,
+    /// Bootnodes: `/ip4/…/tcp/…/p2p/<peer id>`.
+    pub bootnodes: Vec<Multiaddr>,
+    /// Peers the random walk dials up to.
+    pub target_peers: usize,
+    /// Capacity of each validation queue (tx, block).
+    pub queue_len: usize,
+}
+
+/// A decoded gossip message waiting for the node's verdict.
+pub struct GossipMessage<T> {
+    /// Gossipsub message id (for the verdict).
+    pub id: MessageId,
+    /// The peer that forwarded it.
+    pub source: PeerId,
+    /// The decoded payload.
+    pub payload: T,
+    /// Payload size in bytes.
+    pub bytes: usize,
+    /// When the swarm delivered it, µs since the Unix epoch (before validation).
+    pub received_us: u64,
+}
+
+/// Events the node must act on.
+pub enum NetworkEvent {
+    /// A connection to a new peer was established.
+    PeerConnected(PeerId),
+    /// A peer asked us something over the sync protocol.
+    SyncRequest {
+        /// Who asked.
+        peer: PeerId,
+        /// What.
+        request: SyncRequest,
+        /// Where the answer goes ([`NetworkHandle::respond`]).
+        channel: ResponseChannel<SyncResponse>,
+    },
+}
+
+/// Receivers the node consumes.
+pub struct NetworkChannels {
+    /// Gossip transactions to validate.
+    pub txs: mpsc::Receiver<GossipMessage<SignedTx>>,
+    /// Gossip blocks to validate.
+    pub blocks: mpsc::Receiver<GossipMessage<Block>>,
+    /// Other events.
+    pub events: mpsc::Receiver<NetworkEvent>,
+}
+
+struct PeerState {
+    addr: Multiaddr,
+    inbound: bool,
+    conntime: u64,
+    agent: Option<String>,
+    rtt: Option<Duration>,
+    connections: usize,
+}
+
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    chain_id: u64,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+    txs: mpsc::Sender<GossipMessage<SignedTx>>,
+    blocks: mpsc::Sender<GossipMessage<Block>>,
+    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
+    peers: HashMap<PeerId, PeerState>,
+    dialing: HashSet<PeerId>,
+    listen_addrs: Vec<Multiaddr>,
+    target_peers: usize,
+    dropped_queue_full: u64,
+    verdicts: [u64; 3],
+}
+
+/// Builds the swarm, starts listening and dialling bootnodes, and spawns the network task.
+///
+/// Returns the handle, the node's receivers and the task's join handle; the task ends when
+/// `shutdown` resolves or every handle is dropped.
+pub fn start(
+    key: identity::Keypair,
+    cfg: NetworkConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(NetworkHandle, NetworkChannels, tokio::task::JoinHandle<()>)> {
+    let chain_id = cfg.chain_id;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|key| {
+            behaviour::build(key, chain_id)
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    for kind in [TopicKind::Tx, TopicKind::Block] {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&kind.topic(chain_id))?;
+    }
+    for addr in &cfg.listen {
+        swarm.listen_on(addr.clone())?;
+    }
+    let local = *swarm.local_peer_id();
+    for addr in &cfg.bootnodes {
+        match peer_id_of(addr) {
+            Some(p) if p == local => continue,
+            Some(p) => {
+                swarm.behaviour_mut().kad.add_address(&p, strip_p2p(addr));
+            }
+            None => warn!(%addr, "bootnode address has no /p2p/<peer id>; dialling anyway"),
+        }
+        if let Err(e) = swarm.dial(addr.clone()) {
+            warn!(%addr, cause = %e, "cannot dial bootnode");
+        }
+    }
+    let (cmd_tx, commands) = mpsc::channel(1024);
+    let (ev_tx, events) = mpsc::channel(256);
+    let (tx_tx, txs) = mpsc::channel(cfg.queue_len);
+    let (block_tx, blocks) = mpsc::channel(cfg.queue_len.min(256));
+    let el = EventLoop {
+        swarm,
+        chain_id,
+        commands,
+        events: ev_tx,
+        txs: tx_tx,
+        blocks: block_tx,
+        pending: HashMap::new(),
+        peers: HashMap::new(),
+        dialing: HashSet::new(),
+        listen_addrs: Vec::new(),
+        target_peers: cfg.target_peers,
+        dropped_queue_full: 0,
+        verdicts: [0; 3],
+    };
+    let task = tokio::spawn(el.run(shutdown));
+    Ok((
+        NetworkHandle { tx: cmd_tx },
+        NetworkChannels {
+            txs,
+            blocks,
+            events,
+        },
+        task,
+    ))
+}
+
+/// The `/p2p/<peer id>` component of an address.
+pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect()
+}
+
+fn now_s() -> u64 {
+    crate::now_ms() / 1000
+}
+
+impl EventLoop {
+    async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        // Random walk: often while below target, then every 30 s.
+        let mut walk = tokio::time::interval(Duration::from_secs(2));
+        let mut walks = 0u64;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                cmd = self.commands.recv() => match cmd {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                _ = walk.tick() => {
+                    walks += 1;
+                    if self.peers.len() < self.target_peers || walks % 15 == 0 {
+                        self.swarm.behaviour_mut().kad.get_closest_peers(PeerId::random());
+                    }
+                }
+            }
+        }
+        debug!("network task stopped");
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish { kind, data, reply } => {
+                let topic = kind.topic(self.chain_id);
+                let r = match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+                    Ok(_) => Ok(()),
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
+                    Err(gossipsub::PublishError::Duplicate) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Report {
+                id,
+                source,
+                verdict,
+            } => self.report(&id, &source, verdict),
+            Command::Peers { reply } => {
+                let block_topic = TopicKind::Block.topic(self.chain_id).hash();
+                let gs = &self.swarm.behaviour().gossipsub;
+                let mesh: HashSet<PeerId> = gs.mesh_peers(&block_topic).copied().collect();
+                let list = self
+                    .peers
+                    .iter()
+                    .map(|(id, p)| PeerSummary {
+                        peer_id: id.to_string(),
+                        addr: p.addr.to_string(),
+                        inbound: p.inbound,
+                        conntime: p.conntime,
+                        agent: p.agent.clone(),
+                        gossip_score: gs.peer_score(id),
+                        ping_ms: p.rtt.map(|d| d.as_secs_f64() * 1e3),
+                        in_block_mesh: mesh.contains(id),
+                    })
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Command::Info { reply } => {
+                let me = *self.swarm.local_peer_id();
+                let _ = reply.send(NetworkInfo {
+                    peer_id: me.to_string(),
+                    listen_addrs: self
+                        .listen_addrs
+                        .iter()
+                        .map(|a| a.clone().with(Protocol::P2p(me)).to_string())
+                        .collect(),
+                    dropped_queue_full: self.dropped_queue_full,
+                    verdicts: self.verdicts,
+                });
+            }
+            Command::Request { peer, req, reply } => {
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                self.pending.insert(id, reply);
+            }
+            Command::Respond { channel, resp } => {
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+            }
+            Command::Dial { addr, reply } => {
+                if let Some(p) = peer_id_of(&addr) {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&p, strip_p2p(&addr));
+                }
+                let _ = reply.send(self.swarm.dial(addr).map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    fn report(&mut self, id: &MessageId, source: &PeerId, verdict: Verdict) {
+        let (acc, i) = match verdict {
+            Verdict::Accept => (MessageAcceptance::Accept, 0),
+            Verdict::Reject => (MessageAcceptance::Reject, 1),
+            Verdict::Ignore => (MessageAcceptance::Ignore, 2),
+        };
+        self.verdicts[i] += 1;
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, source, acc);
+    }
+
+    fn on_gossip(&mut self, id: MessageId, source: PeerId, message: gossipsub::Message) {
+        let received_us = crate::now_us();
+        let bytes = message.data.len();
+        let full = match TopicKind::of(&message.topic, self.chain_id) {
+            Some(TopicKind::Tx) => match validation::decode_tx(&message.data) {
+                Ok(payload) => self
+                    .txs
+                    .try_send(GossipMessage {
+                        id: id.clone(),
+                        source,
+                        payload,
+                        bytes,
+                        received_us,
+                    })
+                    .is_err(),
+                Err(e) => {
+                    debug!(peer = %source, cause = %e, "undecodable gossip tx");
+                    return self.report(&id, &source, Verdict::Reject);
+                }
+            },
+            Some(TopicKind::Block) => match validation::decode_block(&message.data) {
+                Ok(payload) => self
+                    .blocks
+                    .try_send(GossipMessage {
+                        id: id.clone(),
+                        source,
+                        payload,
+                        bytes,
+                        received_us,
+                    })
+                    .is_err(),
+                Err(e) => {
+                    warn!(peer = %source, cause = %e, "undecodable gossip block");
+                    return self.report(&id, &source, Verdict::Reject);
+                }
+            },
+            None => return self.report(&id, &source, Verdict::Reject),
+        };
+        if full {
+            self.dropped_queue_full += 1;
+            self.report(&id, &source, Verdict::Ignore);
+        }
+    }
+
+    fn maybe_dial(&mut self, peer: PeerId) {
+        if peer == *self.swarm.local_peer_id()
+            || self.peers.contains_key(&peer)
+            || self.dialing.contains(&peer)
+            || self.peers.len() + self.dialing.len() >= self.target_peers
+        {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if self.swarm.dial(opts).is_ok() {
+            self.dialing.insert(peer);
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                self.dialing.remove(&peer_id);
+                let p = self.peers.entry(peer_id).or_insert_with(|| PeerState {
+                    addr: endpoint.get_remote_address().clone(),
+                    inbound: endpoint.is_listener(),
+                    conntime: now_s(),
+                    agent: None,
+                    rtt: None,
+                    connections: 0,
+                });
+                p.connections += 1;
+                if p.connections == 1 {
+                    debug!(peer = %peer_id, "connected");
+                    let _ = self.events.try_send(NetworkEvent::PeerConnected(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established == 0 {
+                    self.peers.remove(&peer_id);
+                    debug!(peer = %peer_id, "disconnected");
+                } else if let Some(p) = self.peers.get_mut(&peer_id) {
+                    p.connections = num_established as usize;
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(p),
+                error,
+                ..
+            } => {
+                self.dialing.remove(&p);
+                debug!(peer = %p, cause = %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(message_id, propagation_source, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if let Some(p) = self.peers.get_mut(&peer_id) {
+                    p.agent = Some(info.agent_version.clone());
+                }
+                let kad_proto = behaviour::kad_protocol(self.chain_id);
+                if info.protocols.contains(&kad_proto) {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.rtt = Some(rtt);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => match ev {
+                kad::Event::RoutingUpdated { peer, .. } => self.maybe_dial(peer),
+                kad::Event::OutboundQueryProgressed {
+                    result: kad::QueryResult::GetClosestPeers(Ok(ok)),
+                    ..
+                } => {
+                    for p in ok.peers {
+                        self.maybe_dial(p.peer_id);
+                    }
+                }
+                _ => {}
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => match ev {
+                request_response::Event::Message { peer, message, .. } => match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => {
+                        let ev = NetworkEvent::SyncRequest {
+                            peer,
+                            request,
+                            channel,
+                        };
+                        if self.events.try_send(ev).is_err() {
+                            debug!(peer = %peer, "sync request dropped: node busy");
+                        }
+                    }
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    } => {
+                        if let Some(reply) = self.pending.remove(&request_id) {
+                            let _ = reply.send(Ok(response));
+                        }
+                    }
+                },
+                request_response::Event::OutboundFailure {
+                    request_id, error, ..
+                } => {
+                    if let Some(reply) = self.pending.remove(&request_id) {
+                        let _ = reply.send(Err(error.to_string()));
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! [`NetworkHandle`]: the cloneable front of the network task.
+
+use super::sync::{SyncRequest, SyncResponse};
+use super::topics::TopicKind;
+use crate::validation::Verdict;
+use libp2p::gossipsub::MessageId;
+use libp2p::request_response::ResponseChannel;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+/// A connected peer, as `getpeerinfo` / `admin_peers` report it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PeerSummary {
+    /// libp2p peer id (base58).
+    pub peer_id: String,
+    /// Remote address of the connection.
+    pub addr: String,
+    /// Whether the peer dialled us.
+    pub inbound: bool,
+    /// Connection time, seconds since the Unix epoch.
+    pub conntime: u64,
+    /// Identify agent version, if received.
+    pub agent: Option<String>,
+    /// Gossipsub peer score (gossipsub v1.1), if scoring knows the peer.
+    pub gossip_score: Option<f64>,
+    /// Last ping round-trip time, milliseconds.
+    pub ping_ms: Option<f64>,
+    /// Whether the peer is in our gossipsub mesh for the block topic.
+    pub in_block_mesh: bool,
+}
+
+/// Our own network identity.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NetworkInfo {
+    /// Our peer id.
+    pub peer_id: String,
+    /// Addresses we listen on (each with `/p2p/<peer id>` appended).
+    pub listen_addrs: Vec<String>,
+    /// Gossip messages dropped because the validation queue was full (answered Ignore).
+    pub dropped_queue_full: u64,
+    /// Gossip verdicts reported: [accept, reject, ignore].
+    pub verdicts: [u64; 3],
+}
+
+pub(crate) enum Command {
+    Publish {
+        kind: TopicKind,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Report {
+        id: MessageId,
+        source: PeerId,
+        verdict: Verdict,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerSummary>>,
+    },
+    Info {
+        reply: oneshot::Sender<NetworkInfo>,
+    },
+    Request {
+        peer: PeerId,
+        req: SyncRequest,
+        reply: oneshot::Sender<Result<SyncResponse, String>>,
+    },
+    Respond {
+        channel: ResponseChannel<SyncResponse>,
+        resp: SyncResponse,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// Cloneable handle to the network task. Every method fails with "network stopped" once the
+/// task has ended.
+#[derive(Clone)]
+pub struct NetworkHandle {
+    pub(crate) tx: mpsc::Sender<Command>,
+}
+
+const STOPPED: &str = "network stopped";
+
+impl NetworkHandle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| STOPPED.to_string())?;
+        rx.await.map_err(|_| STOPPED.to_string())
+    }
+
+    /// Publishes `data` on a topic. Having no subscribed peer is not an error.
+    pub async fn publish(&self, kind: TopicKind, data: Vec<u8>) -> Result<(), String> {
+        self.ask(|reply| Command::Publish { kind, data, reply })
+            .await?
+    }
+
+    /// Reports our verdict on a gossip message (gossipsub relays only on Accept).
+    pub async fn report(&self, id: MessageId, source: PeerId, verdict: Verdict) {
+        let _ = self
+            .tx
+            .send(Command::Report {
+                id,
+                source,
+                verdict,
+            })
+            .await;
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerSummary>, String> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// Our identity and listen addresses.
+    pub async fn info(&self) -> Result<NetworkInfo, String> {
+        self.ask(|reply| Command::Info { reply }).await
+    }
+
+    /// Sends a sync request to `peer` and waits for its response (or failure / timeout).
+    pub async fn request(&self, peer: PeerId, req: SyncRequest) -> Result<SyncResponse, String> {
+        self.ask(|reply| Command::Request { peer, req, reply })
+            .await?
+    }
+
+    /// Answers an inbound sync request.
+    pub async fn respond(&self, channel: ResponseChannel<SyncResponse>, resp: SyncResponse) {
+        let _ = self.tx.send(Command::Respond { channel, resp }).await;
+    }
+
+    /// Dials a multiaddr (which should end in `/p2p/<peer id>`).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), String> {
+        self.ask(|reply| Command::Dial { addr, reply }).await?
+    }
+}
+
+impl NetworkHandle {
+    /// [`NetworkHandle::report`] from a non-async thread (the validation threads).
+    pub fn report_blocking(&self, id: MessageId, source: PeerId, verdict: Verdict) {
+        let _ = self.tx.blocking_send(Command::Report {
+            id,
+            source,
+            verdict,
+        });
+    }
+}

@@ -1,0 +1,14 @@
+//! The libp2p network: one event-loop task owns the Swarm; the node talks to it through a
+//! cloneable [`NetworkHandle`] (commands over mpsc, replies over oneshot).
+
+pub mod behaviour;
+pub mod event_loop;
+pub mod handle;
+pub mod sync;
+pub mod topics;
+
+pub use event_loop::{
+    peer_id_of, start, GossipMessage, NetworkChannels, NetworkConfig, NetworkEvent,
+};
+pub use handle::{NetworkHandle, NetworkInfo, PeerSummary};
+pub use topics::TopicKind;

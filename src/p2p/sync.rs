@@ -1,0 +1,132 @@
+//! The request-response sync protocol `/meshnode/N/sync/1`: Status and BlocksByRange.
+//!
+//! Frames: a 4-byte little-endian length, then the canonical bincode of the message.
+//! Requests are at most 1 KiB; responses at most [`MAX_RESPONSE_BYTES`].
+
+use crate::types::{encoding, Hash};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use std::io;
+
+/// Most blocks served per BlocksByRange request.
+pub const MAX_BLOCKS_PER_REQUEST: u64 = 64;
+/// Largest response frame, bytes.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+const MAX_REQUEST_BYTES: usize = 1024;
+
+/// The protocol name for chain `chain_id`.
+pub fn protocol(chain_id: u64) -> StreamProtocol {
+    StreamProtocol::try_from_owned(format!("/meshnode/{chain_id}/sync/1")).expect("starts with /")
+}
+
+/// A peer's view of its chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct Status {
+    /// Genesis block hash.
+    pub genesis: Hash,
+    /// Head height.
+    pub head_height: u64,
+    /// Head hash.
+    pub head_hash: Hash,
+}
+
+/// A sync request.
+#[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub enum SyncRequest {
+    /// Ask for the peer's [`Status`].
+    Status,
+    /// Canonical blocks at heights `start .. start + count` (count capped by the server).
+    BlocksByRange {
+        /// First height.
+        start: u64,
+        /// How many.
+        count: u64,
+    },
+}
+
+/// A sync response.
+#[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub enum SyncResponse {
+    /// Answer to [`SyncRequest::Status`].
+    Status(Status),
+    /// Answer to [`SyncRequest::BlocksByRange`]: encoded blocks in height order (possibly
+    /// fewer than asked; each is decoded and validated by the requester).
+    Blocks(Vec<Vec<u8>>),
+}
+
+/// Codec for [`SyncRequest`] / [`SyncResponse`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyncCodec;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes over limit {limit}"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, data: &[u8]) -> io::Result<()> {
+    io.write_all(&(data.len() as u32).to_le_bytes()).await?;
+    io.write_all(data).await?;
+    io.close().await
+}
+
+fn decode<V: bincode::Decode<()>>(b: &[u8], limit: usize) -> io::Result<V> {
+    encoding::decode(b, limit)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+}
+
+impl libp2p::request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = SyncRequest;
+    type Response = SyncResponse;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        decode(&read_frame(io, MAX_REQUEST_BYTES).await?, MAX_REQUEST_BYTES)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        decode(
+            &read_frame(io, MAX_RESPONSE_BYTES).await?,
+            MAX_RESPONSE_BYTES,
+        )
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: SyncRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &encoding::encode(&req)).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: SyncResponse,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &encoding::encode(&res)).await
+    }
+}

@@ -1,0 +1,109 @@
+//! The RPC method definitions. `#[rpc(server, client)]` generates both the server traits that
+//! `server.rs` implements and typed clients (used by `meshnode tx send`, the bench and tests).
+
+use crate::arrivals::Arrival;
+use jsonrpsee::core::RpcResult;
+use jsonrpsee::proc_macros::rpc;
+use serde_json::Value;
+
+/// Bitcoin Core-style methods (names, params and result shapes follow Bitcoin Core 28; hashes
+/// are plain hex, heights integers).
+#[rpc(server, client)]
+pub trait BitcoinApi {
+    /// `sendrawtransaction hexstring` -> txid (hex). Errors: -22 decode failed, -26 rejected
+    /// (reason in the message), -27 already in the chain. A transaction already in the mempool
+    /// returns its txid, as Bitcoin Core does.
+    #[method(name = "sendrawtransaction")]
+    async fn sendrawtransaction(&self, hexstring: String) -> RpcResult<String>;
+
+    /// `getblockcount` -> height of the head.
+    #[method(name = "getblockcount")]
+    fn getblockcount(&self) -> RpcResult<u64>;
+
+    /// `getbestblockhash` -> head hash (hex).
+    #[method(name = "getbestblockhash")]
+    fn getbestblockhash(&self) -> RpcResult<String>;
+
+    /// `getblockhash height` -> canonical hash at height. Error -8 if out of range.
+    #[method(name = "getblockhash")]
+    fn getblockhash(&self, height: u64) -> RpcResult<String>;
+
+    /// `getblock blockhash ( verbosity )`: 0 = hex of the encoded block, 1 (default) = object
+    /// with txids, 2 = object with transaction objects. Error -5 if unknown.
+    #[method(name = "getblock")]
+    fn getblock(&self, blockhash: String, verbosity: Option<u8>) -> RpcResult<Value>;
+
+    /// `getrawmempool ( verbose )`: txids, or (verbose) an object txid -> entry with
+    /// vsize, fee, time, nonce, from, to (Bitcoin Core's verbose form plus account fields).
+    #[method(name = "getrawmempool")]
+    fn getrawmempool(&self, verbose: Option<bool>) -> RpcResult<Value>;
+
+    /// `getpeerinfo` -> connected peers (Bitcoin Core's fields id, addr, inbound, conntime,
+    /// subver, pingtime, plus peer_id, gossip_score, in_block_mesh).
+    #[method(name = "getpeerinfo")]
+    async fn getpeerinfo(&self) -> RpcResult<Vec<Value>>;
+}
+
+/// Ethereum execution-API-style methods (quantities 0x-hex, hashes 0x + 64 hex digits,
+/// addresses 0x + 40). Errors use geth's -32000 code and messages.
+#[rpc(server, client, namespace = "eth")]
+pub trait EthApi {
+    /// `eth_sendRawTransaction(data)` -> tx hash. geth errors: "nonce too low",
+    /// "insufficient funds for gas * price + value", "already known", …
+    #[method(name = "sendRawTransaction")]
+    async fn send_raw_transaction(&self, data: String) -> RpcResult<String>;
+
+    /// `eth_chainId` -> chain id.
+    #[method(name = "chainId")]
+    fn chain_id(&self) -> RpcResult<String>;
+
+    /// `eth_blockNumber` -> head height.
+    #[method(name = "blockNumber")]
+    fn block_number(&self) -> RpcResult<String>;
+
+    /// `eth_getBlockByNumber(block, fullTransactions)`: block is a 0x quantity or
+    /// "latest" / "earliest" / "pending" / "safe" / "finalized". `null` if none.
+    #[method(name = "getBlockByNumber")]
+    fn get_block_by_number(&self, block: String, full: bool) -> RpcResult<Option<Value>>;
+
+    /// `eth_getBlockByHash(hash, fullTransactions)`; `null` if unknown.
+    #[method(name = "getBlockByHash")]
+    fn get_block_by_hash(&self, hash: String, full: bool) -> RpcResult<Option<Value>>;
+
+    /// `eth_getBalance(address, block)` -> balance at head (only "latest"/"pending" state is
+    /// kept).
+    #[method(name = "getBalance")]
+    fn get_balance(&self, address: String, block: Option<String>) -> RpcResult<String>;
+
+    /// `eth_getTransactionCount(address, block)` -> next nonce; "pending" counts the mempool.
+    #[method(name = "getTransactionCount")]
+    fn get_transaction_count(&self, address: String, block: Option<String>) -> RpcResult<String>;
+
+    /// `eth_getTransactionByHash(hash)` -> transaction object (with blockHash/blockNumber
+    /// null while pending) or `null`.
+    #[method(name = "getTransactionByHash")]
+    fn get_transaction_by_hash(&self, hash: String) -> RpcResult<Option<Value>>;
+}
+
+/// `net_` methods.
+#[rpc(server, client, namespace = "net")]
+pub trait NetApi {
+    /// `net_peerCount` -> number of connected peers (0x quantity).
+    #[method(name = "peerCount")]
+    async fn peer_count(&self) -> RpcResult<String>;
+}
+
+/// meshnode's own methods.
+#[rpc(server, client, namespace = "meshnode")]
+pub trait MeshnodeApi {
+    /// `meshnode_blockArrival(hash)` -> this node's arrival record for a block: `firstSeenUs`
+    /// (gossip delivery, before validation), `validatedUs`, and on the producer `publishedUs`;
+    /// microseconds since the Unix epoch. `null` if the node has no record.
+    #[method(name = "blockArrival")]
+    fn block_arrival(&self, hash: String) -> RpcResult<Option<Arrival>>;
+
+    /// `meshnode_nodeInfo` -> peer id, listen addresses, chain id, genesis hash, head,
+    /// mempool size, gossip verdict counters.
+    #[method(name = "nodeInfo")]
+    async fn node_info(&self) -> RpcResult<Value>;
+}

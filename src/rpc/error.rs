@@ -1,0 +1,100 @@
+//! Error codes: JSON-RPC 2.0 codes, Bitcoin Core's RPC codes for the Bitcoin family, geth's
+//! -32000 with geth's messages for the Ethereum family.
+
+use crate::mempool::MempoolError;
+use crate::node::SubmitError;
+use crate::validation::ValidationError;
+use jsonrpsee::types::ErrorObjectOwned;
+
+/// Bitcoin Core `RPC_INVALID_ADDRESS_OR_KEY`: block or transaction not found.
+pub const RPC_INVALID_ADDRESS_OR_KEY: i32 = -5;
+/// Bitcoin Core `RPC_INVALID_PARAMETER`.
+pub const RPC_INVALID_PARAMETER: i32 = -8;
+/// Bitcoin Core `RPC_DESERIALIZATION_ERROR`: bytes do not decode.
+pub const RPC_DESERIALIZATION_ERROR: i32 = -22;
+/// Bitcoin Core `RPC_VERIFY_ERROR`.
+pub const RPC_VERIFY_ERROR: i32 = -25;
+/// Bitcoin Core `RPC_VERIFY_REJECTED`: refused by validation or mempool policy.
+pub const RPC_VERIFY_REJECTED: i32 = -26;
+/// Bitcoin Core `RPC_VERIFY_ALREADY_IN_CHAIN`.
+pub const RPC_VERIFY_ALREADY_IN_CHAIN: i32 = -27;
+/// JSON-RPC 2.0 invalid params.
+pub const INVALID_PARAMS: i32 = -32602;
+/// geth's generic server error code.
+pub const GETH_SERVER_ERROR: i32 = -32000;
+/// Internal error.
+pub const INTERNAL_ERROR: i32 = -32603;
+
+/// An error object with no data.
+pub fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, msg.into(), None::<()>)
+}
+
+/// An internal error (store failure, network stopped).
+pub fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
+    err(INTERNAL_ERROR, e.to_string())
+}
+
+/// Bitcoin-family mapping of a submit failure (reject reasons in Bitcoin Core's style).
+pub fn submit_btc(e: &SubmitError) -> ErrorObjectOwned {
+    match e {
+        SubmitError::Invalid(ValidationError::Decode(m)) => {
+            err(RPC_DESERIALIZATION_ERROR, format!("TX decode failed: {m}"))
+        }
+        SubmitError::Invalid(v) => {
+            let reason = match v {
+                ValidationError::BadTxSignature => "bad-txns-signature".to_string(),
+                ValidationError::WrongChain { .. } => format!("bad-txns-chain-id ({v})"),
+                ValidationError::DataTooLarge(_) => format!("bad-txns-oversize ({v})"),
+                ValidationError::CostOverflow => "bad-txns-amount-overflow".to_string(),
+                other => other.to_string(),
+            };
+            err(RPC_VERIFY_REJECTED, reason)
+        }
+        SubmitError::Mempool(m) => match m {
+            MempoolError::AlreadyInChain => err(
+                RPC_VERIFY_ALREADY_IN_CHAIN,
+                "Transaction already in block chain",
+            ),
+            MempoolError::NonceTooLow { .. } => {
+                err(RPC_VERIFY_REJECTED, format!("bad-txns-nonce-too-low ({m})"))
+            }
+            MempoolError::InsufficientFunds { .. } => err(
+                RPC_VERIFY_REJECTED,
+                format!("bad-txns-insufficient-funds ({m})"),
+            ),
+            MempoolError::ReplacementUnderpriced => err(
+                RPC_VERIFY_REJECTED,
+                "insufficient fee (replacement transaction underpriced)",
+            ),
+            MempoolError::Full { .. } => err(RPC_VERIFY_REJECTED, format!("mempool full ({m})")),
+        },
+    }
+}
+
+/// Ethereum-family mapping of a submit failure (geth's messages, code -32000).
+pub fn submit_eth(e: &SubmitError) -> ErrorObjectOwned {
+    let msg = match e {
+        SubmitError::Invalid(ValidationError::Decode(m)) => {
+            return err(INVALID_PARAMS, format!("invalid transaction encoding: {m}"))
+        }
+        SubmitError::Invalid(ValidationError::BadTxSignature) => "invalid sender".to_string(),
+        SubmitError::Invalid(ValidationError::WrongChain { .. }) => {
+            "invalid chain id for signer".to_string()
+        }
+        SubmitError::Invalid(ValidationError::DataTooLarge(_)) => "oversized data".to_string(),
+        SubmitError::Invalid(other) => other.to_string(),
+        SubmitError::Mempool(MempoolError::NonceTooLow { expected, got }) => {
+            format!("nonce too low: next nonce {expected}, tx nonce {got}")
+        }
+        SubmitError::Mempool(MempoolError::InsufficientFunds { balance, cost }) => {
+            format!("insufficient funds for gas * price + value: balance {balance}, tx cost {cost}")
+        }
+        SubmitError::Mempool(MempoolError::AlreadyInChain) => "already known".to_string(),
+        SubmitError::Mempool(MempoolError::ReplacementUnderpriced) => {
+            "replacement transaction underpriced".to_string()
+        }
+        SubmitError::Mempool(MempoolError::Full { .. }) => "txpool is full".to_string(),
+    };
+    err(GETH_SERVER_ERROR, msg)
+}

@@ -1,0 +1,8 @@
+//! JSON-RPC over HTTP and WebSocket on one port (jsonrpsee): Bitcoin Core-style and
+//! Ethereum-style method families plus the `meshnode_` namespace.
+
+pub mod api;
+pub mod client;
+pub mod error;
+pub mod server;
+pub mod types;
