@@ -190,6 +190,37 @@ impl Devnet {
         Ok(())
     }
 
+    /// Adds and starts a node with `extra` arguments after `run --data-dir … --genesis …
+    /// --listen 127.0.0.1:0 --rpc 127.0.0.1:0` (it is given no bootnode unless `extra` or the
+    /// genesis names some). Returns its index; call [`Devnet::wait_ready`] next.
+    pub fn add_node(&mut self, genesis: &Path, extra: &[String]) -> anyhow::Result<usize> {
+        let i = self.nodes.len();
+        let dir = self.dir.join(format!("node{i}"));
+        let mut args: Vec<String> = vec![
+            "--log".into(),
+            "info".into(),
+            "run".into(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--genesis".into(),
+            genesis.display().to_string(),
+            "--listen".into(),
+            "/ip4/127.0.0.1/tcp/0".into(),
+            "--rpc".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend_from_slice(extra);
+        self.nodes.push(DevnetNode {
+            index: i,
+            dir,
+            child: None,
+            info: None,
+            args,
+        });
+        self.start_node(i)?;
+        Ok(i)
+    }
+
     /// Waits until node `i` has written node.json (it listens and serves RPC).
     pub async fn wait_ready(&mut self, i: usize, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;

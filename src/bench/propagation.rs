@@ -212,14 +212,26 @@ fn fmt_ms(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
 }
 
-/// Collects arrival records for heights `from..=to` and computes the report.
-pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Vec<BlockReport>> {
+/// What [`collect`] gathers: per-block reports and, over every (block, receiving node) pair,
+/// gossip delivery and validation times in ms.
+pub struct Collected {
+    /// Per block.
+    pub blocks: Vec<BlockReport>,
+    /// publish -> first seen, ms.
+    pub delivery: Vec<f64>,
+    /// first seen -> validated, ms.
+    pub validation: Vec<f64>,
+}
+
+/// Collects arrival records for heights `from..=to` from every node and computes the report.
+pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Collected> {
     let clients = urls
         .iter()
         .map(|u| http(u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let n = clients.len();
     let mut out = Vec::new();
+    let (mut all_delivery, mut all_validation) = (Vec::new(), Vec::new());
     for height in from..=to {
         let hash = clients[0]
             .getblockhash(height)
@@ -244,6 +256,8 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Vec<
                 validation.push(v.saturating_sub(f) as f64 / 1e3);
             }
         }
+        all_delivery.extend_from_slice(&delivery);
+        all_validation.extend_from_slice(&validation);
         times.sort_by(f64::total_cmp);
         delivery.sort_by(f64::total_cmp);
         validation.sort_by(f64::total_cmp);
@@ -260,7 +274,11 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Vec<
             validation_median_ms: percentile(&validation, 50.0),
         });
     }
-    Ok(out)
+    Ok(Collected {
+        blocks: out,
+        delivery: all_delivery,
+        validation: all_validation,
+    })
 }
 
 /// Builds the summary from per-block reports and the per-pair samples.
@@ -381,27 +399,11 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
     load.await??;
     // Give the last measured block one more slot to reach everyone.
     tokio::time::sleep(Duration::from_millis(args.slot_ms)).await;
-    let blocks = collect(&urls, first, last).await?;
-
-    // Per-pair samples for the summary.
-    let (mut delivery, mut validation) = (Vec::new(), Vec::new());
-    let clients = urls
-        .iter()
-        .map(|u| http(u))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    for b in &blocks {
-        let mut recs = Vec::new();
-        for c in &clients {
-            recs.push(c.block_arrival(b.hash.clone()).await?);
-        }
-        let published = recs.iter().flatten().find_map(|a| a.published_us);
-        for a in recs.iter().flatten() {
-            if let (Some(p), Some(f), Some(v)) = (published, a.first_seen_us, a.validated_us) {
-                delivery.push(f.saturating_sub(p) as f64 / 1e3);
-                validation.push(v.saturating_sub(f) as f64 / 1e3);
-            }
-        }
-    }
+    let Collected {
+        blocks,
+        delivery,
+        validation,
+    } = collect(&urls, first, last).await?;
     let summary = summarize(
         &blocks,
         args.nodes,

@@ -1,0 +1,122 @@
+//! Shared helpers for integration tests: real node processes on 127.0.0.1 (port 0), temp
+//! data dirs, the generated JSON-RPC clients, and waiting on events with generous timeouts.
+#![allow(dead_code)]
+
+use jsonrpsee::http_client::HttpClient;
+use meshnode::devnet::{Devnet, DevnetOptions};
+use meshnode::rpc::api::{BitcoinApiClient, MeshnodeApiClient};
+use meshnode::rpc::client::http;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A devnet plus the temp dir that holds it (removed on drop, after the nodes stop).
+pub struct TestNet {
+    pub net: Devnet,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        self.net.stop();
+        if std::thread::panicking() {
+            // Keep the logs of a failed test visible.
+            for n in &self.net.nodes {
+                if let Ok(log) = std::fs::read_to_string(n.dir.join("node.log")) {
+                    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                    eprintln!("---- node{} log (last lines) ----", n.index);
+                    for l in tail.iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Starts `nodes` real node processes, the first `validators` producing, `slot_ms` slots.
+pub async fn start_net(nodes: usize, validators: usize, slot_ms: u64) -> TestNet {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = DevnetOptions {
+        nodes,
+        validators,
+        slot_ms,
+        dir: tmp.path().to_path_buf(),
+        template: repo_path("genesis/devnet.json"),
+        exe: PathBuf::from(env!("CARGO_BIN_EXE_meshnode")),
+        rpc_base_port: 0,
+        log: "info,meshnode=debug".into(),
+    };
+    let net = Devnet::start(&opts).await.expect("devnet starts");
+    TestNet { net, tmp }
+}
+
+pub fn client(net: &TestNet, i: usize) -> HttpClient {
+    http(net.net.nodes[i].rpc_url()).unwrap()
+}
+
+/// Polls `cond` every 50 ms until it returns Some, or panics after `timeout` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut cond: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn height(c: &HttpClient) -> u64 {
+    c.getblockcount().await.unwrap()
+}
+
+pub async fn peer_ids(c: &HttpClient) -> Vec<String> {
+    c.getpeerinfo()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|p| p["peer_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+pub async fn mempool(c: &HttpClient) -> Vec<String> {
+    serde_json::from_value(c.getrawmempool(None).await.unwrap()).unwrap()
+}
+
+pub async fn gossip_counters(c: &HttpClient) -> (u64, u64, u64) {
+    let v = c.node_info().await.unwrap();
+    let g = &v["gossip"];
+    (
+        g["accepted"].as_u64().unwrap(),
+        g["rejected"].as_u64().unwrap(),
+        g["ignored"].as_u64().unwrap(),
+    )
+}
+
+/// Waits until every node has at least `n` peers.
+pub async fn wait_peers(net: &TestNet, n: usize) {
+    for i in 0..net.net.nodes.len() {
+        let c = client(net, i);
+        wait_for(
+            &format!("node{i} to have {n} peers"),
+            Duration::from_secs(60),
+            || {
+                let c = c.clone();
+                async move { (peer_ids(&c).await.len() >= n).then_some(()) }
+            },
+        )
+        .await;
+    }
+}
