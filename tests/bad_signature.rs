@@ -117,8 +117,10 @@ async fn bad_signature_over_gossip_is_rejected_not_relayed_and_penalised() {
         chain_id: CHAIN_ID,
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         bootnodes: vec![target.listen_addrs[0].parse().unwrap()],
-        target_peers: 1,
+        target_peers: 0,
         queue_len: 64,
+        // No discovery: the test peer runs no Kademlia, so it stays connected to node 1 only
+        // and anything nodes 0 and 2 receive came through node 1.
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let me = key.public().to_peer_id().to_string();
@@ -190,6 +192,18 @@ async fn bad_signature_over_gossip_is_rejected_not_relayed_and_penalised() {
     let later = transfer(12, 1);
     peer.publish(TopicKind::Tx, later.to_bytes()).await.unwrap();
     everywhere(&net, &later.hash().to_string()).await;
+    let direct: Vec<String> = peer
+        .peers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.peer_id)
+        .collect();
+    assert_eq!(
+        direct,
+        vec![target.peer_id.clone()],
+        "the test peer must be connected to node1 only"
+    );
     for i in [0, 2] {
         let now = gossip_counters(&client(&net, i)).await;
         assert_eq!(

@@ -380,7 +380,7 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
     let mut shown = 0;
     loop {
         let h = c0.getblockcount().await?;
-        if h >= last + 1 {
+        if h > last {
             break;
         }
         if h != shown && h >= first {

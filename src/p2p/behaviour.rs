@@ -6,6 +6,7 @@
 use super::sync::{self, SyncCodec};
 use super::topics::{self, TopicKind};
 use crate::types::encoding::MAX_BLOCK_BYTES;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{gossipsub, identify, identity, kad, ping, request_response, StreamProtocol};
 use std::time::Duration;
@@ -15,8 +16,8 @@ use std::time::Duration;
 pub struct Behaviour {
     /// Gossipsub v1.1 with validation before relay and peer scoring.
     pub gossipsub: gossipsub::Behaviour,
-    /// Kademlia under `/meshnode/N/kad/1.0.0`, server mode.
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Kademlia under `/meshnode/N/kad/1.0.0`; absent on a peer with discovery off.
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     /// Identify `/meshnode/id/1.0.0`: listen addresses and protocols of peers.
     pub identify: identify::Behaviour,
     /// Ping: liveness and RTT.
@@ -61,8 +62,10 @@ pub fn score_params(chain_id: u64) -> (gossipsub::PeerScoreParams, gossipsub::Pe
     (params, gossipsub::PeerScoreThresholds::default())
 }
 
-/// Builds the behaviour for `key` on chain `chain_id`.
-pub fn build(key: &identity::Keypair, chain_id: u64) -> Result<Behaviour, String> {
+/// Builds the behaviour for `key` on chain `chain_id`. Without `discovery` there is no
+/// Kademlia at all (its bootstrap queries dial every peer they ask): the peer keeps only the
+/// connections it makes itself.
+pub fn build(key: &identity::Keypair, chain_id: u64, discovery: bool) -> Result<Behaviour, String> {
     let peer_id = key.public().to_peer_id();
     let gs_config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Anonymous)
@@ -82,6 +85,7 @@ pub fn build(key: &identity::Keypair, chain_id: u64) -> Result<Behaviour, String
     let mut kad =
         kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
     kad.set_mode(Some(kad::Mode::Server));
+    let kad = Toggle::from(discovery.then_some(kad));
 
     let identify = identify::Behaviour::new(
         identify::Config::new("/meshnode/id/1.0.0".into(), key.public())

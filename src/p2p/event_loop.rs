@@ -31,7 +31,8 @@ pub struct NetworkConfig {
     pub listen: Vec<Multiaddr>,
     /// Bootnodes: `/ip4/…/tcp/…/p2p/<peer id>`.
     pub bootnodes: Vec<Multiaddr>,
-    /// Peers the random walk dials up to.
+    /// Peers the random walk dials up to; 0 turns discovery off (no random walks, no
+    /// Kademlia bootstrap queries: the node keeps only the connections it is given).
     pub target_peers: usize,
     /// Capacity of each validation queue (tx, block).
     pub queue_len: usize,
@@ -111,6 +112,7 @@ pub fn start(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(NetworkHandle, NetworkChannels, tokio::task::JoinHandle<()>)> {
     let chain_id = cfg.chain_id;
+    let discovery = cfg.target_peers > 0;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -119,7 +121,7 @@ pub fn start(
             yamux::Config::default,
         )?
         .with_behaviour(|key| {
-            behaviour::build(key, chain_id)
+            behaviour::build(key, chain_id, discovery)
                 .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
@@ -138,7 +140,9 @@ pub fn start(
         match peer_id_of(addr) {
             Some(p) if p == local => continue,
             Some(p) => {
-                swarm.behaviour_mut().kad.add_address(&p, strip_p2p(addr));
+                if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
+                    kad.add_address(&p, strip_p2p(addr));
+                }
             }
             None => warn!(%addr, "bootnode address has no /p2p/<peer id>; dialling anyway"),
         }
@@ -211,8 +215,11 @@ impl EventLoop {
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                 _ = walk.tick() => {
                     walks += 1;
-                    if self.peers.len() < self.target_peers || walks % 15 == 0 {
-                        self.swarm.behaviour_mut().kad.get_closest_peers(PeerId::random());
+                    let below = self.peers.len() < self.target_peers;
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        if below || walks % 15 == 0 {
+                            kad.get_closest_peers(PeerId::random());
+                        }
                     }
                 }
             }
@@ -278,11 +285,10 @@ impl EventLoop {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
             }
             Command::Dial { addr, reply } => {
-                if let Some(p) = peer_id_of(&addr) {
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&p, strip_p2p(&addr));
+                if let (Some(p), Some(kad)) =
+                    (peer_id_of(&addr), self.swarm.behaviour_mut().kad.as_mut())
+                {
+                    kad.add_address(&p, strip_p2p(&addr));
                 }
                 let _ = reply.send(self.swarm.dial(addr).map_err(|e| e.to_string()));
             }
@@ -347,7 +353,8 @@ impl EventLoop {
     }
 
     fn maybe_dial(&mut self, peer: PeerId) {
-        if peer == *self.swarm.local_peer_id()
+        if self.target_peers == 0
+            || peer == *self.swarm.local_peer_id()
             || self.peers.contains_key(&peer)
             || self.dialing.contains(&peer)
             || self.peers.len() + self.dialing.len() >= self.target_peers
@@ -420,9 +427,12 @@ impl EventLoop {
                     p.agent = Some(info.agent_version.clone());
                 }
                 let kad_proto = behaviour::kad_protocol(self.chain_id);
-                if info.protocols.contains(&kad_proto) {
+                if let (true, Some(kad)) = (
+                    info.protocols.contains(&kad_proto),
+                    self.swarm.behaviour_mut().kad.as_mut(),
+                ) {
                     for addr in info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                        kad.add_address(&peer_id, addr);
                     }
                 }
             }
