@@ -1,10 +1,11 @@
-//! A 5-node network: a transaction submitted to one node reaches every mempool, then a block
-//! on every node (visible through Bitcoin- and Ethereum-style RPC).
+//! A 5-node network: a transaction submitted with `meshnode tx send` to one node reaches every
+//! mempool, then a block on every node within 3 slots (visible through Bitcoin- and
+//! Ethereum-style RPC).
 
 mod common;
 use common::*;
+use meshnode::genesis::GenesisFile;
 use meshnode::rpc::api::{BitcoinApiClient, EthApiClient};
-use meshnode::rpc::client::send_transfer;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -21,10 +22,28 @@ async fn tx_reaches_every_mempool_then_a_block_on_every_node() {
         async move { (height(&c).await > h0).then_some(()) }
     })
     .await;
+    // Submit with the real CLI, as a user would, to a node that is not a bootnode.
+    let genesis = GenesisFile::read(&net.net.genesis)
+        .unwrap()
+        .to_spec()
+        .unwrap();
+    let submit_slot = genesis.slot_at(meshnode::now_ms());
     let url = net.net.nodes[4].rpc_url().to_string();
-    let hash = send_transfer(&url, "dev:3", "dev:7", 12_345, 2, None)
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshnode"))
+        .args([
+            "tx", "send", "--from", "dev:3", "--to", "dev:7", "--amount", "12345", "--fee", "2",
+            "--rpc", &url,
+        ])
+        .output()
         .await
         .unwrap();
+    assert!(
+        out.status.success(),
+        "tx send failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(hash.len(), 64, "tx send prints the hash: {hash:?}");
 
     // Every node's mempool shows it before the next block.
     let mut seen_in_mempool = HashSet::new();
@@ -80,6 +99,11 @@ async fn tx_reaches_every_mempool_then_a_block_on_every_node() {
             .unwrap()
             .iter()
             .any(|t| t == &hash));
+        let slot = btc_block["slot"].as_u64().unwrap();
+        assert!(
+            slot <= submit_slot + 3,
+            "included in slot {slot}, submitted in slot {submit_slot}: more than 3 slots"
+        );
         assert!(
             mempool(c).await.iter().all(|h| h != &hash),
             "included tx left node{i}'s mempool"

@@ -330,7 +330,7 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
         template: args.genesis.clone(),
         exe: std::env::current_exe()?,
         rpc_base_port: 0,
-        log: "info".into(),
+        log: std::env::var("MESHNODE_NODE_LOG").unwrap_or_else(|_| "info".into()),
     };
     println!(
         "starting a devnet of {} nodes (slot {} ms) …",

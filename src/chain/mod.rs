@@ -119,8 +119,17 @@ impl Chain {
             state: &self.store,
             already_verified: &|h| already_verified.contains(h),
         };
+        let t0 = std::time::Instant::now();
         let (verified, diff) = validation::check_block(block, &ctx)?;
+        let t1 = std::time::Instant::now();
         self.store.commit_block(&verified, &diff)?;
+        tracing::debug!(
+            height = verified.inner().header.height,
+            txs = verified.inner().txs.len(),
+            check_us = (t1 - t0).as_micros() as u64,
+            commit_us = t1.elapsed().as_micros() as u64,
+            "block import timing"
+        );
         *self.head.write().expect("head lock poisoned") = head_of(&verified.inner().header, hash);
         Ok(verified)
     }
@@ -178,5 +187,77 @@ impl Chain {
     /// The canonical block at `height`.
     pub fn block_at(&self, height: u64) -> Result<Option<Verified<Block>>, StoreError> {
         Ok(self.store.block_at(height)?.map(validation::stored_block))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesis::{DevAccounts, GenesisFile};
+    use crate::state::StateView;
+
+    fn spec(chain_id: u64) -> ChainSpec {
+        GenesisFile {
+            chain_id,
+            genesis_time_ms: 0,
+            slot_ms: 1000,
+            validators: vec![hex::encode(Keypair::dev_validator(0).public().0)],
+            alloc: Default::default(),
+            dev_accounts: Some(DevAccounts {
+                count: 2,
+                balance: 1_000,
+            }),
+            bootnodes: vec![],
+        }
+        .to_spec()
+        .unwrap()
+    }
+
+    #[test]
+    fn reopen_resumes_at_head_and_refuses_another_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Keypair::dev_validator(0);
+        let mempool = Mutex::new(Mempool::new(10));
+        let sender = Keypair::dev_account(0);
+        let tx = sender.sign_tx(crate::types::TxBody {
+            chain_id: 5,
+            nonce: 0,
+            from: sender.public(),
+            to: Keypair::dev_account(1).address(),
+            amount: 100,
+            fee: 1,
+            data: vec![],
+        });
+        let head = {
+            let chain = Chain::open(dir.path(), spec(5)).unwrap();
+            let acc = chain.store.account(&sender.address());
+            let v = validation::check_tx(tx, 5).unwrap();
+            mempool.lock().unwrap().insert(v, acc).unwrap();
+            let b = chain.produce(&key, 1, &mempool).unwrap().unwrap();
+            assert_eq!(b.inner().txs.len(), 1);
+            assert!(
+                chain.produce(&key, 1, &mempool).unwrap().is_none(),
+                "slot already filled"
+            );
+            chain.head()
+        };
+        let chain = Chain::open(dir.path(), spec(5)).unwrap();
+        assert_eq!(chain.head(), head);
+        assert_eq!(head.height, 1);
+        assert_eq!(chain.store.account(&sender.address()).balance, 1_000 - 101);
+        assert_eq!(
+            chain.store.account(&key.address()).balance,
+            1,
+            "fee to the producer"
+        );
+        let loc = chain
+            .store
+            .tx_location(&chain.block_at(1).unwrap().unwrap().inner().txs[0].hash());
+        assert_eq!(loc.unwrap().unwrap().height, 1);
+        drop(chain);
+        let err = Chain::open(dir.path(), spec(6))
+            .err()
+            .expect("another genesis is refused");
+        assert!(matches!(err, StoreError::WrongGenesis { .. }), "{err}");
     }
 }
