@@ -27,6 +27,24 @@ pub async fn stop_signal() {
     }
 }
 
+/// `meshnode --log LOG run` arguments for a loopback node: data dir, genesis, a free p2p port,
+/// RPC on `rpc_port` (0 = a free port).
+fn run_args(log: &str, dir: &Path, genesis: &Path, rpc_port: u16) -> Vec<String> {
+    vec![
+        "--log".into(),
+        log.into(),
+        "run".into(),
+        "--data-dir".into(),
+        dir.display().to_string(),
+        "--genesis".into(),
+        genesis.display().to_string(),
+        "--listen".into(),
+        "/ip4/127.0.0.1/tcp/0".into(),
+        "--rpc".into(),
+        format!("127.0.0.1:{rpc_port}"),
+    ]
+}
+
 /// Devnet settings.
 #[derive(Clone, Debug)]
 pub struct DevnetOptions {
@@ -113,19 +131,7 @@ impl Devnet {
             } else {
                 opts.rpc_base_port + i as u16
             };
-            let mut args = vec![
-                "--log".to_string(),
-                opts.log.clone(),
-                "run".into(),
-                "--data-dir".into(),
-                dir.display().to_string(),
-                "--genesis".into(),
-                genesis.display().to_string(),
-                "--listen".into(),
-                "/ip4/127.0.0.1/tcp/0".into(),
-                "--rpc".into(),
-                format!("127.0.0.1:{rpc_port}"),
-            ];
+            let mut args = run_args(&opts.log, &dir, &genesis, rpc_port);
             if i < opts.validators {
                 args.extend(["--validator-key".into(), format!("dev-validator:{i}")]);
             }
@@ -196,19 +202,7 @@ impl Devnet {
     pub fn add_node(&mut self, genesis: &Path, extra: &[String]) -> anyhow::Result<usize> {
         let i = self.nodes.len();
         let dir = self.dir.join(format!("node{i}"));
-        let mut args: Vec<String> = vec![
-            "--log".into(),
-            "info".into(),
-            "run".into(),
-            "--data-dir".into(),
-            dir.display().to_string(),
-            "--genesis".into(),
-            genesis.display().to_string(),
-            "--listen".into(),
-            "/ip4/127.0.0.1/tcp/0".into(),
-            "--rpc".into(),
-            "127.0.0.1:0".into(),
-        ];
+        let mut args = run_args("info", &dir, genesis, 0);
         args.extend_from_slice(extra);
         self.nodes.push(DevnetNode {
             index: i,
