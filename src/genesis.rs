@@ -177,9 +177,11 @@ impl ChainSpec {
         now_ms.saturating_sub(self.genesis_time_ms) / self.slot_ms
     }
 
-    /// Start of `slot`, ms since the Unix epoch.
+    /// Start of `slot`, ms since the Unix epoch (saturating: `slot` may come from an
+    /// untrusted block).
     pub fn slot_start_ms(&self, slot: u64) -> u64 {
-        self.genesis_time_ms + slot * self.slot_ms
+        self.genesis_time_ms
+            .saturating_add(slot.saturating_mul(self.slot_ms))
     }
 
     /// The validator scheduled for `slot`: `validators[slot % len]`.
@@ -247,5 +249,10 @@ mod tests {
         assert_eq!(s.slot_at(1_499), 0);
         assert_eq!(s.slot_at(1_500), 1);
         assert_eq!(s.slot_start_ms(3), 2_500);
+        assert_eq!(
+            s.slot_start_ms(u64::MAX),
+            u64::MAX,
+            "an untrusted slot cannot overflow"
+        );
     }
 }

@@ -226,13 +226,13 @@ pub fn check_header(block: &Block, ctx: &BlockContext<'_>) -> Result<(), Validat
         });
     }
     let start = spec.slot_start_ms(h.slot);
-    if start > ctx.now_ms + MAX_CLOCK_DRIFT_MS {
+    if start > ctx.now_ms.saturating_add(MAX_CLOCK_DRIFT_MS) {
         return Err(ValidationError::FutureSlot(h.slot));
     }
     if h.producer != spec.producer_of(h.slot) {
         return Err(ValidationError::WrongProducer(h.slot));
     }
-    if h.timestamp_ms < start || h.timestamp_ms >= start + spec.slot_ms {
+    if h.timestamp_ms < start || h.timestamp_ms >= start.saturating_add(spec.slot_ms) {
         return Err(ValidationError::BadTimestamp(h.timestamp_ms));
     }
     crypto::verify_block_header(block).map_err(|_| ValidationError::BadBlockSignature)
