@@ -129,7 +129,12 @@ impl Devnet {
             let rpc_port = if opts.rpc_base_port == 0 {
                 0
             } else {
-                opts.rpc_base_port + i as u16
+                u16::try_from(i)
+                    .ok()
+                    .and_then(|i| opts.rpc_base_port.checked_add(i))
+                    .with_context(|| {
+                        format!("RPC port {} + {i} is above 65535", opts.rpc_base_port)
+                    })?
             };
             let mut args = run_args(&opts.log, &dir, &genesis, rpc_port);
             if i < opts.validators {

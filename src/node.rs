@@ -15,8 +15,8 @@ use crate::types::{Block, Hash, SignedTx};
 use crate::validation::{self, ValidationError, Verdict};
 use anyhow::Context;
 use libp2p::PeerId;
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
@@ -35,8 +35,10 @@ pub struct NodeContext {
     pub arrivals: Arc<ArrivalLog>,
     /// When the node started.
     pub started: Instant,
-    /// Highest head height any peer has shown us (Status or gossip).
-    pub best_peer_height: AtomicU64,
+    /// Head height each connected peer claimed in its last Status. A claim is dropped when the
+    /// peer disconnects or fails to serve the blocks it claims, so a lying peer cannot keep
+    /// the producer idle. `std::sync::Mutex`: map updates only, never across `.await`.
+    peer_heights: Mutex<HashMap<PeerId, u64>>,
     /// Whether a first Status exchange has completed (or there was nobody to ask).
     pub initial_sync_done: AtomicBool,
     sync_trigger: mpsc::Sender<PeerId>,
@@ -91,10 +93,29 @@ impl NodeContext {
         Ok(r)
     }
 
-    /// Whether some peer showed a head above ours, or the first Status exchange is pending.
+    /// Whether a connected peer claims a head above ours, or the first Status exchange is
+    /// pending.
     pub fn is_behind(&self) -> bool {
+        let best = self
+            .peer_heights
+            .lock()
+            .expect("peer heights lock poisoned")
+            .values()
+            .max()
+            .copied();
         !self.initial_sync_done.load(Ordering::Relaxed)
-            || self.best_peer_height.load(Ordering::Relaxed) > self.chain.head().height
+            || best.unwrap_or(0) > self.chain.head().height
+    }
+
+    fn set_peer_height(&self, peer: PeerId, height: Option<u64>) {
+        let mut m = self
+            .peer_heights
+            .lock()
+            .expect("peer heights lock poisoned");
+        match height {
+            Some(h) => m.insert(peer, h),
+            None => m.remove(&peer),
+        };
     }
 
     /// Imports a block (gossip or sync) and, on success, prunes the mempool.
@@ -178,7 +199,7 @@ pub async fn run(
         net: net.clone(),
         arrivals: Arc::new(ArrivalLog::default()),
         started: Instant::now(),
-        best_peer_height: AtomicU64::new(0),
+        peer_heights: Mutex::new(HashMap::new()),
         initial_sync_done: AtomicBool::new(cfg.bootnodes.is_empty()),
         sync_trigger,
     });
@@ -316,7 +337,7 @@ fn block_validation(ctx: Arc<NodeContext>, mut rx: mpsc::Receiver<GossipMessage<
             }
             Err(ImportError::Invalid(e)) => {
                 if let ValidationError::UnknownParent(_) = e {
-                    ctx.best_peer_height.fetch_max(height, Ordering::Relaxed);
+                    // The sync asks the peer's Status; the block's height alone is not trusted.
                     let _ = ctx.sync_trigger.try_send(m.source);
                 }
                 if e.verdict() == Verdict::Reject {
@@ -359,6 +380,7 @@ async fn events_task(
             NetworkEvent::PeerConnected(peer) => {
                 let _ = ctx.sync_trigger.try_send(peer);
             }
+            NetworkEvent::PeerDisconnected(peer) => ctx.set_peer_height(peer, None),
             NetworkEvent::SyncRequest {
                 peer,
                 request,
@@ -405,6 +427,8 @@ async fn sync_task(
             _ = stop.changed() => return,
         };
         if let Err(e) = sync_with(&ctx, peer).await {
+            // Whatever it claimed, this peer did not deliver: stop counting its height.
+            ctx.set_peer_height(peer, None);
             debug!(%peer, cause = %e, "sync with peer stopped");
         }
     }
@@ -419,8 +443,7 @@ async fn sync_with(ctx: &Arc<NodeContext>, peer: PeerId) -> Result<(), String> {
         if status.genesis != ours.genesis {
             return Err(format!("peer is on genesis {}", status.genesis));
         }
-        ctx.best_peer_height
-            .fetch_max(status.head_height, Ordering::Relaxed);
+        ctx.set_peer_height(peer, Some(status.head_height));
         if status.head_height <= ours.head_height {
             ctx.initial_sync_done.store(true, Ordering::Relaxed);
             return Ok(());

@@ -122,7 +122,7 @@ fn block_is_valid(b: Block) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn tx_round_trips(tx in tx_strategy()) {
@@ -161,6 +161,38 @@ proptest! {
             Err(_) => {}
             Ok(blk) => prop_assert!(!block_is_valid(blk), "flipped byte {} of {} still valid", i, bytes.len()),
         }
+    }
+
+    /// Header fields from the whole u64 range, re-signed by the scheduled producer so that the
+    /// checks after the signature run too: validation answers with an error, never a panic.
+    #[test]
+    fn extreme_header_fields_never_panic(
+        b in block_strategy(),
+        height in prop::option::of(any::<u64>()),
+        slot in prop::option::of(prop_oneof![any::<u64>(), (u64::MAX - 10)..=u64::MAX]),
+        timestamp_ms in prop::option::of(any::<u64>()),
+        tx_count in prop::option::of(any::<u32>()),
+        now_ms in prop_oneof![any::<u64>(), Just(4_000_000u64), Just(u64::MAX)],
+    ) {
+        // Each field keeps its valid value (None) or takes an extreme one, so that the checks
+        // after the first failing one are reached too.
+        let s = spec();
+        let mut b = b;
+        b.header.height = height.unwrap_or(b.header.height);
+        b.header.slot = slot.unwrap_or(b.header.slot);
+        b.header.timestamp_ms = timestamp_ms.unwrap_or(b.header.timestamp_ms);
+        b.header.tx_count = tx_count.unwrap_or(b.header.tx_count);
+        Keypair::dev_validator(0).sign_block(&mut b);
+        let state = genesis_state(&s);
+        let g = s.genesis_block();
+        let ctx = BlockContext {
+            spec: &s,
+            parent: &g.header,
+            now_ms,
+            state: &state as &dyn StateView,
+            already_verified: &|_| false,
+        };
+        let _ = validation::check_block(b, &ctx);
     }
 
     #[test]

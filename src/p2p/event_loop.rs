@@ -56,6 +56,8 @@ pub struct GossipMessage<T> {
 pub enum NetworkEvent {
     /// A connection to a new peer was established.
     PeerConnected(PeerId),
+    /// The last connection to a peer closed.
+    PeerDisconnected(PeerId),
     /// A peer asked us something over the sync protocol.
     SyncRequest {
         /// Who asked.
@@ -401,6 +403,9 @@ impl EventLoop {
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
                     debug!(peer = %peer_id, "disconnected");
+                    let _ = self
+                        .events
+                        .try_send(NetworkEvent::PeerDisconnected(peer_id));
                 } else if let Some(p) = self.peers.get_mut(&peer_id) {
                     p.connections = num_established as usize;
                 }

@@ -29,7 +29,8 @@ pub trait BitcoinApi {
     fn getblockhash(&self, height: u64) -> RpcResult<String>;
 
     /// `getblock blockhash ( verbosity )`: 0 = hex of the encoded block, 1 (default) = object
-    /// with txids, 2 = object with transaction objects. Error -5 if unknown.
+    /// with txids, 2 = object with transaction objects (3, which adds prevouts in Bitcoin Core,
+    /// answers as 2). Error -5 if unknown, -8 for another verbosity.
     #[method(name = "getblock")]
     fn getblock(&self, blockhash: String, verbosity: Option<u8>) -> RpcResult<Value>;
 
