@@ -2,7 +2,7 @@
 //! shutdown order (RPC first, then producer and sync, then the network, then the store flush).
 
 use crate::arrivals::ArrivalLog;
-use crate::chain::{Chain, ImportError};
+use crate::chain::{Chain, ImportError, Imported};
 use crate::config::Config;
 use crate::crypto::Keypair;
 use crate::mempool::{Inserted, Mempool, MempoolError};
@@ -118,8 +118,10 @@ impl NodeContext {
         };
     }
 
-    /// Imports a block (gossip or sync) and, on success, prunes the mempool.
-    fn import_block(&self, block: Block) -> Result<Block, ImportError> {
+    /// Imports a block (gossip or sync); then prunes the mempool of what the new canonical
+    /// blocks include and, after a reorg, returns the undone blocks' transactions that the new
+    /// chain does not include and that are still valid on it (regular admission).
+    fn import_block(&self, block: Block) -> Result<Imported, ImportError> {
         let known: HashSet<Hash> = {
             let m = self.mempool.lock().expect("mempool lock poisoned");
             block
@@ -129,12 +131,35 @@ impl NodeContext {
                 .filter(|h| m.contains(h))
                 .collect()
         };
-        let block = self.chain.import(block, &known)?.into_inner();
-        self.mempool
-            .lock()
-            .expect("mempool lock poisoned")
-            .on_block(&block, &self.chain.store);
-        Ok(block)
+        let imported = self.chain.import(block, &known)?;
+        {
+            let mut m = self.mempool.lock().expect("mempool lock poisoned");
+            for b in &imported.applied {
+                m.on_block(b, &self.chain.store);
+            }
+        }
+        if !imported.undone.is_empty() {
+            let included: HashSet<Hash> = imported
+                .applied
+                .iter()
+                .flat_map(|b| b.txs.iter().map(SignedTx::hash))
+                .collect();
+            let (mut back, mut dropped) = (0, 0);
+            // Lowest block first, so each sender's nonces return in order.
+            for b in imported.undone.iter().rev() {
+                for tx in b.txs.iter().filter(|t| !included.contains(&t.hash())) {
+                    match self.admit_tx(tx.clone()) {
+                        Ok(_) => back += 1,
+                        Err(_) => dropped += 1,
+                    }
+                }
+            }
+            info!(
+                returned = back,
+                dropped, "reorg: undone transactions back in the mempool"
+            );
+        }
+        Ok(imported)
     }
 }
 
@@ -329,10 +354,10 @@ fn block_validation(ctx: Arc<NodeContext>, mut rx: mpsc::Receiver<GossipMessage<
             a.txs = m.payload.txs.len() as u64;
         });
         let verdict = match ctx.import_block(m.payload) {
-            Ok(block) => {
+            Ok(imported) => {
                 let now = crate::now_us();
                 ctx.arrivals.update(hash, |a| a.validated_us = Some(now));
-                debug!(height, %hash, txs = block.txs.len(), "imported gossip block");
+                debug!(height, %hash, canonical = imported.applied.len(), "imported gossip block");
                 Verdict::Accept
             }
             Err(ImportError::Invalid(e)) => {
@@ -434,6 +459,11 @@ async fn sync_task(
     }
 }
 
+/// Range sync with one peer: while its Status shows a chain fork choice prefers, download
+/// canonical blocks in batches of [`MAX_BLOCKS_PER_REQUEST`] and import them in order. A
+/// block whose parent we lack means the peer's chain forks below our range start: step the
+/// start back by a batch (down to height 1) until the fork point is covered; the blocks then
+/// form a side branch that import turns into a reorg once it is preferred.
 async fn sync_with(ctx: &Arc<NodeContext>, peer: PeerId) -> Result<(), String> {
     loop {
         let SyncResponse::Status(status) = ctx.net.request(peer, SyncRequest::Status).await? else {
@@ -444,50 +474,78 @@ async fn sync_with(ctx: &Arc<NodeContext>, peer: PeerId) -> Result<(), String> {
             return Err(format!("peer is on genesis {}", status.genesis));
         }
         ctx.set_peer_height(peer, Some(status.head_height));
-        if status.head_height <= ours.head_height {
+        let head = ctx.chain.head();
+        let known = ctx
+            .chain
+            .store
+            .has_block(&status.head_hash)
+            .map_err(|e| e.to_string())?;
+        if known || !crate::chain::prefers(status.head_height, &status.head_hash, &head) {
             ctx.initial_sync_done.store(true, Ordering::Relaxed);
             return Ok(());
         }
-        let start = ours.head_height + 1;
-        let req = SyncRequest::BlocksByRange {
-            start,
-            count: MAX_BLOCKS_PER_REQUEST,
-        };
-        let SyncResponse::Blocks(blocks) = ctx.net.request(peer, req).await? else {
-            return Err("peer answered BlocksByRange with something else".into());
-        };
-        if blocks.is_empty() {
-            return Err("peer served no blocks".into());
-        }
-        let c = ctx.clone();
-        let imported = tokio::task::spawn_blocking(move || {
-            let mut n = 0u64;
-            for bytes in blocks {
-                let block = validation::decode_block(&bytes).map_err(|e| e.to_string())?;
-                let hash = block.hash();
-                let height = block.header.height;
-                match c.import_block(block) {
-                    Ok(b) => {
-                        let now = crate::now_us();
-                        c.arrivals.update(hash, |a| {
-                            a.height = height;
-                            a.validated_us.get_or_insert(now);
-                            a.bytes = bytes.len() as u64;
-                            a.txs = b.txs.len() as u64;
-                        });
-                        n += 1;
-                    }
-                    Err(ImportError::Invalid(ValidationError::Known)) => {}
-                    Err(e) => return Err(format!("block {height}: {e}")),
-                }
+        let mut start = (head.height + 1).min(status.head_height).max(1);
+        let mut pass_imported = 0;
+        while start <= status.head_height {
+            let req = SyncRequest::BlocksByRange {
+                start,
+                count: MAX_BLOCKS_PER_REQUEST,
+            };
+            let SyncResponse::Blocks(blocks) = ctx.net.request(peer, req).await? else {
+                return Err("peer answered BlocksByRange with something else".into());
+            };
+            if blocks.is_empty() {
+                return Err(format!("peer served no blocks from {start}"));
             }
-            Ok::<u64, String>(n)
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        info!(%peer, from = start, imported, head = ctx.chain.head().height, "synced blocks");
-        if imported == 0 {
-            return Err("no progress".into());
+            let c = ctx.clone();
+            let (imported, next, fork_below) = tokio::task::spawn_blocking(move || {
+                let (mut n, mut next) = (0u64, start);
+                for bytes in blocks {
+                    let block = validation::decode_block(&bytes).map_err(|e| e.to_string())?;
+                    let hash = block.hash();
+                    let height = block.header.height;
+                    if height != next {
+                        return Err(format!("peer served height {height}, expected {next}"));
+                    }
+                    let txs = block.txs.len() as u64;
+                    match c.import_block(block) {
+                        Ok(_) => {
+                            let now = crate::now_us();
+                            c.arrivals.update(hash, |a| {
+                                a.height = height;
+                                a.validated_us.get_or_insert(now);
+                                a.bytes = bytes.len() as u64;
+                                a.txs = txs;
+                            });
+                            n += 1;
+                        }
+                        Err(ImportError::Invalid(ValidationError::Known)) => {}
+                        Err(ImportError::Invalid(ValidationError::UnknownParent(_))) => {
+                            return Ok((n, next, true));
+                        }
+                        Err(e) => return Err(format!("block {height}: {e}")),
+                    }
+                    next = height + 1;
+                }
+                Ok::<(u64, u64, bool), String>((n, next, false))
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            if fork_below {
+                if start == 1 {
+                    return Err("peer's chain does not connect to our genesis".into());
+                }
+                start = start.saturating_sub(MAX_BLOCKS_PER_REQUEST).max(1);
+                debug!(%peer, start, "peer's chain forks lower: stepping back");
+                continue;
+            }
+            info!(%peer, from = start, imported, head = ctx.chain.head().height, "synced blocks");
+            pass_imported += imported;
+            start = next;
+        }
+        if pass_imported == 0 {
+            // Everything served was known, yet the claimed head is not: the claim is false.
+            return Err("peer's claimed head was not among the blocks it served".into());
         }
     }
 }

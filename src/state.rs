@@ -130,3 +130,21 @@ impl StateView for HashMap<Address, Account> {
         self.get(addr).copied().unwrap_or_default()
     }
 }
+
+/// Account changes layered over a base state: what a reorg sees while it undoes blocks and
+/// applies a branch before anything is written.
+pub struct Overlay<'a> {
+    /// Changed accounts (their values in the overlay's state).
+    pub changed: &'a HashMap<Address, Account>,
+    /// Everything else.
+    pub base: &'a dyn StateView,
+}
+
+impl StateView for Overlay<'_> {
+    fn account(&self, addr: &Address) -> Account {
+        self.changed
+            .get(addr)
+            .copied()
+            .unwrap_or_else(|| self.base.account(addr))
+    }
+}

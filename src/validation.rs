@@ -73,9 +73,10 @@ pub enum ValidationError {
     /// Parent block unknown. Ignore + sync.
     #[error("unknown parent {0}")]
     UnknownParent(Hash),
-    /// Parent known but not our head (a side branch; fork choice is a later part). Ignore.
-    #[error("block does not extend the head")]
-    NotOnHead,
+    /// The parent (or an ancestor) failed validation. Reject: a child of an invalid block is
+    /// invalid too.
+    #[error("parent {0} is invalid")]
+    InvalidParent(Hash),
     /// Height is not parent height + 1. Reject.
     #[error("height {got} does not follow parent height {parent}")]
     BadHeight {
@@ -140,7 +141,7 @@ impl ValidationError {
     pub fn verdict(&self) -> Verdict {
         use ValidationError::*;
         match self {
-            Known | UnknownParent(_) | NotOnHead | FutureSlot(_) | State(_) => Verdict::Ignore,
+            Known | UnknownParent(_) | FutureSlot(_) | State(_) => Verdict::Ignore,
             _ => Verdict::Reject,
         }
     }
@@ -238,12 +239,42 @@ pub fn check_header(block: &Block, ctx: &BlockContext<'_>) -> Result<(), Validat
     crypto::verify_block_header(block).map_err(|_| ValidationError::BadBlockSignature)
 }
 
-/// Full block check: header, body commitments, every transaction (signatures not yet verified
-/// here are batch-verified) and the state transition. Returns the state diff to commit.
-pub fn check_block(
+/// A block whose header, body commitments and transaction signatures were checked, but whose
+/// state transition has not run yet (a side-branch block waiting for fork choice). Only this
+/// module builds one; [`Unapplied::apply`] turns it into a [`Verified`] block.
+#[derive(Clone, Debug)]
+pub struct Unapplied(Block);
+
+impl Unapplied {
+    /// The block.
+    pub fn inner(&self) -> &Block {
+        &self.0
+    }
+
+    /// Runs the state transition on `state` (the parent's state).
+    ///
+    /// Errors: [`ValidationError::InvalidBlockTx`] for the first transaction that does not
+    /// apply (nonce, balance, overflow).
+    pub fn apply(
+        self,
+        state: &dyn StateView,
+    ) -> Result<(Verified<Block>, StateDiff), ValidationError> {
+        let diff =
+            apply_block(state, &self.0).map_err(|(index, e)| ValidationError::InvalidBlockTx {
+                index,
+                reason: e.to_string(),
+            })?;
+        Ok((Verified(self.0), diff))
+    }
+}
+
+/// Everything but the state transition: header ([`check_header`]), size, `tx_count`,
+/// `tx_root`, duplicates, transaction fields, and the signatures not already verified here
+/// (batch-verified).
+pub fn check_block_stateless(
     block: Block,
     ctx: &BlockContext<'_>,
-) -> Result<(Verified<Block>, StateDiff), ValidationError> {
+) -> Result<Unapplied, ValidationError> {
     check_header(&block, ctx)?;
     if block.txs.len() > MAX_BLOCK_TXS {
         return Err(ValidationError::Oversize(format!(
@@ -286,18 +317,28 @@ pub fn check_block(
             reason: e.to_string(),
         });
     }
-    let diff =
-        apply_block(ctx.state, &block).map_err(|(index, e)| ValidationError::InvalidBlockTx {
-            index,
-            reason: e.to_string(),
-        })?;
-    Ok((Verified(block), diff))
+    Ok(Unapplied(block))
+}
+
+/// Full block check: [`check_block_stateless`] then the state transition on `ctx.state`.
+/// Returns the state diff to commit.
+pub fn check_block(
+    block: Block,
+    ctx: &BlockContext<'_>,
+) -> Result<(Verified<Block>, StateDiff), ValidationError> {
+    check_block_stateless(block, ctx)?.apply(ctx.state)
 }
 
 /// Marks a block this node built itself (from mempool transactions it verified) as verified.
 /// The producer still runs the state transition; only signatures are trusted.
 pub(crate) fn own_block(block: Block) -> Verified<Block> {
     Verified(block)
+}
+
+/// A side-branch block read back from our own store: it passed [`check_block_stateless`]
+/// before it was stored.
+pub(crate) fn stored_side_block(block: Block) -> Unapplied {
+    Unapplied(block)
 }
 
 /// Marks a block read back from our own store as verified (it was checked before commit).

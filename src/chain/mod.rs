@@ -9,12 +9,14 @@ pub mod store;
 use crate::crypto::Keypair;
 use crate::genesis::ChainSpec;
 use crate::mempool::Mempool;
-use crate::state::apply_block;
+use crate::state::{apply_block, Account, Overlay, StateView};
+use crate::types::Address;
 use crate::types::{Block, BlockHeader, Hash};
 use crate::validation::{self, BlockContext, ValidationError, Verified};
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::{Mutex, RwLock};
-pub use store::{ChainStore, StoreError};
+pub use store::{ChainStore, ReorgWrite, StoreError, UndoRecord};
 
 /// Most transactions the producer puts in one block.
 pub const PRODUCER_MAX_TXS: usize = 5_000;
@@ -30,6 +32,21 @@ pub struct Head {
     pub hash: Hash,
     /// Slot.
     pub slot: u64,
+}
+
+/// Fork choice: is a block at `height` with `hash` preferred over `head`? Greatest height,
+/// then lowest hash (ARCHITECTURE.md, "Consensus for a devnet").
+pub fn prefers(height: u64, hash: &Hash, head: &Head) -> bool {
+    height > head.height || (height == head.height && *hash < head.hash)
+}
+
+/// What an import changed in the canonical chain.
+#[derive(Debug, Default)]
+pub struct Imported {
+    /// Blocks that left the canonical chain (a reorg), highest first.
+    pub undone: Vec<Block>,
+    /// Blocks that joined it, in height order (empty for a block stored on a side branch).
+    pub applied: Vec<Block>,
 }
 
 /// Why a block was not imported.
@@ -82,36 +99,35 @@ impl Chain {
         *self.head.read().expect("head lock poisoned")
     }
 
-    /// Validates `block` against the head and commits it. `already_verified` says which
-    /// transaction signatures were verified on mempool admission.
+    /// Imports a block: validates it, stores it, and applies fork choice (greatest height, then
+    /// lowest hash). A block on the head is fully validated and committed. A block on another
+    /// known block is checked without its state transition and stored as a side branch; if
+    /// that branch is now preferred, the node reorgs to it (undo to the fork point, apply the
+    /// branch with full validation, one atomic write). `already_verified` names transaction
+    /// signatures verified on mempool admission.
     ///
-    /// Errors: [`ValidationError::Known`] for a stored block, `UnknownParent` when the parent is
-    /// missing (the caller syncs), `NotOnHead` when it extends another block we have, and any
-    /// validation failure.
+    /// Errors: `Known` for a stored block, `UnknownParent` when the parent is missing (the
+    /// caller syncs), `InvalidParent` for a child of an invalid block, and any validation
+    /// failure (a branch block failing its state transition during a reorg is marked invalid
+    /// and the reorg is abandoned, leaving the head as it was).
     pub fn import(
         &self,
         block: Block,
         already_verified: &HashSet<Hash>,
-    ) -> Result<Verified<Block>, ImportError> {
+    ) -> Result<Imported, ImportError> {
         let _g = self.lock.lock().expect("chain lock poisoned");
         let hash = block.hash();
         if self.store.has_block(&hash)? {
             return Err(ValidationError::Known.into());
         }
-        let head = self.head();
         let parent_hash = block.header.parent;
-        if parent_hash != head.hash {
-            return Err(if self.store.has_block(&parent_hash)? {
-                ValidationError::NotOnHead
-            } else {
-                ValidationError::UnknownParent(parent_hash)
-            }
-            .into());
+        if self.store.is_invalid(&parent_hash)? {
+            return Err(ValidationError::InvalidParent(parent_hash).into());
         }
         let parent = self
             .store
-            .block(&head.hash)?
-            .ok_or(StoreError::Corrupt("head block"))?;
+            .block(&parent_hash)?
+            .ok_or(ValidationError::UnknownParent(parent_hash))?;
         let ctx = BlockContext {
             spec: &self.spec,
             parent: &parent.header,
@@ -119,19 +135,118 @@ impl Chain {
             state: &self.store,
             already_verified: &|h| already_verified.contains(h),
         };
-        let t0 = std::time::Instant::now();
-        let (verified, diff) = validation::check_block(block, &ctx)?;
-        let t1 = std::time::Instant::now();
-        self.store.commit_block(&verified, &diff)?;
-        tracing::debug!(
-            height = verified.inner().header.height,
-            txs = verified.inner().txs.len(),
-            check_us = (t1 - t0).as_micros() as u64,
-            commit_us = t1.elapsed().as_micros() as u64,
-            "block import timing"
+        let head = self.head();
+        if parent_hash == head.hash {
+            let t0 = std::time::Instant::now();
+            let (verified, diff) = validation::check_block(block, &ctx)?;
+            let t1 = std::time::Instant::now();
+            self.store.commit_block(&verified, &diff)?;
+            tracing::debug!(
+                height = verified.inner().header.height,
+                txs = verified.inner().txs.len(),
+                check_us = (t1 - t0).as_micros() as u64,
+                commit_us = t1.elapsed().as_micros() as u64,
+                "block import timing"
+            );
+            *self.head.write().expect("head lock poisoned") =
+                head_of(&verified.inner().header, hash);
+            return Ok(Imported {
+                undone: vec![],
+                applied: vec![verified.into_inner()],
+            });
+        }
+        let side = validation::check_block_stateless(block, &ctx)?;
+        let height = side.inner().header.height;
+        self.store.store_side_block(&side)?;
+        if !prefers(height, &hash, &head) {
+            return Ok(Imported::default());
+        }
+        self.reorg_to(hash, head)
+    }
+
+    /// Makes `tip` (a stored side-branch block) the head. Caller holds the chain lock.
+    fn reorg_to(&self, tip: Hash, head: Head) -> Result<Imported, ImportError> {
+        // The branch, from just above the fork point up to the tip.
+        let mut branch = Vec::new();
+        let mut h = tip;
+        let fork_height = loop {
+            let b = self
+                .store
+                .block(&h)?
+                .ok_or(StoreError::Corrupt("branch block"))?;
+            if self.store.hash_at(b.header.height)? == Some(h) {
+                break b.header.height;
+            }
+            h = b.header.parent;
+            branch.push(b);
+        };
+        branch.reverse();
+        // Undo the canonical blocks above the fork point, in memory.
+        let mut accounts: HashMap<Address, Account> = HashMap::new();
+        let mut undone = Vec::new();
+        for height in (fork_height + 1..=head.height).rev() {
+            let bh = self
+                .store
+                .hash_at(height)?
+                .ok_or(StoreError::Corrupt("canonical"))?;
+            let undo = self
+                .store
+                .undo_record(&bh)?
+                .ok_or(StoreError::Corrupt("undo"))?;
+            accounts.extend(undo.accounts);
+            undone.push(
+                self.store
+                    .block(&bh)?
+                    .ok_or(StoreError::Corrupt("canonical block"))?,
+            );
+        }
+        // Apply the branch with full state validation.
+        let mut applied = Vec::with_capacity(branch.len());
+        for b in branch {
+            let bh = b.hash();
+            let view = Overlay {
+                changed: &accounts,
+                base: &self.store,
+            };
+            let (verified, diff) = match validation::stored_side_block(b).apply(&view) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.store.mark_invalid(&bh)?;
+                    tracing::warn!(block = %bh, cause = %e, "reorg abandoned: branch block invalid");
+                    return Err(e.into());
+                }
+            };
+            let undo = UndoRecord {
+                accounts: diff.changed.keys().map(|a| (*a, view.account(a))).collect(),
+            };
+            accounts.extend(diff.changed);
+            applied.push((verified, undo));
+        }
+        self.store.commit_reorg(&ReorgWrite {
+            undone: &undone,
+            applied: &applied,
+            accounts: &accounts,
+            old_head_height: head.height,
+        })?;
+        let new_tip = applied
+            .last()
+            .expect("a preferred branch is not empty")
+            .0
+            .inner();
+        let new_head = head_of(&new_tip.header, tip);
+        *self.head.write().expect("head lock poisoned") = new_head;
+        tracing::info!(
+            from = head.height,
+            to = new_head.height,
+            depth = undone.len(),
+            applied = applied.len(),
+            hash = %tip,
+            "reorg"
         );
-        *self.head.write().expect("head lock poisoned") = head_of(&verified.inner().header, hash);
-        Ok(verified)
+        Ok(Imported {
+            undone,
+            applied: applied.into_iter().map(|(v, _)| v.into_inner()).collect(),
+        })
     }
 
     /// Builds, signs and commits a block for `slot` on top of the head with the best
@@ -259,5 +374,203 @@ mod tests {
             .err()
             .expect("another genesis is refused");
         assert!(matches!(err, StoreError::WrongGenesis { .. }), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod reorg_tests {
+    use super::*;
+    use crate::genesis::{DevAccounts, GenesisFile};
+    use crate::types::{Signature, SignedTx, TxBody};
+
+    const CHAIN: u64 = 77;
+
+    fn spec() -> ChainSpec {
+        GenesisFile {
+            chain_id: CHAIN,
+            genesis_time_ms: 0,
+            slot_ms: 1000,
+            validators: (0..2)
+                .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
+                .collect(),
+            alloc: Default::default(),
+            dev_accounts: Some(DevAccounts {
+                count: 3,
+                balance: 10_000,
+            }),
+            bootnodes: vec![],
+        }
+        .to_spec()
+        .unwrap()
+    }
+
+    fn transfer(from: u64, nonce: u64, amount: u64) -> SignedTx {
+        let k = Keypair::dev_account(from);
+        k.sign_tx(TxBody {
+            chain_id: CHAIN,
+            nonce,
+            from: k.public(),
+            to: Keypair::dev_account(2).address(),
+            amount,
+            fee: 1,
+            data: vec![],
+        })
+    }
+
+    /// A block on `parent` in `slot`, signed by the slot's validator.
+    fn block(s: &ChainSpec, parent: &Block, slot: u64, txs: Vec<SignedTx>) -> Block {
+        let key = Keypair::dev_validator(slot % 2);
+        let hashes: Vec<Hash> = txs.iter().map(SignedTx::hash).collect();
+        let mut b = Block {
+            header: BlockHeader {
+                chain_id: CHAIN,
+                height: parent.header.height + 1,
+                slot,
+                parent: parent.hash(),
+                timestamp_ms: s.slot_start_ms(slot) + 1,
+                producer: key.public(),
+                tx_root: crate::types::merkle_root(&hashes),
+                tx_count: txs.len() as u32,
+            },
+            signature: Signature([0; 64]),
+            txs,
+        };
+        key.sign_block(&mut b);
+        b
+    }
+
+    fn import(c: &Chain, b: &Block) -> Result<Imported, ImportError> {
+        c.import(b.clone(), &HashSet::new())
+    }
+
+    #[test]
+    fn heavier_branch_wins_and_state_equals_a_replay() {
+        let s = spec();
+        let dir = tempfile::tempdir().unwrap();
+        let g = s.genesis_block();
+        // Branch A: dev:0 sends 100 twice.
+        let a1 = block(&s, &g, 1, vec![transfer(0, 0, 100)]);
+        let a2 = block(&s, &a1, 3, vec![transfer(0, 1, 100)]);
+        // Branch B: dev:0 sends 50 once, dev:1 sends 7, then an empty block: longer.
+        let b1 = block(&s, &g, 2, vec![transfer(0, 0, 50)]);
+        let b2 = block(&s, &b1, 4, vec![transfer(1, 0, 7)]);
+        let b3 = block(&s, &b2, 6, vec![]);
+        let chain = Chain::open(dir.path(), s.clone()).unwrap();
+        assert_eq!(import(&chain, &a1).unwrap().applied.len(), 1);
+        import(&chain, &a2).unwrap();
+        let side = import(&chain, &b1).unwrap();
+        assert!(
+            side.applied.is_empty() && side.undone.is_empty(),
+            "shorter branch is only stored"
+        );
+        assert_eq!(chain.head().hash, a2.hash());
+        let r2 = import(&chain, &b2).unwrap();
+        let r3 = import(&chain, &b3).unwrap();
+        let mut undone: Vec<Hash> = r2
+            .undone
+            .iter()
+            .chain(&r3.undone)
+            .map(Block::hash)
+            .collect();
+        undone.sort();
+        let mut expect_undone = vec![a1.hash(), a2.hash()];
+        expect_undone.sort();
+        assert_eq!(undone, expect_undone, "A's blocks left the chain");
+        assert_eq!(chain.head().hash, b3.hash());
+        for (h, b) in [(1, &b1), (2, &b2), (3, &b3)] {
+            assert_eq!(chain.store.hash_at(h).unwrap(), Some(b.hash()));
+        }
+        // Account state equals a replay of B from genesis.
+        let mut replay: HashMap<Address, Account> = s
+            .alloc
+            .iter()
+            .map(|(a, bal)| {
+                (
+                    *a,
+                    Account {
+                        balance: *bal,
+                        nonce: 0,
+                    },
+                )
+            })
+            .collect();
+        for b in [&b1, &b2, &b3] {
+            let d = crate::state::apply_block(&replay, b).unwrap();
+            replay.extend(d.changed);
+        }
+        for (a, acc) in &replay {
+            assert_eq!(chain.store.account(a), *acc, "account {a}");
+        }
+        // Tx index follows the canonical chain.
+        assert!(chain
+            .store
+            .tx_location(&a2.txs[0].hash())
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            chain
+                .store
+                .tx_location(&b1.txs[0].hash())
+                .unwrap()
+                .unwrap()
+                .height,
+            1
+        );
+        let mut tips = chain.store.tips().unwrap();
+        tips.sort();
+        let mut expect_tips = vec![a2.hash(), b3.hash()];
+        expect_tips.sort();
+        assert_eq!(tips, expect_tips);
+        // The reorg is durable.
+        drop(chain);
+        let chain = Chain::open(dir.path(), s).unwrap();
+        assert_eq!(chain.head().hash, b3.hash());
+        assert_eq!(
+            chain.store.account(&Keypair::dev_account(0).address()),
+            replay[&Keypair::dev_account(0).address()]
+        );
+    }
+
+    #[test]
+    fn invalid_branch_is_abandoned_and_its_children_refused() {
+        let s = spec();
+        let dir = tempfile::tempdir().unwrap();
+        let g = s.genesis_block();
+        let a1 = block(&s, &g, 1, vec![transfer(0, 0, 100)]);
+        // c1 is valid without state, but dev:0 cannot pay 1,000,000: invalid on its state.
+        let c1 = block(&s, &g, 2, vec![transfer(0, 0, 1_000_000)]);
+        let c2 = block(&s, &c1, 4, vec![]);
+        let c3 = block(&s, &c2, 6, vec![]);
+        let chain = Chain::open(dir.path(), s).unwrap();
+        import(&chain, &a1).unwrap();
+        let head_before = chain.head();
+        // c1 ties a1 on height: depending on the hashes it is preferred at once (the reorg
+        // fails on c1) or only once c2 makes the branch longer (the reorg fails then).
+        let r1 = import(&chain, &c1);
+        let r2 = import(&chain, &c2);
+        let invalid_tx = |r: &Result<Imported, ImportError>| {
+            matches!(
+                r,
+                Err(ImportError::Invalid(ValidationError::InvalidBlockTx { .. }))
+            )
+        };
+        match (&r1, &r2) {
+            (Ok(_), r2) => assert!(invalid_tx(r2), "{r2:?}"),
+            (r1, Err(ImportError::Invalid(ValidationError::InvalidParent(_)))) => {
+                assert!(invalid_tx(r1), "{r1:?}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(chain.head(), head_before, "the head did not move");
+        assert_eq!(chain.head().hash, a1.hash());
+        assert!(chain.store.is_invalid(&c1.hash()).unwrap());
+        if r1.is_ok() {
+            // c2 was stored and marked invalid: its child is refused as such.
+            let e = import(&chain, &c3).unwrap_err();
+            assert!(
+                matches!(e, ImportError::Invalid(ValidationError::InvalidParent(_))),
+                "{e:?}"
+            );
+        }
     }
 }

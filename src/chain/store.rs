@@ -1,9 +1,11 @@
 //! The sled chain store: blocks, canonical height index, transaction index, account state at
 //! head, and meta (genesis hash, head, schema version).
 //!
-//! All five live in one sled tree as key spaces with a one-byte prefix (`b` block hash ->
-//! block, `c` height (big-endian) -> hash, `t` tx hash -> location, `a` address -> account,
-//! `m` name -> meta), so that a block and everything it changes are written with one atomic
+//! All live in one sled tree as key spaces with a one-byte prefix (`b` block hash -> block,
+//! canonical or side branch; `c` height (big-endian) -> canonical hash; `t` tx hash ->
+//! canonical location; `a` address -> account at head; `u` block hash -> undo record;
+//! `x` hash of a chain tip (a block without stored children); `i` hash of a block that failed
+//! validation; `m` name -> meta), so that a block and everything it changes are written with one atomic
 //! `apply_batch`, then flushed to disk before [`ChainStore::commit_block`] returns: a block is
 //! never announced before it is durable, and a crash leaves all of a block or none of it.
 //! (One tree keeps the atomic write a plain batch instead of a multi-tree transaction; for a
@@ -13,11 +15,11 @@
 use crate::genesis::ChainSpec;
 use crate::state::{Account, StateDiff, StateView};
 use crate::types::{encoding, Address, Block, Hash};
-use crate::validation::Verified;
+use crate::validation::{Unapplied, Verified};
 use std::path::Path;
 
 /// Store layout version; a store with another one is refused.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Where a transaction sits in the canonical chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
@@ -28,6 +30,25 @@ pub struct TxLocation {
     pub height: u64,
     /// Index in the block.
     pub index: u32,
+}
+
+/// What undoing a block restores: every account it changed, with its value before the block.
+#[derive(Clone, Debug, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct UndoRecord {
+    /// (address, account before the block).
+    pub accounts: Vec<(Address, Account)>,
+}
+
+/// A reorg, ready to write: see [`ChainStore::commit_reorg`].
+pub struct ReorgWrite<'a> {
+    /// Blocks leaving the canonical chain.
+    pub undone: &'a [Block],
+    /// Blocks joining it, in height order, each with its undo record.
+    pub applied: &'a [(Verified<Block>, UndoRecord)],
+    /// Final value of every account the reorg touched.
+    pub accounts: &'a std::collections::HashMap<Address, Account>,
+    /// Height of the head being replaced.
+    pub old_head_height: u64,
 }
 
 /// Store failures.
@@ -69,6 +90,9 @@ const CANONICAL: u8 = b'c';
 const TXINDEX: u8 = b't';
 const ACCOUNT: u8 = b'a';
 const META: u8 = b'm';
+const UNDO: u8 = b'u';
+const TIP: u8 = b'x';
+const INVALID: u8 = b'i';
 const META_GENESIS: &[u8] = b"genesis";
 const META_HEAD: &[u8] = b"head";
 const META_SCHEMA: &[u8] = b"schema";
@@ -256,9 +280,108 @@ impl ChainStore {
         for (addr, acc) in &diff.changed {
             batch.insert(key(ACCOUNT, &addr.0), encoding::encode(acc));
         }
+        let undo = UndoRecord {
+            accounts: diff
+                .changed
+                .keys()
+                .map(|a| Ok((*a, self.get_account(a)?)))
+                .collect::<Result<_, StoreError>>()?,
+        };
+        batch.insert(key(UNDO, &hash.0), encoding::encode(&undo));
+        batch.remove(key(TIP, &block.header.parent.0));
+        batch.insert(key(TIP, &hash.0), &[]);
         batch.insert(key(META, META_HEAD), &hash.0);
         self.tree.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// Stores a block of a side branch (header, commitments and signatures checked; state not
+    /// applied) without touching the canonical chain, and flushes.
+    pub fn store_side_block(&self, block: &Unapplied) -> Result<(), StoreError> {
+        let b = block.inner();
+        let mut batch = sled::Batch::default();
+        batch.insert(key(BLOCK, &b.hash().0), b.to_bytes());
+        batch.remove(key(TIP, &b.header.parent.0));
+        batch.insert(key(TIP, &b.hash().0), &[]);
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Switches the canonical chain in one atomic batch (then flushes): removes the undone
+    /// blocks' heights and tx index entries, adds the applied blocks' heights, tx index entries
+    /// and undo records, writes the final accounts, and moves the head to the last applied block.
+    pub fn commit_reorg(&self, w: &ReorgWrite<'_>) -> Result<(), StoreError> {
+        let Some((tip, _)) = w.applied.last() else {
+            return Ok(());
+        };
+        let tip = tip.inner();
+        let mut batch = sled::Batch::default();
+        for b in w.undone {
+            for t in &b.txs {
+                batch.remove(key(TXINDEX, &t.hash().0));
+            }
+        }
+        for h in tip.header.height + 1..=w.old_head_height {
+            batch.remove(key(CANONICAL, &h.to_be_bytes()));
+        }
+        for (v, undo) in w.applied {
+            let b = v.inner();
+            let hash = b.hash();
+            let height = b.header.height;
+            batch.insert(key(CANONICAL, &height.to_be_bytes()), &hash.0);
+            for (i, t) in b.txs.iter().enumerate() {
+                let loc = TxLocation {
+                    block: hash,
+                    height,
+                    index: i as u32,
+                };
+                batch.insert(key(TXINDEX, &t.hash().0), encoding::encode(&loc));
+            }
+            batch.insert(key(UNDO, &hash.0), encoding::encode(undo));
+        }
+        for (addr, acc) in w.accounts {
+            batch.insert(key(ACCOUNT, &addr.0), encoding::encode(acc));
+        }
+        batch.insert(key(META, META_HEAD), &tip.hash().0);
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The undo record of a canonical (or once-canonical) block.
+    pub fn undo_record(&self, hash: &Hash) -> Result<Option<UndoRecord>, StoreError> {
+        match self.tree.get(key(UNDO, &hash.0))? {
+            Some(v) => Ok(Some(
+                encoding::decode(&v, usize::MAX).map_err(|_| StoreError::Corrupt("undo"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Hashes of all chain tips (blocks with no stored child), including the head.
+    pub fn tips(&self) -> Result<Vec<Hash>, StoreError> {
+        self.tree
+            .scan_prefix([TIP])
+            .keys()
+            .map(|k| {
+                let k = k?;
+                Ok(Hash(
+                    k[1..].try_into().map_err(|_| StoreError::Corrupt("tips"))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Records that a block failed validation (its descendants are refused too).
+    pub fn mark_invalid(&self, hash: &Hash) -> Result<(), StoreError> {
+        self.tree.insert(key(INVALID, &hash.0), &[])?;
+        Ok(())
+    }
+
+    /// Whether a block was marked invalid.
+    pub fn is_invalid(&self, hash: &Hash) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(key(INVALID, &hash.0))?)
     }
 
     /// Flushes all pending writes.

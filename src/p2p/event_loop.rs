@@ -98,6 +98,8 @@ struct EventLoop {
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
     peers: HashMap<PeerId, PeerState>,
     dialing: HashSet<PeerId>,
+    /// Peers removed by `admin_removePeer` / `addnode remove`: not dialled by discovery.
+    removed: HashSet<PeerId>,
     listen_addrs: Vec<Multiaddr>,
     target_peers: usize,
     dropped_queue_full: u64,
@@ -166,6 +168,7 @@ pub fn start(
         pending: HashMap::new(),
         peers: HashMap::new(),
         dialing: HashSet::new(),
+        removed: HashSet::new(),
         listen_addrs: Vec::new(),
         target_peers: cfg.target_peers,
         dropped_queue_full: 0,
@@ -286,7 +289,17 @@ impl EventLoop {
             Command::Respond { channel, resp } => {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
             }
+            Command::Remove { peer, reply } => {
+                self.removed.insert(peer);
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    kad.remove_peer(&peer);
+                }
+                let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
+            }
             Command::Dial { addr, reply } => {
+                if let Some(p) = peer_id_of(&addr) {
+                    self.removed.remove(&p);
+                }
                 if let (Some(p), Some(kad)) =
                     (peer_id_of(&addr), self.swarm.behaviour_mut().kad.as_mut())
                 {
@@ -359,6 +372,7 @@ impl EventLoop {
             || peer == *self.swarm.local_peer_id()
             || self.peers.contains_key(&peer)
             || self.dialing.contains(&peer)
+            || self.removed.contains(&peer)
             || self.peers.len() + self.dialing.len() >= self.target_peers
         {
             return;

@@ -68,6 +68,10 @@ pub(crate) enum Command {
         channel: ResponseChannel<SyncResponse>,
         resp: SyncResponse,
     },
+    Remove {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
     Dial {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), String>>,
@@ -132,7 +136,14 @@ impl NetworkHandle {
         let _ = self.tx.send(Command::Respond { channel, resp }).await;
     }
 
-    /// Dials a multiaddr (which should end in `/p2p/<peer id>`).
+    /// Disconnects `peer`, forgets its Kademlia addresses and stops dialling it by ourselves
+    /// (it may still dial us). Returns whether it was connected.
+    pub async fn remove(&self, peer: PeerId) -> Result<bool, String> {
+        self.ask(|reply| Command::Remove { peer, reply }).await
+    }
+
+    /// Dials a multiaddr (which should end in `/p2p/<peer id>`); a removed peer may be
+    /// dialled by us again afterwards.
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), String> {
         self.ask(|reply| Command::Dial { addr, reply }).await?
     }

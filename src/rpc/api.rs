@@ -39,6 +39,18 @@ pub trait BitcoinApi {
     #[method(name = "getrawmempool")]
     fn getrawmempool(&self, verbose: Option<bool>) -> RpcResult<Value>;
 
+    /// `getchaintips` -> every known chain tip, Bitcoin Core's shape: `[{height, hash,
+    /// branchlen, status}]`, status "active" (the head), "valid-headers" (a side branch whose
+    /// headers and signatures were checked but whose state transition never ran) or "invalid".
+    #[method(name = "getchaintips")]
+    fn getchaintips(&self) -> RpcResult<Vec<Value>>;
+
+    /// `addnode node command`: command "add" or "onetry" dials `node` (a multiaddr ending in
+    /// `/p2p/<peer id>`); "remove" disconnects it and stops our own dialling of it. Error -8 on
+    /// a bad multiaddr or command.
+    #[method(name = "addnode")]
+    async fn addnode(&self, node: String, command: String) -> RpcResult<Value>;
+
     /// `getpeerinfo` -> connected peers (Bitcoin Core's fields id, addr, inbound, conntime,
     /// subver, pingtime, plus peer_id, gossip_score, in_block_mesh).
     #[method(name = "getpeerinfo")]
@@ -107,4 +119,18 @@ pub trait MeshnodeApi {
     /// mempool size, gossip verdict counters.
     #[method(name = "nodeInfo")]
     async fn node_info(&self) -> RpcResult<Value>;
+}
+
+/// geth's `admin_` peer methods.
+#[rpc(server, client, namespace = "admin")]
+pub trait AdminApi {
+    /// `admin_addPeer(url)`: dial a multiaddr ending in `/p2p/<peer id>`; true if the dial
+    /// started. Error -32602 on a bad multiaddr.
+    #[method(name = "addPeer")]
+    async fn add_peer(&self, url: String) -> RpcResult<bool>;
+
+    /// `admin_removePeer(url)`: disconnect the peer and stop our own dialling of it; true if it
+    /// was connected.
+    #[method(name = "removePeer")]
+    async fn remove_peer(&self, url: String) -> RpcResult<bool>;
 }

@@ -1,6 +1,6 @@
 //! The RPC server: method implementations over the node's context, and start-up.
 
-use super::api::{BitcoinApiServer, EthApiServer, MeshnodeApiServer, NetApiServer};
+use super::api::{AdminApiServer, BitcoinApiServer, EthApiServer, MeshnodeApiServer, NetApiServer};
 use super::error::{self, err, internal};
 use super::types::{btc_block, eth_block, eth_tx, parse_qty, qty, TxPlace};
 use crate::arrivals::Arrival;
@@ -47,6 +47,7 @@ pub async fn start(addr: SocketAddr, ctx: Arc<NodeContext>) -> anyhow::Result<Rp
     module.merge(BitcoinApiServer::into_rpc(imp.clone()))?;
     module.merge(EthApiServer::into_rpc(imp.clone()))?;
     module.merge(NetApiServer::into_rpc(imp.clone()))?;
+    module.merge(AdminApiServer::into_rpc(imp.clone()))?;
     module.merge(MeshnodeApiServer::into_rpc(imp))?;
     Ok(RpcServer {
         local_addr,
@@ -72,6 +73,11 @@ fn decode_tx_hex(s: &str) -> Result<SignedTx, SubmitError> {
 fn parse_hash(s: &str, code: i32) -> RpcResult<Hash> {
     s.parse()
         .map_err(|e| err(code, format!("invalid hash {s:?}: {e}")))
+}
+
+fn parse_multiaddr(s: &str, code: i32) -> RpcResult<libp2p::Multiaddr> {
+    s.parse()
+        .map_err(|e| err(code, format!("invalid multiaddr {s:?}: {e}")))
 }
 
 fn parse_address(s: &str) -> RpcResult<Address> {
@@ -191,6 +197,70 @@ impl BitcoinApiServer for RpcImpl {
         Ok(Value::Object(obj))
     }
 
+    fn getchaintips(&self) -> RpcResult<Vec<Value>> {
+        let store = &self.ctx.chain.store;
+        let head = self.ctx.chain.head();
+        let mut out = Vec::new();
+        for tip in store.tips().map_err(internal)? {
+            let Some(b) = store.block(&tip).map_err(internal)? else {
+                continue;
+            };
+            // Walk down to the canonical chain to measure the branch.
+            let (mut h, mut cur, mut invalid) = (tip, b.header.clone(), false);
+            while store.hash_at(cur.height).map_err(internal)? != Some(h) {
+                invalid |= store.is_invalid(&h).map_err(internal)?;
+                h = cur.parent;
+                match store.block(&h).map_err(internal)? {
+                    Some(p) => cur = p.header,
+                    None => break,
+                }
+            }
+            let status = if tip == head.hash {
+                "active"
+            } else if invalid {
+                "invalid"
+            } else {
+                "valid-headers"
+            };
+            out.push(json!({
+                "height": b.header.height,
+                "hash": tip.to_string(),
+                "branchlen": b.header.height - cur.height,
+                "status": status,
+            }));
+        }
+        out.sort_by_key(|t| std::cmp::Reverse(t["height"].as_u64()));
+        Ok(out)
+    }
+
+    async fn addnode(&self, node: String, command: String) -> RpcResult<Value> {
+        let addr = parse_multiaddr(&node, error::RPC_INVALID_PARAMETER)?;
+        match command.as_str() {
+            "add" | "onetry" => self
+                .ctx
+                .net
+                .dial(addr)
+                .await
+                .map_err(|e| err(error::RPC_INVALID_PARAMETER, e))?,
+            "remove" => {
+                let peer = crate::p2p::peer_id_of(&addr).ok_or_else(|| {
+                    err(
+                        error::RPC_INVALID_PARAMETER,
+                        "multiaddr has no /p2p/<peer id>",
+                    )
+                })?;
+                self.ctx.net.remove(peer).await.map_err(internal)?;
+            }
+            other => {
+                return Err(err(
+                    error::RPC_INVALID_PARAMETER,
+                    format!("command must be add, remove or onetry, not {other:?}"),
+                ))
+            }
+        }
+        Ok(Value::Null)
+    }
+
     async fn getpeerinfo(&self) -> RpcResult<Vec<Value>> {
         let peers = self.ctx.net.peers().await.map_err(internal)?;
         Ok(peers
@@ -280,6 +350,26 @@ impl EthApiServer for RpcImpl {
         }
         let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
         Ok(m.get(&h).map(|e| eth_tx(&e.tx, chain_id, None)))
+    }
+}
+
+#[async_trait]
+impl AdminApiServer for RpcImpl {
+    async fn add_peer(&self, url: String) -> RpcResult<bool> {
+        let addr = parse_multiaddr(&url, error::INVALID_PARAMS)?;
+        self.ctx
+            .net
+            .dial(addr)
+            .await
+            .map_err(|e| err(error::INVALID_PARAMS, e))?;
+        Ok(true)
+    }
+
+    async fn remove_peer(&self, url: String) -> RpcResult<bool> {
+        let addr = parse_multiaddr(&url, error::INVALID_PARAMS)?;
+        let peer = crate::p2p::peer_id_of(&addr)
+            .ok_or_else(|| err(error::INVALID_PARAMS, "multiaddr has no /p2p/<peer id>"))?;
+        self.ctx.net.remove(peer).await.map_err(internal)
     }
 }
 
