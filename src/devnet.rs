@@ -201,6 +201,17 @@ impl Devnet {
         Ok(())
     }
 
+    /// A devnet with no nodes yet, for custom topologies built with [`Devnet::add_node`]
+    /// (the caller writes `genesis`).
+    pub fn empty(dir: PathBuf, genesis: PathBuf, exe: PathBuf) -> Devnet {
+        Devnet {
+            dir,
+            genesis,
+            nodes: Vec::new(),
+            exe,
+        }
+    }
+
     /// Adds and starts a node with `extra` arguments after `run --data-dir … --genesis …
     /// --listen 127.0.0.1:0 --rpc 127.0.0.1:0` (it is given no bootnode unless `extra` or the
     /// genesis names some). Returns its index; call [`Devnet::wait_ready`] next.

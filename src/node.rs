@@ -120,7 +120,8 @@ impl NodeContext {
 
     /// Imports a block (gossip or sync); then prunes the mempool of what the new canonical
     /// blocks include and, after a reorg, returns the undone blocks' transactions that the new
-    /// chain does not include and that are still valid on it (regular admission).
+    /// chain does not include and that are still valid on it (regular admission), announcing
+    /// them again. Call from a blocking thread (it may send to the network task).
     fn import_block(&self, block: Block) -> Result<Imported, ImportError> {
         let known: HashSet<Hash> = {
             let m = self.mempool.lock().expect("mempool lock poisoned");
@@ -149,7 +150,12 @@ impl NodeContext {
             for b in imported.undone.iter().rev() {
                 for tx in b.txs.iter().filter(|t| !included.contains(&t.hash())) {
                     match self.admit_tx(tx.clone()) {
-                        Ok(_) => back += 1,
+                        Ok(Inserted::New(_)) => {
+                            // Announce again: peers on the new chain may never have seen it.
+                            self.net.publish_blocking(TopicKind::Tx, tx.to_bytes());
+                            back += 1
+                        }
+                        Ok(Inserted::Known(_)) => back += 1,
                         Err(_) => dropped += 1,
                     }
                 }

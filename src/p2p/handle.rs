@@ -150,6 +150,15 @@ impl NetworkHandle {
 }
 
 impl NetworkHandle {
+    /// Publishes from a non-async thread without waiting for the outcome (errors are logged
+    /// by nobody: use for best-effort re-announcements).
+    pub fn publish_blocking(&self, kind: TopicKind, data: Vec<u8>) {
+        let (reply, _) = oneshot::channel();
+        let _ = self
+            .tx
+            .blocking_send(Command::Publish { kind, data, reply });
+    }
+
     /// [`NetworkHandle::report`] from a non-async thread (the validation threads).
     pub fn report_blocking(&self, id: MessageId, source: PeerId, verdict: Verdict) {
         let _ = self.tx.blocking_send(Command::Report {
