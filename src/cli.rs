@@ -36,6 +36,9 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Chain store maintenance.
+    #[command(subcommand)]
+    Store(StoreCommand),
 }
 
 /// `meshnode run`.
@@ -107,6 +110,19 @@ pub enum KeysCommand {
     Show {
         /// The key.
         key: String,
+    },
+}
+
+/// `meshnode store …`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Verify the store's invariants offline (the node must be stopped): canonical chain links
+    /// to genesis, height and tx indexes, undo records, accounts equal a replay. Exits non-zero
+    /// with the first violation.
+    Check {
+        /// The node's data directory (the one given to `meshnode run`).
+        #[arg(long, env = "MESHNODE_DATA_DIR", default_value = "./meshnode-data")]
+        data_dir: PathBuf,
     },
 }
 

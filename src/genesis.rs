@@ -131,26 +131,49 @@ impl GenesisFile {
     }
 }
 
-#[derive(bincode::Encode)]
-struct SpecForHash<'a> {
-    chain_id: u64,
-    genesis_time_ms: u64,
-    slot_ms: u64,
-    validators: &'a [PublicKey],
-    alloc: &'a [(Address, u64)],
+/// The consensus fields of a genesis in canonical encoding: what the spec hash covers and
+/// what the store keeps so that `store check` can replay from genesis on its own.
+#[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct ConsensusSpec {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Start of slot 0, ms.
+    pub genesis_time_ms: u64,
+    /// Slot length, ms.
+    pub slot_ms: u64,
+    /// Validators.
+    pub validators: Vec<PublicKey>,
+    /// Initial balances, sorted by address.
+    pub alloc: Vec<(Address, u64)>,
 }
 
 impl ChainSpec {
-    /// sha256 over the consensus-relevant fields (not bootnodes).
-    pub fn spec_hash(&self) -> Hash {
-        let s = SpecForHash {
+    /// The consensus fields (everything but bootnodes).
+    pub fn consensus(&self) -> ConsensusSpec {
+        ConsensusSpec {
             chain_id: self.chain_id,
             genesis_time_ms: self.genesis_time_ms,
             slot_ms: self.slot_ms,
-            validators: &self.validators,
-            alloc: &self.alloc,
-        };
-        crate::types::sha256(&[b"meshnode/genesis/v1", &encoding::encode(&s)])
+            validators: self.validators.clone(),
+            alloc: self.alloc.clone(),
+        }
+    }
+
+    /// The spec of stored consensus fields (no bootnodes).
+    pub fn from_consensus(c: ConsensusSpec) -> ChainSpec {
+        ChainSpec {
+            chain_id: c.chain_id,
+            genesis_time_ms: c.genesis_time_ms,
+            slot_ms: c.slot_ms,
+            validators: c.validators,
+            alloc: c.alloc,
+            bootnodes: vec![],
+        }
+    }
+
+    /// sha256("meshnode/genesis/v1" || encode(consensus fields)); not bootnodes.
+    pub fn spec_hash(&self) -> Hash {
+        crate::types::sha256(&[b"meshnode/genesis/v1", &encoding::encode(&self.consensus())])
     }
 
     /// The genesis block: height 0, slot 0, parent = spec hash, no producer, no signature,

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use meshnode::cli::{BenchCommand, Cli, Command, KeysCommand, TxCommand};
+use meshnode::cli::{BenchCommand, Cli, Command, KeysCommand, StoreCommand, TxCommand};
 use meshnode::config::Config;
 use meshnode::crypto::Keypair;
 use std::process::ExitCode;
@@ -36,6 +36,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let k = Keypair::generate();
             k.write_file(&out)?;
             println!("{}", k.address());
+            Ok(())
+        }
+        Command::Store(StoreCommand::Check { data_dir }) => {
+            let dir = data_dir.join("chain");
+            let (store, spec) = meshnode::chain::ChainStore::open_existing(&dir)
+                .map_err(|e| anyhow::anyhow!("store check failed: {e}"))?;
+            let r = store
+                .check(&spec)
+                .map_err(|e| anyhow::anyhow!("store check failed: {e}"))?;
+            println!(
+                "store check ok: head {} at height {}; {} blocks, {} transactions, {} accounts match a replay",
+                r.head_hash, r.head_height, r.blocks, r.txs, r.accounts
+            );
             Ok(())
         }
         Command::Keys(KeysCommand::Show { key }) => {
@@ -74,6 +87,6 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Propagation(args)) => {
             meshnode::bench::propagation::run_cli(args).await
         }
-        Command::Keys(_) => unreachable!("handled without a runtime"),
+        Command::Keys(_) | Command::Store(_) => unreachable!("handled without a runtime"),
     }
 }

@@ -477,7 +477,12 @@ async fn sync_with(ctx: &Arc<NodeContext>, peer: PeerId) -> Result<(), String> {
         };
         let ours = our_status(ctx);
         if status.genesis != ours.genesis {
-            return Err(format!("peer is on genesis {}", status.genesis));
+            // Another chain: disconnect and do not dial it again by ourselves.
+            let _ = ctx.net.remove(peer).await;
+            return Err(format!(
+                "peer is on genesis {}; disconnected",
+                status.genesis
+            ));
         }
         ctx.set_peer_height(peer, Some(status.head_height));
         let head = ctx.chain.head();

@@ -521,6 +521,8 @@ mod reorg_tests {
         let mut expect_tips = vec![a2.hash(), b3.hash()];
         expect_tips.sort();
         assert_eq!(tips, expect_tips);
+        let report = chain.store.check(&s).unwrap();
+        assert_eq!((report.head_height, report.txs), (3, 2));
         // The reorg is durable.
         drop(chain);
         let chain = Chain::open(dir.path(), s).unwrap();

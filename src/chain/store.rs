@@ -19,7 +19,7 @@ use crate::validation::{Unapplied, Verified};
 use std::path::Path;
 
 /// Store layout version; a store with another one is refused.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Where a transaction sits in the canonical chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
@@ -73,6 +73,9 @@ pub enum StoreError {
         /// Our version.
         expected: u32,
     },
+    /// No store at the path.
+    #[error("no chain store at {0}")]
+    Missing(String),
     /// A stored value does not decode (corruption).
     #[error("corrupt store value in {0}")]
     Corrupt(&'static str),
@@ -96,6 +99,7 @@ const INVALID: u8 = b'i';
 const META_GENESIS: &[u8] = b"genesis";
 const META_HEAD: &[u8] = b"head";
 const META_SCHEMA: &[u8] = b"schema";
+const META_SPEC: &[u8] = b"spec";
 
 fn key(space: u8, k: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(1 + k.len());
@@ -105,14 +109,59 @@ fn key(space: u8, k: &[u8]) -> Vec<u8> {
 }
 
 impl ChainStore {
-    /// Opens (or creates) the store in `dir`. A new store is initialised with the genesis block
-    /// and allocations; an existing one must match `spec`'s genesis and our schema.
-    pub fn open(dir: &Path, spec: &ChainSpec) -> Result<ChainStore, StoreError> {
+    /// Opens the sled database and checks the schema version of an existing store (schema 1
+    /// kept separate trees; later ones a `schema` meta key).
+    fn open_db(dir: &Path) -> Result<ChainStore, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
+        if db.tree_names().iter().any(|n| n.as_ref() == b"meta") {
+            return Err(StoreError::WrongSchema {
+                found: 1,
+                expected: SCHEMA_VERSION,
+            });
+        }
         let s = ChainStore {
             tree: db.open_tree("chain")?,
             db,
         };
+        if let Some(v) = s.tree.get(key(META, META_SCHEMA))? {
+            let found = u32::from_le_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("meta schema"))?,
+            );
+            if found != SCHEMA_VERSION {
+                return Err(StoreError::WrongSchema {
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+        }
+        Ok(s)
+    }
+
+    /// Opens an existing store without a genesis file, using the consensus fields it keeps;
+    /// returns the store and its chain spec (without bootnodes).
+    pub fn open_existing(dir: &Path) -> Result<(ChainStore, ChainSpec), StoreError> {
+        if !dir.exists() {
+            return Err(StoreError::Missing(dir.display().to_string()));
+        }
+        let s = ChainStore::open_db(dir)?;
+        let v = s
+            .tree
+            .get(key(META, META_SPEC))?
+            .ok_or(StoreError::Corrupt("meta spec"))?;
+        let c: crate::genesis::ConsensusSpec =
+            encoding::decode(&v, usize::MAX).map_err(|_| StoreError::Corrupt("meta spec"))?;
+        let spec = ChainSpec::from_consensus(c);
+        drop(s);
+        let s = ChainStore::open(dir, &spec)?;
+        Ok((s, spec))
+    }
+
+    /// Opens (or creates) the store in `dir`. A new store is initialised with the genesis block
+    /// and allocations; an existing one must match `spec`'s genesis and our schema.
+    pub fn open(dir: &Path, spec: &ChainSpec) -> Result<ChainStore, StoreError> {
+        let s = ChainStore::open_db(dir)?;
         let genesis = spec.genesis_block();
         let gh = genesis.hash();
         match s.tree.get(key(META, META_GENESIS))? {
@@ -129,22 +178,6 @@ impl ChainStore {
                         expected: gh,
                     });
                 }
-                let schema = s
-                    .tree
-                    .get(key(META, META_SCHEMA))?
-                    .ok_or(StoreError::Corrupt("meta"))?;
-                let schema = u32::from_le_bytes(
-                    schema
-                        .as_ref()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("meta"))?,
-                );
-                if schema != SCHEMA_VERSION {
-                    return Err(StoreError::WrongSchema {
-                        found: schema,
-                        expected: SCHEMA_VERSION,
-                    });
-                }
             }
             None => {
                 let mut diff = StateDiff::default();
@@ -159,6 +192,8 @@ impl ChainStore {
                 }
                 s.tree
                     .insert(key(META, META_SCHEMA), &SCHEMA_VERSION.to_le_bytes())?;
+                s.tree
+                    .insert(key(META, META_SPEC), encoding::encode(&spec.consensus()))?;
                 s.commit(&genesis, &diff)?;
                 s.tree.insert(key(META, META_GENESIS), &gh.0)?;
                 s.db.flush()?;
@@ -397,5 +432,290 @@ impl StateView for ChainStore {
     fn account(&self, addr: &Address) -> Account {
         self.get_account(addr)
             .unwrap_or_else(|e| panic!("fatal store error reading account {addr}: {e}"))
+    }
+}
+
+/// What `store check` verified.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// Head height.
+    pub head_height: u64,
+    /// Head hash.
+    pub head_hash: Hash,
+    /// Canonical blocks checked (including genesis).
+    pub blocks: u64,
+    /// Canonical transactions checked.
+    pub txs: u64,
+    /// Accounts compared with the replay.
+    pub accounts: u64,
+}
+
+/// Why `store check` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An invariant does not hold.
+    #[error("invariant violated: {0}")]
+    Invariant(String),
+}
+
+impl ChainStore {
+    fn space_len(&self, space: u8) -> usize {
+        self.tree.scan_prefix([space]).count()
+    }
+
+    /// Verifies the store's invariants: the canonical chain links back to `spec`'s genesis
+    /// (hashes, heights, parents, tx roots, producer signatures), every canonical block has an
+    /// undo record, the height index has nothing above the head, the tx index holds exactly the
+    /// canonical transactions at their places, and the accounts equal a replay of the
+    /// canonical blocks from the genesis allocations.
+    pub fn check(&self, spec: &ChainSpec) -> Result<CheckReport, CheckError> {
+        let bad = |m: String| CheckError::Invariant(m);
+        let genesis = spec.genesis_block();
+        if self.hash_at(0)? != Some(genesis.hash()) {
+            return Err(bad("height 0 is not the genesis of the stored spec".into()));
+        }
+        let head_hash = self.head_hash()?;
+        let head = self
+            .block(&head_hash)?
+            .ok_or_else(|| bad(format!("head block {head_hash} is missing")))?;
+        let head_height = head.header.height;
+        let mut state: std::collections::HashMap<Address, Account> = spec
+            .alloc
+            .iter()
+            .map(|(a, b)| {
+                (
+                    *a,
+                    Account {
+                        balance: *b,
+                        nonce: 0,
+                    },
+                )
+            })
+            .collect();
+        let mut txs = std::collections::HashMap::new();
+        let mut prev = genesis.hash();
+        for h in 1..=head_height {
+            let hash = self
+                .hash_at(h)?
+                .ok_or_else(|| bad(format!("no canonical block at height {h}")))?;
+            let b = self
+                .block(&hash)?
+                .ok_or_else(|| bad(format!("canonical block {hash} (height {h}) is missing")))?;
+            if b.hash() != hash {
+                return Err(bad(format!(
+                    "block stored under {hash} hashes to {}",
+                    b.hash()
+                )));
+            }
+            if b.header.height != h || b.header.parent != prev {
+                return Err(bad(format!(
+                    "height {h} ({hash}) does not link to height {}",
+                    h - 1
+                )));
+            }
+            if b.computed_tx_root() != b.header.tx_root {
+                return Err(bad(format!("tx_root mismatch in block {h}")));
+            }
+            if b.header.producer != spec.producer_of(b.header.slot)
+                || crate::crypto::verify_block_header(&b).is_err()
+            {
+                return Err(bad(format!(
+                    "block {h} is not signed by the producer of its slot"
+                )));
+            }
+            if self.undo_record(&hash)?.is_none() {
+                return Err(bad(format!("block {h} has no undo record")));
+            }
+            let diff = crate::state::apply_block(&state, &b)
+                .map_err(|(i, e)| bad(format!("block {h} tx {i} does not apply on replay: {e}")))?;
+            state.extend(diff.changed);
+            for (i, t) in b.txs.iter().enumerate() {
+                txs.insert(
+                    t.hash(),
+                    TxLocation {
+                        block: hash,
+                        height: h,
+                        index: i as u32,
+                    },
+                );
+            }
+            prev = hash;
+        }
+        if prev != head_hash {
+            return Err(bad(format!(
+                "head {head_hash} is not the canonical block at height {head_height}"
+            )));
+        }
+        let canonical = self.space_len(CANONICAL) as u64;
+        if canonical != head_height + 1 {
+            return Err(bad(format!(
+                "{canonical} canonical heights for a head at {head_height}"
+            )));
+        }
+        for (h, loc) in &txs {
+            if self.tx_location(h)? != Some(*loc) {
+                return Err(bad(format!("tx index entry of {h} is missing or wrong")));
+            }
+        }
+        let indexed = self.space_len(TXINDEX);
+        if indexed != txs.len() {
+            return Err(bad(format!(
+                "tx index has {indexed} entries, the canonical chain {} transactions",
+                txs.len()
+            )));
+        }
+        let mut accounts = 0;
+        for kv in self.tree.scan_prefix([ACCOUNT]) {
+            let (k, v) = kv.map_err(StoreError::from)?;
+            let addr = Address(
+                k[1..]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("account key"))?,
+            );
+            let stored: Account =
+                encoding::decode(&v, 64).map_err(|_| StoreError::Corrupt("account"))?;
+            let replayed = state.get(&addr).copied().unwrap_or_default();
+            if stored != replayed {
+                return Err(bad(format!(
+                    "account {addr}: stored {stored:?}, replay gives {replayed:?}"
+                )));
+            }
+            accounts += 1;
+        }
+        for (addr, acc) in &state {
+            if self.get_account(addr)? != *acc {
+                return Err(bad(format!("account {addr} missing from the store")));
+            }
+        }
+        Ok(CheckReport {
+            head_height,
+            head_hash,
+            blocks: head_height + 1,
+            txs: txs.len() as u64,
+            accounts,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::Chain;
+    use crate::crypto::Keypair;
+    use crate::genesis::{DevAccounts, GenesisFile};
+    use crate::mempool::Mempool;
+    use crate::types::TxBody;
+    use std::sync::Mutex;
+
+    fn spec() -> ChainSpec {
+        GenesisFile {
+            chain_id: 3,
+            genesis_time_ms: 0,
+            slot_ms: 1000,
+            validators: vec![hex::encode(Keypair::dev_validator(0).public().0)],
+            alloc: Default::default(),
+            dev_accounts: Some(DevAccounts {
+                count: 2,
+                balance: 1_000,
+            }),
+            bootnodes: vec![],
+        }
+        .to_spec()
+        .unwrap()
+    }
+
+    /// A store with 3 blocks, each with one transfer.
+    fn built(dir: &Path) -> (ChainStore, ChainSpec) {
+        let s = spec();
+        let chain = Chain::open(dir, s.clone()).unwrap();
+        let key = Keypair::dev_validator(0);
+        let sender = Keypair::dev_account(0);
+        let mempool = Mutex::new(Mempool::new(10));
+        for n in 0..3 {
+            let tx = sender.sign_tx(TxBody {
+                chain_id: 3,
+                nonce: n,
+                from: sender.public(),
+                to: Keypair::dev_account(1).address(),
+                amount: 10,
+                fee: 1,
+                data: vec![],
+            });
+            let v = crate::validation::check_tx(tx, 3).unwrap();
+            let acc = chain.store.get_account(&sender.address()).unwrap();
+            mempool.lock().unwrap().insert(v, acc).unwrap();
+            chain.produce(&key, n + 1, &mempool).unwrap().unwrap();
+            let b = chain.block_at(n + 1).unwrap().unwrap().into_inner();
+            mempool.lock().unwrap().on_block(&b, &chain.store);
+        }
+        (chain.store.clone(), s)
+    }
+
+    #[test]
+    fn check_passes_on_a_good_store_and_names_each_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, s) = built(dir.path());
+        let r = store.check(&s).unwrap();
+        assert_eq!((r.head_height, r.blocks, r.txs), (3, 4, 3));
+        let expect_fail = |store: &ChainStore, what: &str| {
+            let e = store.check(&s).unwrap_err().to_string();
+            assert!(e.contains(what), "expected {what:?} in {e:?}");
+        };
+        // A wrong balance.
+        let addr = Keypair::dev_account(1).address();
+        let good = store.tree.get(key(ACCOUNT, &addr.0)).unwrap().unwrap();
+        store
+            .tree
+            .insert(
+                key(ACCOUNT, &addr.0),
+                encoding::encode(&Account {
+                    balance: 1,
+                    nonce: 0,
+                }),
+            )
+            .unwrap();
+        expect_fail(&store, "account");
+        store.tree.insert(key(ACCOUNT, &addr.0), good).unwrap();
+        // A missing tx index entry.
+        let b2 = store.block_at(2).unwrap().unwrap();
+        let tk = key(TXINDEX, &b2.txs[0].hash().0);
+        let good = store.tree.remove(&tk).unwrap().unwrap();
+        expect_fail(&store, "tx index");
+        store.tree.insert(&tk, good).unwrap();
+        // A stale canonical entry above the head.
+        store
+            .tree
+            .insert(key(CANONICAL, &9u64.to_be_bytes()), &b2.hash().0)
+            .unwrap();
+        expect_fail(&store, "canonical heights");
+        store
+            .tree
+            .remove(key(CANONICAL, &9u64.to_be_bytes()))
+            .unwrap();
+        store.check(&s).unwrap();
+    }
+
+    #[test]
+    fn open_existing_needs_no_genesis_and_old_schemas_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = {
+            let (store, _) = built(dir.path());
+            store.head_hash().unwrap()
+        };
+        let (store, s) = ChainStore::open_existing(dir.path()).unwrap();
+        assert_eq!(store.head_hash().unwrap(), head);
+        assert_eq!(s.spec_hash(), spec().spec_hash());
+        drop(store);
+        let old = tempfile::tempdir().unwrap();
+        sled::open(old.path()).unwrap().open_tree("meta").unwrap();
+        let e = ChainStore::open(old.path(), &spec()).err().unwrap();
+        assert!(matches!(e, StoreError::WrongSchema { found: 1, .. }), "{e}");
+        assert!(matches!(
+            ChainStore::open_existing(&old.path().join("nothing")),
+            Err(StoreError::Missing(_))
+        ));
     }
 }
