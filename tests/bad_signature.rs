@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use meshnode::crypto::Keypair;
-use meshnode::p2p::{self, NetworkConfig, TopicKind};
+use meshnode::p2p::TopicKind;
 use meshnode::rpc::api::{BitcoinApiClient, EthApiClient};
 use meshnode::types::{SignedTx, TxBody};
 use std::time::Duration;
@@ -112,39 +112,8 @@ async fn bad_signature_over_gossip_is_rejected_not_relayed_and_penalised() {
     wait_peers(&net, 2).await;
     // A test peer speaking the real protocol, connected only to node 1.
     let target = net.net.nodes[1].info.clone().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let cfg = NetworkConfig {
-        chain_id: CHAIN_ID,
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-        bootnodes: vec![target.listen_addrs[0].parse().unwrap()],
-        target_peers: 0,
-        queue_len: 64,
-        // No discovery: the test peer runs no Kademlia, so it stays connected to node 1 only
-        // and anything nodes 0 and 2 receive came through node 1.
-    };
-    let key = libp2p::identity::Keypair::generate_ed25519();
-    let me = key.public().to_peer_id().to_string();
-    let (peer, _chans, task) = p2p::start(key, cfg, async move {
-        let _ = stop_rx.await;
-    })
-    .unwrap();
-    wait_for(
-        "the test peer in node1's block mesh",
-        Duration::from_secs(30),
-        || {
-            let peer = peer.clone();
-            let t = target.peer_id.clone();
-            async move {
-                peer.peers()
-                    .await
-                    .unwrap()
-                    .iter()
-                    .any(|p| p.peer_id == t && p.in_block_mesh)
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    let tp = test_peer(&net, 1, CHAIN_ID).await;
+    let (peer, me) = (tp.handle.clone(), tp.peer_id.clone());
     let c1 = client(&net, 1);
 
     // Positive control: a valid tx published by the test peer is accepted and relayed.
@@ -212,6 +181,5 @@ async fn bad_signature_over_gossip_is_rejected_not_relayed_and_penalised() {
         );
     }
     nowhere(&net, &bad.hash().to_string()).await;
-    let _ = stop_tx.send(());
-    let _ = task.await;
+    drop(tp);
 }

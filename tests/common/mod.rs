@@ -120,3 +120,75 @@ pub async fn wait_peers(net: &TestNet, n: usize) {
         .await;
     }
 }
+
+/// A libp2p peer speaking meshnode's real protocols in-process, connected to one node only
+/// (no discovery, no Kademlia), for sending crafted gossip. Stops when dropped.
+pub struct TestPeer {
+    pub handle: meshnode::p2p::NetworkHandle,
+    pub peer_id: String,
+    _chans: meshnode::p2p::NetworkChannels,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestPeer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Starts a [`TestPeer`] on chain `chain_id` dialling node `i`, and waits until the node is
+/// in its block-topic mesh (so a publish reaches the node).
+pub async fn test_peer(net: &TestNet, i: usize, chain_id: u64) -> TestPeer {
+    let target = net.net.nodes[i].info.clone().unwrap();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let cfg = meshnode::p2p::NetworkConfig {
+        chain_id,
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootnodes: vec![target.listen_addrs[0].parse().unwrap()],
+        // No discovery: it stays connected to node i only, so anything other nodes receive
+        // came through node i.
+        target_peers: 0,
+        queue_len: 64,
+    };
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let peer_id = key.public().to_peer_id().to_string();
+    let (handle, chans, _task) = meshnode::p2p::start(key, cfg, async move {
+        let _ = stop_rx.await;
+    })
+    .unwrap();
+    wait_for(
+        &format!("the test peer in node{i}'s block mesh"),
+        Duration::from_secs(30),
+        || {
+            let h = handle.clone();
+            let t = target.peer_id.clone();
+            async move {
+                h.peers()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|p| p.peer_id == t && p.in_block_mesh)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    TestPeer {
+        handle,
+        peer_id,
+        _chans: chans,
+        stop: Some(stop),
+    }
+}
+
+/// The gossipsub score node `c` gives `peer_id` (None if unknown to it).
+pub async fn score_of(c: &HttpClient, peer_id: &str) -> Option<f64> {
+    c.getpeerinfo()
+        .await
+        .unwrap()
+        .iter()
+        .find(|p| p["peer_id"] == peer_id)?["gossip_score"]
+        .as_f64()
+}
