@@ -36,6 +36,7 @@ pub mod node;
 pub mod p2p;
 pub mod rpc;
 pub mod state;
+pub mod sync;
 pub mod types;
 pub mod validation;
 

@@ -6,9 +6,7 @@ use crate::chain::{Chain, ImportError, Imported};
 use crate::config::Config;
 use crate::crypto::Keypair;
 use crate::mempool::{Inserted, Mempool, MempoolError};
-use crate::p2p::sync::{
-    Status, SyncRequest, SyncResponse, MAX_BLOCKS_PER_REQUEST, MAX_RESPONSE_BYTES,
-};
+use crate::p2p::sync::{SyncRequest, SyncResponse, MAX_BLOCKS_PER_REQUEST, MAX_RESPONSE_BYTES};
 use crate::p2p::{self, GossipMessage, NetworkConfig, NetworkEvent, NetworkHandle, TopicKind};
 use crate::state::StateView;
 use crate::types::{Block, Hash, SignedTx};
@@ -39,9 +37,11 @@ pub struct NodeContext {
     /// peer disconnects or fails to serve the blocks it claims, so a lying peer cannot keep
     /// the producer idle. `std::sync::Mutex`: map updates only, never across `.await`.
     peer_heights: Mutex<HashMap<PeerId, u64>>,
+    /// Range sync progress (`eth_syncing`, `meshnode_syncStatus`).
+    pub sync: Mutex<crate::sync::SyncProgress>,
     /// Whether a first Status exchange has completed (or there was nobody to ask).
     pub initial_sync_done: AtomicBool,
-    sync_trigger: mpsc::Sender<PeerId>,
+    pub(crate) sync_trigger: mpsc::Sender<PeerId>,
 }
 
 /// Why a submitted transaction was not admitted.
@@ -107,7 +107,15 @@ impl NodeContext {
             || best.unwrap_or(0) > self.chain.head().height
     }
 
-    fn set_peer_height(&self, peer: PeerId, height: Option<u64>) {
+    /// Connected peers' claimed head heights (from their last Status).
+    pub fn peer_claims(&self) -> HashMap<PeerId, u64> {
+        self.peer_heights
+            .lock()
+            .expect("peer heights lock poisoned")
+            .clone()
+    }
+
+    pub(crate) fn set_peer_height(&self, peer: PeerId, height: Option<u64>) {
         let mut m = self
             .peer_heights
             .lock()
@@ -122,7 +130,7 @@ impl NodeContext {
     /// blocks include and, after a reorg, returns the undone blocks' transactions that the new
     /// chain does not include and that are still valid on it (regular admission), announcing
     /// them again. Call from a blocking thread (it may send to the network task).
-    fn import_block(&self, block: Block) -> Result<Imported, ImportError> {
+    pub(crate) fn import_block(&self, block: Block) -> Result<Imported, ImportError> {
         let known: HashSet<Hash> = {
             let m = self.mempool.lock().expect("mempool lock poisoned");
             block
@@ -231,6 +239,7 @@ pub async fn run(
         arrivals: Arc::new(ArrivalLog::default()),
         started: Instant::now(),
         peer_heights: Mutex::new(HashMap::new()),
+        sync: Mutex::new(Default::default()),
         initial_sync_done: AtomicBool::new(cfg.bootnodes.is_empty()),
         sync_trigger,
     });
@@ -253,7 +262,7 @@ pub async fn run(
         chans.events,
         stop_rx.clone(),
     )));
-    tasks.push(tokio::spawn(sync_task(
+    tasks.push(tokio::spawn(crate::sync::sync_task(
         ctx.clone(),
         sync_rx,
         stop_rx.clone(),
@@ -387,15 +396,6 @@ fn block_validation(ctx: Arc<NodeContext>, mut rx: mpsc::Receiver<GossipMessage<
     }
 }
 
-fn our_status(ctx: &NodeContext) -> Status {
-    let head = ctx.chain.head();
-    Status {
-        genesis: ctx.chain.store.genesis_hash().unwrap_or_default(),
-        head_height: head.height,
-        head_hash: head.hash,
-    }
-}
-
 /// Answers sync requests and turns new connections into sync triggers.
 async fn events_task(
     ctx: Arc<NodeContext>,
@@ -409,7 +409,9 @@ async fn events_task(
         };
         match ev {
             NetworkEvent::PeerConnected(peer) => {
-                let _ = ctx.sync_trigger.try_send(peer);
+                // Status right away (not behind a running download), so a sync in progress
+                // can spread its segments over this peer too.
+                tokio::spawn(crate::sync::on_connect(ctx.clone(), peer));
             }
             NetworkEvent::PeerDisconnected(peer) => ctx.set_peer_height(peer, None),
             NetworkEvent::SyncRequest {
@@ -418,7 +420,7 @@ async fn events_task(
                 channel,
             } => {
                 let resp = match request {
-                    SyncRequest::Status => SyncResponse::Status(our_status(&ctx)),
+                    SyncRequest::Status => SyncResponse::Status(crate::sync::our_status(&ctx)),
                     SyncRequest::BlocksByRange { start, count } => {
                         let mut out = Vec::new();
                         let mut total = 0usize;
@@ -441,122 +443,6 @@ async fn events_task(
                 };
                 ctx.net.respond(channel, resp).await;
             }
-        }
-    }
-}
-
-/// Range sync: on a trigger, ask the peer's Status and download what we miss in batches of
-/// [`MAX_BLOCKS_PER_REQUEST`], validating and committing in order.
-async fn sync_task(
-    ctx: Arc<NodeContext>,
-    mut rx: mpsc::Receiver<PeerId>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let peer = tokio::select! {
-            p = rx.recv() => match p { Some(p) => p, None => return },
-            _ = stop.changed() => return,
-        };
-        if let Err(e) = sync_with(&ctx, peer).await {
-            // Whatever it claimed, this peer did not deliver: stop counting its height.
-            ctx.set_peer_height(peer, None);
-            debug!(%peer, cause = %e, "sync with peer stopped");
-        }
-    }
-}
-
-/// Range sync with one peer: while its Status shows a chain fork choice prefers, download
-/// canonical blocks in batches of [`MAX_BLOCKS_PER_REQUEST`] and import them in order. A
-/// block whose parent we lack means the peer's chain forks below our range start: step the
-/// start back by a batch (down to height 1) until the fork point is covered; the blocks then
-/// form a side branch that import turns into a reorg once it is preferred.
-async fn sync_with(ctx: &Arc<NodeContext>, peer: PeerId) -> Result<(), String> {
-    loop {
-        let SyncResponse::Status(status) = ctx.net.request(peer, SyncRequest::Status).await? else {
-            return Err("peer answered Status with something else".into());
-        };
-        let ours = our_status(ctx);
-        if status.genesis != ours.genesis {
-            // Another chain: disconnect and do not dial it again by ourselves.
-            let _ = ctx.net.remove(peer).await;
-            return Err(format!(
-                "peer is on genesis {}; disconnected",
-                status.genesis
-            ));
-        }
-        ctx.set_peer_height(peer, Some(status.head_height));
-        let head = ctx.chain.head();
-        let known = ctx
-            .chain
-            .store
-            .has_block(&status.head_hash)
-            .map_err(|e| e.to_string())?;
-        if known || !crate::chain::prefers(status.head_height, &status.head_hash, &head) {
-            ctx.initial_sync_done.store(true, Ordering::Relaxed);
-            return Ok(());
-        }
-        let mut start = (head.height + 1).min(status.head_height).max(1);
-        let mut pass_imported = 0;
-        while start <= status.head_height {
-            let req = SyncRequest::BlocksByRange {
-                start,
-                count: MAX_BLOCKS_PER_REQUEST,
-            };
-            let SyncResponse::Blocks(blocks) = ctx.net.request(peer, req).await? else {
-                return Err("peer answered BlocksByRange with something else".into());
-            };
-            if blocks.is_empty() {
-                return Err(format!("peer served no blocks from {start}"));
-            }
-            let c = ctx.clone();
-            let (imported, next, fork_below) = tokio::task::spawn_blocking(move || {
-                let (mut n, mut next) = (0u64, start);
-                for bytes in blocks {
-                    let block = validation::decode_block(&bytes).map_err(|e| e.to_string())?;
-                    let hash = block.hash();
-                    let height = block.header.height;
-                    if height != next {
-                        return Err(format!("peer served height {height}, expected {next}"));
-                    }
-                    let txs = block.txs.len() as u64;
-                    match c.import_block(block) {
-                        Ok(_) => {
-                            let now = crate::now_us();
-                            c.arrivals.update(hash, |a| {
-                                a.height = height;
-                                a.validated_us.get_or_insert(now);
-                                a.bytes = bytes.len() as u64;
-                                a.txs = txs;
-                            });
-                            n += 1;
-                        }
-                        Err(ImportError::Invalid(ValidationError::Known)) => {}
-                        Err(ImportError::Invalid(ValidationError::UnknownParent(_))) => {
-                            return Ok((n, next, true));
-                        }
-                        Err(e) => return Err(format!("block {height}: {e}")),
-                    }
-                    next = height + 1;
-                }
-                Ok::<(u64, u64, bool), String>((n, next, false))
-            })
-            .await
-            .map_err(|e| e.to_string())??;
-            if fork_below {
-                if start == 1 {
-                    return Err("peer's chain does not connect to our genesis".into());
-                }
-                start = start.saturating_sub(MAX_BLOCKS_PER_REQUEST).max(1);
-                debug!(%peer, start, "peer's chain forks lower: stepping back");
-                continue;
-            }
-            info!(%peer, from = start, imported, head = ctx.chain.head().height, "synced blocks");
-            pass_imported += imported;
-            start = next;
-        }
-        if pass_imported == 0 {
-            // Everything served was known, yet the claimed head is not: the claim is false.
-            return Err("peer's claimed head was not among the blocks it served".into());
         }
     }
 }

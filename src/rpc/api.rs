@@ -92,6 +92,11 @@ pub trait EthApi {
     #[method(name = "getTransactionCount")]
     fn get_transaction_count(&self, address: String, block: Option<String>) -> RpcResult<String>;
 
+    /// `eth_syncing` -> `false`, or while a range download runs `{startingBlock, currentBlock,
+    /// highestBlock}` (0x quantities), as geth answers.
+    #[method(name = "syncing")]
+    fn syncing(&self) -> RpcResult<Value>;
+
     /// `eth_getTransactionByHash(hash)` -> transaction object (with blockHash/blockNumber
     /// null while pending) or `null`.
     #[method(name = "getTransactionByHash")]
@@ -114,6 +119,12 @@ pub trait MeshnodeApi {
     /// microseconds since the Unix epoch. `null` if the node has no record.
     #[method(name = "blockArrival")]
     fn block_arrival(&self, hash: String) -> RpcResult<Option<Arrival>>;
+
+    /// `meshnode_syncStatus` -> `{active, startingBlock, currentBlock, highestBlock, servedBy:
+    /// {peer id: blocks}, lastBlocks, lastSeconds}`: range sync progress, which peers served
+    /// how many blocks, and the last download's size and duration.
+    #[method(name = "syncStatus")]
+    fn sync_status(&self) -> RpcResult<Value>;
 
     /// `meshnode_nodeInfo` -> peer id, listen addresses, chain id, genesis hash, head,
     /// mempool size, gossip verdict counters.

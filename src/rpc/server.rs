@@ -333,6 +333,18 @@ impl EthApiServer for RpcImpl {
         Ok(qty(acc.nonce))
     }
 
+    fn syncing(&self) -> RpcResult<Value> {
+        let p = self.ctx.sync.lock().expect("sync lock poisoned").clone();
+        if !p.active {
+            return Ok(Value::Bool(false));
+        }
+        Ok(json!({
+            "startingBlock": qty(p.starting_block),
+            "currentBlock": qty(self.ctx.chain.head().height),
+            "highestBlock": qty(p.highest_block),
+        }))
+    }
+
     fn get_transaction_by_hash(&self, hash: String) -> RpcResult<Option<Value>> {
         let h = parse_hash(&hash, error::INVALID_PARAMS)?;
         let chain_id = self.ctx.chain.spec.chain_id;
@@ -387,6 +399,13 @@ impl MeshnodeApiServer for RpcImpl {
     fn block_arrival(&self, hash: String) -> RpcResult<Option<Arrival>> {
         let h = parse_hash(&hash, error::INVALID_PARAMS)?;
         Ok(self.ctx.arrivals.get(&h))
+    }
+
+    fn sync_status(&self) -> RpcResult<Value> {
+        let p = self.ctx.sync.lock().expect("sync lock poisoned").clone();
+        let mut v = serde_json::to_value(&p).map_err(internal)?;
+        v["currentBlock"] = json!(self.ctx.chain.head().height);
+        Ok(v)
     }
 
     async fn node_info(&self) -> RpcResult<Value> {

@@ -1,0 +1,168 @@
+//! A node that joins after the others have built 1,000 blocks downloads them in parallel from
+//! several peers, reaches their head, and its store passes `store check`.
+
+mod common;
+use common::*;
+use meshnode::chain::{Chain, ChainStore};
+use meshnode::crypto::Keypair;
+use meshnode::devnet::Devnet;
+use meshnode::genesis::GenesisFile;
+use meshnode::mempool::Mempool;
+use meshnode::rpc::api::{BitcoinApiClient, EthApiClient, MeshnodeApiClient};
+use meshnode::types::TxBody;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const BLOCKS: u64 = 1000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiner_syncs_1000_blocks_from_several_peers() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Slots 1..=1000 lie in the past; their validators run nowhere live, so the chain the late
+    // joiner must reach stays at exactly 1,000 blocks.
+    let slot_ms = 100;
+    let mut g = GenesisFile::read(&repo_path("genesis/devnet.json")).unwrap();
+    g.validators = (0..3)
+        .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
+        .collect();
+    g.slot_ms = slot_ms;
+    g.genesis_time_ms = meshnode::now_ms() - (BLOCKS + 50) * slot_ms;
+    g.bootnodes.clear();
+    let spec = g.to_spec().unwrap();
+    let genesis = tmp.path().join("genesis.json");
+    g.write(&genesis).unwrap();
+
+    // Build the chain offline with the node's own producer: 5 transfers per block.
+    let built = tmp.path().join("built-chain");
+    let head_hash = {
+        let chain = Chain::open(&built, spec.clone()).unwrap();
+        let mempool = Mutex::new(Mempool::new(100));
+        let mut nonces = [0u64; 5];
+        for slot in 1..=BLOCKS {
+            for (i, n) in nonces.iter_mut().enumerate() {
+                let k = Keypair::dev_account(i as u64);
+                let tx = k.sign_tx(TxBody {
+                    chain_id: spec.chain_id,
+                    nonce: *n,
+                    from: k.public(),
+                    to: Keypair::dev_account(40).address(),
+                    amount: 3,
+                    fee: 1,
+                    data: vec![],
+                });
+                let v = meshnode::validation::check_tx(tx, spec.chain_id).unwrap();
+                let acc = chain.store.get_account(&k.address()).unwrap();
+                mempool.lock().unwrap().insert(v, acc).unwrap();
+                *n += 1;
+            }
+            let key = Keypair::dev_validator(slot % 3);
+            let b = chain
+                .produce(&key, slot, &mempool)
+                .unwrap()
+                .unwrap()
+                .into_inner();
+            assert_eq!(b.txs.len(), 5);
+            mempool.lock().unwrap().on_block(&b, &chain.store);
+        }
+        assert_eq!(chain.head().height, BLOCKS);
+        chain.head().hash
+    };
+    // Three relay nodes start from copies of that store.
+    for i in 0..3 {
+        let dir = tmp.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&built)
+            .arg(dir.join("chain"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_meshnode"));
+    let mut net = TestNet {
+        net: Devnet::empty(tmp.path().to_path_buf(), genesis.clone(), exe),
+        tmp,
+    };
+    for boot in [None, Some(0usize), Some(0)] {
+        let args = match boot {
+            Some(b) => vec![
+                "--bootnode".to_string(),
+                net.net.nodes[b].info.as_ref().unwrap().listen_addrs[0].clone(),
+            ],
+            None => vec![],
+        };
+        let n = net.net.add_node(&genesis, &args).unwrap();
+        net.net
+            .wait_ready(n, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    wait_peers(&net, 2).await;
+    for i in 0..3 {
+        assert_eq!(height(&client(&net, i)).await, BLOCKS);
+    }
+
+    // The late joiner knows all three.
+    let mut args = Vec::new();
+    for i in 0..3 {
+        args.extend([
+            "--bootnode".to_string(),
+            net.net.nodes[i].info.as_ref().unwrap().listen_addrs[0].clone(),
+        ]);
+    }
+    let started = Instant::now();
+    let j = net.net.add_node(&genesis, &args).unwrap();
+    net.net
+        .wait_ready(j, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let cj = client(&net, j);
+    wait_for(
+        "the late joiner at the network's head",
+        Duration::from_secs(120),
+        || {
+            let cj = cj.clone();
+            async move { (height(&cj).await >= BLOCKS).then_some(()) }
+        },
+    )
+    .await;
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(cj.getbestblockhash().await.unwrap(), head_hash.to_string());
+    assert_eq!(
+        cj.syncing().await.unwrap(),
+        serde_json::Value::Bool(false),
+        "eth_syncing is false when done"
+    );
+    let s = cj.sync_status().await.unwrap();
+    let served: Vec<(String, u64)> = s["servedBy"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(p, n)| (p.clone(), n.as_u64().unwrap()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let secs = s["lastSeconds"].as_f64().unwrap();
+    let blocks = s["lastBlocks"].as_u64().unwrap();
+    eprintln!(
+        "synced {blocks} blocks ({} txs) in {secs:.2} s = {:.0} blocks/s (process start to head: {wall:.2} s); served by {served:?}",
+        blocks * 5,
+        blocks as f64 / secs
+    );
+    assert!(
+        served.len() > 1,
+        "more than one peer served blocks: {served:?}"
+    );
+    assert_eq!(
+        served.iter().map(|(_, n)| n).sum::<u64>(),
+        BLOCKS,
+        "every block counted once"
+    );
+
+    // Its store is sound.
+    net.net.stop_node(j);
+    let (store, spec) = ChainStore::open_existing(&net.net.nodes[j].dir.join("chain")).unwrap();
+    let r = store.check(&spec).unwrap();
+    assert_eq!((r.head_height, r.txs), (BLOCKS, BLOCKS * 5));
+}
