@@ -139,6 +139,14 @@ async fn each_block_error_class_is_rejected_not_relayed_and_penalised() {
     }
     drop(tp);
     let (p, ph) = (b1.header.clone(), b1.hash());
+    // Crafted blocks use the current slot: let the slot after b1's begin, so that none of them
+    // is a future slot by accident (the future-slot case asks for one on purpose).
+    let after_b1 = p.slot + 1;
+    wait_for("the slot after b1's", Duration::from_secs(10), || {
+        let now = spec.slot_at(meshnode::now_ms());
+        async move { (now >= after_b1).then_some(()) }
+    })
+    .await;
 
     type Case = (&'static str, bool, Box<dyn Fn() -> Block>);
     let s = spec.clone();

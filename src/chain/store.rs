@@ -112,7 +112,21 @@ impl ChainStore {
     /// Opens the sled database and checks the schema version of an existing store (schema 1
     /// kept separate trees; later ones a `schema` meta key).
     fn open_db(dir: &Path) -> Result<ChainStore, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        // sled releases a directory's file lock when its background flusher stops, shortly
+        // after the last handle in this process drops; an immediate reopen waits for that
+        // (up to 2 s). Another process holding the lock still fails after the wait.
+        let mut tries = 0;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && tries < 40 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                r => break r?,
+            }
+        };
         if db.tree_names().iter().any(|n| n.as_ref() == b"meta") {
             return Err(StoreError::WrongSchema {
                 found: 1,
@@ -153,15 +167,19 @@ impl ChainStore {
         let c: crate::genesis::ConsensusSpec =
             encoding::decode(&v, usize::MAX).map_err(|_| StoreError::Corrupt("meta spec"))?;
         let spec = ChainSpec::from_consensus(c);
-        drop(s);
-        let s = ChainStore::open(dir, &spec)?;
+        let s = s.verify_or_init(&spec)?;
         Ok((s, spec))
     }
 
     /// Opens (or creates) the store in `dir`. A new store is initialised with the genesis block
     /// and allocations; an existing one must match `spec`'s genesis and our schema.
     pub fn open(dir: &Path, spec: &ChainSpec) -> Result<ChainStore, StoreError> {
-        let s = ChainStore::open_db(dir)?;
+        ChainStore::open_db(dir)?.verify_or_init(spec)
+    }
+
+    /// Checks an opened store against `spec` (same genesis), or initialises an empty one.
+    fn verify_or_init(self, spec: &ChainSpec) -> Result<ChainStore, StoreError> {
+        let s = self;
         let genesis = spec.genesis_block();
         let gh = genesis.hash();
         match s.tree.get(key(META, META_GENESIS))? {
