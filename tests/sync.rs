@@ -1,5 +1,7 @@
 //! A node that joins after the others have built 1,000 blocks downloads them in parallel from
-//! several peers, reaches their head, and its store passes `store check`.
+//! several peers, reaches their head, and its store passes `store check`. A peer that claims the
+//! head but serves junk gets nothing imported and no credit; a peer on another genesis is
+//! disconnected.
 
 mod common;
 use common::*;
@@ -8,8 +10,8 @@ use meshnode::crypto::Keypair;
 use meshnode::devnet::Devnet;
 use meshnode::genesis::GenesisFile;
 use meshnode::mempool::Mempool;
-use meshnode::rpc::api::{BitcoinApiClient, EthApiClient, MeshnodeApiClient};
-use meshnode::types::TxBody;
+use meshnode::rpc::api::{AdminApiClient, BitcoinApiClient, EthApiClient, MeshnodeApiClient};
+use meshnode::types::{Hash, TxBody};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -104,21 +106,45 @@ async fn late_joiner_syncs_1000_blocks_from_several_peers() {
         assert_eq!(height(&client(&net, i)).await, BLOCKS);
     }
 
-    // The late joiner knows all three.
-    let mut args = Vec::new();
-    for i in 0..3 {
-        args.extend([
-            "--bootnode".to_string(),
-            net.net.nodes[i].info.as_ref().unwrap().listen_addrs[0].clone(),
-        ]);
-    }
-    let started = Instant::now();
-    let j = net.net.add_node(&genesis, &args).unwrap();
+    // A liar claims the real head but serves junk. The late joiner first knows only the liar:
+    // it asks, gets nothing it can import, and stays at genesis.
+    let liar = sync_responder(
+        spec.chain_id,
+        vec![],
+        Answers::Liar {
+            genesis: spec.genesis_block().hash(),
+            height: BLOCKS,
+            head: head_hash,
+        },
+    )
+    .await;
+    let j = net
+        .net
+        .add_node(&genesis, &["--bootnode".to_string(), liar.addr.clone()])
+        .unwrap();
     net.net
         .wait_ready(j, Duration::from_secs(60))
         .await
         .unwrap();
     let cj = client(&net, j);
+    let rr = liar.range_requests.clone();
+    wait_for(
+        "the joiner to ask the liar for blocks",
+        Duration::from_secs(30),
+        || {
+            let rr = rr.clone();
+            async move { (rr.load(std::sync::atomic::Ordering::Relaxed) > 0).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(height(&cj).await, 0, "nothing the liar served was imported");
+
+    // Then it is joined to the three honest nodes.
+    let started = Instant::now();
+    for i in 0..3 {
+        let a = net.net.nodes[i].info.as_ref().unwrap().listen_addrs[0].clone();
+        assert!(cj.add_peer(a).await.unwrap());
+    }
     wait_for(
         "the late joiner at the network's head",
         Duration::from_secs(120),
@@ -129,6 +155,9 @@ async fn late_joiner_syncs_1000_blocks_from_several_peers() {
     )
     .await;
     let wall = started.elapsed().as_secs_f64();
+    let liar_asked = liar
+        .range_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(cj.getbestblockhash().await.unwrap(), head_hash.to_string());
     assert_eq!(
         cj.syncing().await.unwrap(),
@@ -154,6 +183,48 @@ async fn late_joiner_syncs_1000_blocks_from_several_peers() {
         served.len() > 1,
         "more than one peer served blocks: {served:?}"
     );
+    assert!(
+        served.iter().all(|(p, _)| *p != liar.peer_id),
+        "the liar is credited with blocks: {served:?}"
+    );
+    eprintln!("the liar was asked for {liar_asked} segments and served none that were accepted");
+
+    // A peer on another genesis is disconnected once its Status arrives.
+    let joiner_addr = cj.node_info().await.unwrap()["listenAddrs"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = sync_responder(
+        spec.chain_id,
+        vec![joiner_addr],
+        Answers::Liar {
+            genesis: Hash([1; 32]),
+            height: 5,
+            head: Hash([2; 32]),
+        },
+    )
+    .await;
+    let sr = other.status_requests.clone();
+    wait_for(
+        "the joiner to ask the other-genesis peer's Status",
+        Duration::from_secs(30),
+        || {
+            let sr = sr.clone();
+            async move { (sr.load(std::sync::atomic::Ordering::Relaxed) > 0).then_some(()) }
+        },
+    )
+    .await;
+    let oh = other.handle.clone();
+    wait_for(
+        "the other-genesis peer to be disconnected",
+        Duration::from_secs(30),
+        || {
+            let oh = oh.clone();
+            async move { oh.peers().await.unwrap().is_empty().then_some(()) }
+        },
+    )
+    .await;
+    assert!(!peer_ids(&cj).await.contains(&other.peer_id));
     assert_eq!(
         served.iter().map(|(_, n)| n).sum::<u64>(),
         BLOCKS,

@@ -8,6 +8,7 @@ use meshnode::rpc::api::{BitcoinApiClient, MeshnodeApiClient};
 use meshnode::rpc::client::http;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A devnet plus the temp dir that holds it (removed on drop, after the nodes stop).
@@ -191,4 +192,106 @@ pub async fn score_of(c: &HttpClient, peer_id: &str) -> Option<f64> {
         .iter()
         .find(|p| p["peer_id"] == peer_id)?["gossip_score"]
         .as_f64()
+}
+
+/// What a [`SyncResponder`] answers.
+#[derive(Clone)]
+pub enum Answers {
+    /// Status with this genesis and head; BlocksByRange with undecodable junk.
+    Liar {
+        genesis: meshnode::types::Hash,
+        height: u64,
+        head: meshnode::types::Hash,
+    },
+}
+
+/// An in-process peer (no discovery) that answers sync requests as told, listening on
+/// 127.0.0.1 and dialling `bootnodes`. Counts the requests it answered.
+pub struct SyncResponder {
+    pub peer_id: String,
+    pub addr: String,
+    pub handle: meshnode::p2p::NetworkHandle,
+    pub status_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub range_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for SyncResponder {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub async fn sync_responder(
+    chain_id: u64,
+    bootnodes: Vec<String>,
+    answers: Answers,
+) -> SyncResponder {
+    use meshnode::p2p::sync::{Status, SyncRequest, SyncResponse};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let cfg = meshnode::p2p::NetworkConfig {
+        chain_id,
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootnodes: bootnodes.iter().map(|b| b.parse().unwrap()).collect(),
+        target_peers: 0,
+        queue_len: 64,
+    };
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let peer_id = key.public().to_peer_id().to_string();
+    let (handle, mut chans, _task) = meshnode::p2p::start(key, cfg, async move {
+        let _ = stop_rx.await;
+    })
+    .unwrap();
+    let addr = wait_for("the responder to listen", Duration::from_secs(10), || {
+        let h = handle.clone();
+        async move { h.info().await.unwrap().listen_addrs.first().cloned() }
+    })
+    .await;
+    let (status_requests, range_requests) =
+        (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (sr, rr, h) = (
+        status_requests.clone(),
+        range_requests.clone(),
+        handle.clone(),
+    );
+    tokio::spawn(async move {
+        while let Some(ev) = chans.events.recv().await {
+            if let meshnode::p2p::NetworkEvent::SyncRequest {
+                request, channel, ..
+            } = ev
+            {
+                let Answers::Liar {
+                    genesis,
+                    height,
+                    head,
+                } = answers.clone();
+                let resp = match request {
+                    SyncRequest::Status => {
+                        sr.fetch_add(1, Ordering::Relaxed);
+                        SyncResponse::Status(Status {
+                            genesis,
+                            head_height: height,
+                            head_hash: head,
+                        })
+                    }
+                    SyncRequest::BlocksByRange { count, .. } => {
+                        rr.fetch_add(1, Ordering::Relaxed);
+                        SyncResponse::Blocks(vec![vec![0xAB; 300]; count.min(64) as usize])
+                    }
+                };
+                h.respond(channel, resp).await;
+            }
+        }
+    });
+    SyncResponder {
+        peer_id,
+        addr,
+        handle,
+        status_requests,
+        range_requests,
+        stop: Some(stop),
+    }
 }
