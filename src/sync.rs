@@ -258,10 +258,15 @@ async fn download_range(
                 claims.insert(p, h);
             }
         }
-        while in_flight.len() < MAX_IN_FLIGHT && ready.len() < MAX_IN_FLIGHT {
+        while in_flight.len() < MAX_IN_FLIGHT {
             let Some(&(start, count)) = queue.front() else {
                 break;
             };
+            // A full buffer stops read-ahead, but never the segment the chain continues with
+            // (it may be back in the queue after a failure while later ones wait).
+            if ready.len() >= MAX_IN_FLIGHT && start != next_apply {
+                break;
+            }
             let pick = claims
                 .iter()
                 .filter(|(p, h)| **h >= start && busy.get(*p).copied().unwrap_or(0) < PER_PEER)
