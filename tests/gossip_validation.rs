@@ -10,13 +10,11 @@
 mod common;
 use common::*;
 use meshnode::crypto::Keypair;
-use meshnode::devnet::Devnet;
-use meshnode::genesis::{ChainSpec, GenesisFile};
+use meshnode::genesis::ChainSpec;
 use meshnode::p2p::TopicKind;
 use meshnode::rpc::api::BitcoinApiClient;
 use meshnode::types::{merkle_root, Block, BlockHeader, Hash, Signature, SignedTx, TxBody};
 use meshnode::validation::MAX_BLOCK_TXS;
-use std::path::PathBuf;
 use std::time::Duration;
 
 const CHAIN: u64 = 1337;
@@ -83,36 +81,9 @@ async fn counters(net: &TestNet) -> Vec<(u64, u64, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_block_error_class_is_rejected_not_relayed_and_penalised() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut g = GenesisFile::read(&repo_path("genesis/devnet.json")).unwrap();
-    g.validators = [7u64, 8]
-        .iter()
-        .map(|i| hex::encode(Keypair::dev_validator(*i).public().0))
-        .collect();
-    g.slot_ms = 500;
-    g.genesis_time_ms = meshnode::now_ms();
-    g.bootnodes.clear();
-    let spec = g.to_spec().unwrap();
-    let genesis = tmp.path().join("genesis.json");
-    g.write(&genesis).unwrap();
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_meshnode"));
-    let mut net = TestNet {
-        net: Devnet::empty(tmp.path().to_path_buf(), genesis.clone(), exe),
-        tmp,
-    };
+    let (mut net, genesis, spec) = custom_net(&[7, 8], 500, meshnode::now_ms());
     for boot in [None, Some(0usize), Some(0)] {
-        let args = match boot {
-            Some(b) => vec![
-                "--bootnode".to_string(),
-                net.net.nodes[b].info.as_ref().unwrap().listen_addrs[0].clone(),
-            ],
-            None => vec![],
-        };
-        let n = net.net.add_node(&genesis, &args).unwrap();
-        net.net
-            .wait_ready(n, Duration::from_secs(60))
-            .await
-            .unwrap();
+        add_ready(&mut net, &genesis, boot, vec![]).await;
     }
     wait_peers(&net, 2).await;
     let c: Vec<_> = (0..3).map(|i| client(&net, i)).collect();

@@ -5,12 +5,8 @@
 
 mod common;
 use common::*;
-use meshnode::crypto::Keypair;
-use meshnode::devnet::Devnet;
-use meshnode::genesis::GenesisFile;
 use meshnode::rpc::api::{AdminApiClient, BitcoinApiClient, EthApiClient};
 use meshnode::rpc::client::send_transfer;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 async fn in_chain(c: &jsonrpsee::http_client::HttpClient, hash: &str) -> bool {
@@ -26,24 +22,8 @@ async fn in_chain(c: &jsonrpsee::http_client::HttpClient, hash: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_groups_converge_on_the_heavier_branch() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut g = GenesisFile::read(&repo_path("genesis/devnet.json")).unwrap();
-    g.validators = (0..4)
-        .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
-        .collect();
-    g.slot_ms = 400;
-    g.genesis_time_ms = meshnode::now_ms();
-    g.bootnodes.clear();
-    let spec = g.to_spec().unwrap();
-    let genesis = tmp.path().join("genesis.json");
-    g.write(&genesis).unwrap();
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_meshnode"));
-    let mut net = TestNet {
-        net: Devnet::empty(tmp.path().to_path_buf(), genesis.clone(), exe),
-        tmp,
-    };
-    let addr =
-        |net: &TestNet, i: usize| net.net.nodes[i].info.as_ref().unwrap().listen_addrs[0].clone();
+    let (mut net, genesis, spec) = custom_net(&[0, 1, 2, 3], 400, meshnode::now_ms());
+    let addr = listen_addr;
     let validator = |i: u64| vec!["--validator-key".to_string(), format!("dev-validator:{i}")];
 
     // Group A: nodes 0, 1, 2 with validators 0, 1, 2. Group B: node 3 with validator 3, node 4 relays.
@@ -54,15 +34,8 @@ async fn split_groups_converge_on_the_heavier_branch() {
         (3, None),
         (4, Some(3)),
     ] {
-        let mut args = if i < 4 { validator(i as u64) } else { vec![] };
-        if let Some(b) = boot {
-            args.extend(["--bootnode".to_string(), addr(&net, b)]);
-        }
-        let n = net.net.add_node(&genesis, &args).unwrap();
-        net.net
-            .wait_ready(n, Duration::from_secs(60))
-            .await
-            .unwrap();
+        let args = if i < 4 { validator(i as u64) } else { vec![] };
+        add_ready(&mut net, &genesis, boot, args).await;
     }
     let c: Vec<_> = (0..5).map(|i| client(&net, i)).collect();
     let url = |i: usize| net.net.nodes[i].rpc_url().to_string();

@@ -7,12 +7,9 @@ mod common;
 use common::*;
 use meshnode::chain::{Chain, ChainStore};
 use meshnode::crypto::Keypair;
-use meshnode::devnet::Devnet;
-use meshnode::genesis::GenesisFile;
 use meshnode::mempool::Mempool;
 use meshnode::rpc::api::{AdminApiClient, BitcoinApiClient, EthApiClient, MeshnodeApiClient};
 use meshnode::types::{Hash, TxBody};
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,23 +17,18 @@ const BLOCKS: u64 = 1000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_joiner_syncs_1000_blocks_from_several_peers() {
-    let tmp = tempfile::tempdir().unwrap();
     // Slots 1..=1000 lie in the past; their validators run nowhere live, so the chain the late
     // joiner must reach stays at exactly 1,000 blocks.
     let slot_ms = 100;
-    let mut g = GenesisFile::read(&repo_path("genesis/devnet.json")).unwrap();
-    g.validators = (0..3)
-        .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
-        .collect();
-    g.slot_ms = slot_ms;
-    g.genesis_time_ms = meshnode::now_ms() - (BLOCKS + 50) * slot_ms;
-    g.bootnodes.clear();
-    let spec = g.to_spec().unwrap();
-    let genesis = tmp.path().join("genesis.json");
-    g.write(&genesis).unwrap();
+    let (mut net, genesis, spec) = custom_net(
+        &[0, 1, 2],
+        slot_ms,
+        meshnode::now_ms() - (BLOCKS + 50) * slot_ms,
+    );
+    let tmp_path = net.tmp.path().to_path_buf();
 
     // Build the chain offline with the node's own producer: 5 transfers per block.
-    let built = tmp.path().join("built-chain");
+    let built = tmp_path.join("built-chain");
     let head_hash = {
         let chain = Chain::open(&built, spec.clone()).unwrap();
         let mempool = Mutex::new(Mempool::new(100));
@@ -72,7 +64,7 @@ async fn late_joiner_syncs_1000_blocks_from_several_peers() {
     };
     // Three relay nodes start from copies of that store.
     for i in 0..3 {
-        let dir = tmp.path().join(format!("node{i}"));
+        let dir = tmp_path.join(format!("node{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let st = std::process::Command::new("cp")
             .arg("-r")
@@ -82,24 +74,8 @@ async fn late_joiner_syncs_1000_blocks_from_several_peers() {
             .unwrap();
         assert!(st.success());
     }
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_meshnode"));
-    let mut net = TestNet {
-        net: Devnet::empty(tmp.path().to_path_buf(), genesis.clone(), exe),
-        tmp,
-    };
     for boot in [None, Some(0usize), Some(0)] {
-        let args = match boot {
-            Some(b) => vec![
-                "--bootnode".to_string(),
-                net.net.nodes[b].info.as_ref().unwrap().listen_addrs[0].clone(),
-            ],
-            None => vec![],
-        };
-        let n = net.net.add_node(&genesis, &args).unwrap();
-        net.net
-            .wait_ready(n, Duration::from_secs(60))
-            .await
-            .unwrap();
+        add_ready(&mut net, &genesis, boot, vec![]).await;
     }
     wait_peers(&net, 2).await;
     for i in 0..3 {

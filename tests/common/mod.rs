@@ -295,3 +295,55 @@ pub async fn sync_responder(
         stop: Some(stop),
     }
 }
+
+/// An empty network with its own genesis (from the devnet template): validators
+/// `dev-validator:i` for each `i` in `validators`, `slot_ms`, `genesis_time_ms`, no bootnodes.
+/// Returns the network, the genesis path and its spec; add nodes with [`add_ready`].
+pub fn custom_net(
+    validators: &[u64],
+    slot_ms: u64,
+    genesis_time_ms: u64,
+) -> (TestNet, PathBuf, meshnode::genesis::ChainSpec) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut g = meshnode::genesis::GenesisFile::read(&repo_path("genesis/devnet.json")).unwrap();
+    g.validators = validators
+        .iter()
+        .map(|i| hex::encode(meshnode::crypto::Keypair::dev_validator(*i).public().0))
+        .collect();
+    g.slot_ms = slot_ms;
+    g.genesis_time_ms = genesis_time_ms;
+    g.bootnodes.clear();
+    let spec = g.to_spec().unwrap();
+    let genesis = tmp.path().join("genesis.json");
+    g.write(&genesis).unwrap();
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_meshnode"));
+    let net = TestNet {
+        net: Devnet::empty(tmp.path().to_path_buf(), genesis.clone(), exe),
+        tmp,
+    };
+    (net, genesis, spec)
+}
+
+/// The first listen multiaddr of node `i`.
+pub fn listen_addr(net: &TestNet, i: usize) -> String {
+    net.net.nodes[i].info.as_ref().unwrap().listen_addrs[0].clone()
+}
+
+/// Starts a node with `args`, plus `--bootnode` node `boot` if given, and waits until it
+/// serves. Returns its index.
+pub async fn add_ready(
+    net: &mut TestNet,
+    genesis: &std::path::Path,
+    boot: Option<usize>,
+    mut args: Vec<String>,
+) -> usize {
+    if let Some(b) = boot {
+        args.extend(["--bootnode".to_string(), listen_addr(net, b)]);
+    }
+    let n = net.net.add_node(genesis, &args).unwrap();
+    net.net
+        .wait_ready(n, Duration::from_secs(60))
+        .await
+        .unwrap();
+    n
+}
