@@ -213,6 +213,28 @@ impl ChainSpec {
     }
 }
 
+/// Test fixture: chain `chain_id`, genesis time 0, 1 s slots, validators `dev-validator:i`
+/// for `i` in `0..validators`, and `dev:0 .. dev:accounts-1` funded with `balance` each.
+#[cfg(test)]
+pub(crate) fn test_spec(chain_id: u64, validators: u64, accounts: u64, balance: u64) -> ChainSpec {
+    GenesisFile {
+        chain_id,
+        genesis_time_ms: 0,
+        slot_ms: 1000,
+        validators: (0..validators)
+            .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
+            .collect(),
+        alloc: BTreeMap::new(),
+        dev_accounts: Some(DevAccounts {
+            count: accounts,
+            balance,
+        }),
+        bootnodes: vec![],
+    }
+    .to_spec()
+    .expect("fixture is valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

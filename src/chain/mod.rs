@@ -308,24 +308,10 @@ impl Chain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::genesis::{DevAccounts, GenesisFile};
     use crate::state::StateView;
 
     fn spec(chain_id: u64) -> ChainSpec {
-        GenesisFile {
-            chain_id,
-            genesis_time_ms: 0,
-            slot_ms: 1000,
-            validators: vec![hex::encode(Keypair::dev_validator(0).public().0)],
-            alloc: Default::default(),
-            dev_accounts: Some(DevAccounts {
-                count: 2,
-                balance: 1_000,
-            }),
-            bootnodes: vec![],
-        }
-        .to_spec()
-        .unwrap()
+        crate::genesis::test_spec(chain_id, 1, 2, 1_000)
     }
 
     #[test]
@@ -380,28 +366,12 @@ mod tests {
 #[cfg(test)]
 mod reorg_tests {
     use super::*;
-    use crate::genesis::{DevAccounts, GenesisFile};
     use crate::types::{Signature, SignedTx, TxBody};
 
     const CHAIN: u64 = 77;
 
     fn spec() -> ChainSpec {
-        GenesisFile {
-            chain_id: CHAIN,
-            genesis_time_ms: 0,
-            slot_ms: 1000,
-            validators: (0..2)
-                .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
-                .collect(),
-            alloc: Default::default(),
-            dev_accounts: Some(DevAccounts {
-                count: 3,
-                balance: 10_000,
-            }),
-            bootnodes: vec![],
-        }
-        .to_spec()
-        .unwrap()
+        crate::genesis::test_spec(CHAIN, 2, 3, 10_000)
     }
 
     fn transfer(from: u64, nonce: u64, amount: u64) -> SignedTx {

@@ -623,26 +623,12 @@ mod tests {
     use super::*;
     use crate::chain::Chain;
     use crate::crypto::Keypair;
-    use crate::genesis::{DevAccounts, GenesisFile};
     use crate::mempool::Mempool;
     use crate::types::TxBody;
     use std::sync::Mutex;
 
     fn spec() -> ChainSpec {
-        GenesisFile {
-            chain_id: 3,
-            genesis_time_ms: 0,
-            slot_ms: 1000,
-            validators: vec![hex::encode(Keypair::dev_validator(0).public().0)],
-            alloc: Default::default(),
-            dev_accounts: Some(DevAccounts {
-                count: 2,
-                balance: 1_000,
-            }),
-            bootnodes: vec![],
-        }
-        .to_spec()
-        .unwrap()
+        crate::genesis::test_spec(3, 1, 2, 1_000)
     }
 
     /// A store with 3 blocks, each with one transfer.
