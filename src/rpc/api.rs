@@ -92,6 +92,12 @@ pub trait EthApi {
     #[method(name = "getTransactionCount")]
     fn get_transaction_count(&self, address: String, block: Option<String>) -> RpcResult<String>;
 
+    /// `eth_getTransactionReceipt(hash)` -> receipt of a mined transaction (execution-apis
+    /// shape: status 0x1, blockHash, blockNumber, transactionIndex, from, to, gasUsed 21000,
+    /// no logs), or `null` while pending or unknown.
+    #[method(name = "getTransactionReceipt")]
+    fn get_transaction_receipt(&self, hash: String) -> RpcResult<Option<Value>>;
+
     /// `eth_syncing` -> `false`, or while a range download runs `{startingBlock, currentBlock,
     /// highestBlock}` (0x quantities), as geth answers.
     #[method(name = "syncing")]
@@ -109,6 +115,22 @@ pub trait NetApi {
     /// `net_peerCount` -> number of connected peers (0x quantity).
     #[method(name = "peerCount")]
     async fn peer_count(&self) -> RpcResult<String>;
+
+    /// `net_version` -> the chain id as a decimal string (as geth answers).
+    #[method(name = "version")]
+    fn version(&self) -> RpcResult<String>;
+
+    /// `net_listening` -> true while the node listens for peers.
+    #[method(name = "listening")]
+    fn listening(&self) -> RpcResult<bool>;
+}
+
+/// `web3_` methods.
+#[rpc(server, client, namespace = "web3")]
+pub trait Web3Api {
+    /// `web3_clientVersion` -> `meshnode/v<version>/<os>-<arch>`, geth's format.
+    #[method(name = "clientVersion")]
+    fn client_version(&self) -> RpcResult<String>;
 }
 
 /// meshnode's own methods.

@@ -1,6 +1,8 @@
 //! The RPC server: method implementations over the node's context, and start-up.
 
-use super::api::{AdminApiServer, BitcoinApiServer, EthApiServer, MeshnodeApiServer, NetApiServer};
+use super::api::{
+    AdminApiServer, BitcoinApiServer, EthApiServer, MeshnodeApiServer, NetApiServer, Web3ApiServer,
+};
 use super::error::{self, err, internal};
 use super::types::{btc_block, eth_block, eth_tx, parse_qty, qty, TxPlace};
 use crate::arrivals::Arrival;
@@ -48,6 +50,7 @@ pub async fn start(addr: SocketAddr, ctx: Arc<NodeContext>) -> anyhow::Result<Rp
     module.merge(EthApiServer::into_rpc(imp.clone()))?;
     module.merge(NetApiServer::into_rpc(imp.clone()))?;
     module.merge(AdminApiServer::into_rpc(imp.clone()))?;
+    module.merge(Web3ApiServer::into_rpc(imp.clone()))?;
     module.merge(MeshnodeApiServer::into_rpc(imp))?;
     Ok(RpcServer {
         local_addr,
@@ -333,6 +336,26 @@ impl EthApiServer for RpcImpl {
         Ok(qty(acc.nonce))
     }
 
+    fn get_transaction_receipt(&self, hash: String) -> RpcResult<Option<Value>> {
+        let h = parse_hash(&hash, error::INVALID_PARAMS)?;
+        let Some(loc) = self.ctx.chain.store.tx_location(&h).map_err(internal)? else {
+            return Ok(None);
+        };
+        let Some(b) = self.block_by_hash(&loc.block)? else {
+            return Ok(None);
+        };
+        Ok(b.txs.get(loc.index as usize).map(|tx| {
+            super::types::eth_receipt(
+                tx,
+                TxPlace {
+                    block: loc.block,
+                    height: loc.height,
+                    index: loc.index,
+                },
+            )
+        }))
+    }
+
     fn syncing(&self) -> RpcResult<Value> {
         let p = self.ctx.sync.lock().expect("sync lock poisoned").clone();
         if !p.active {
@@ -385,8 +408,27 @@ impl AdminApiServer for RpcImpl {
     }
 }
 
+impl Web3ApiServer for RpcImpl {
+    fn client_version(&self) -> RpcResult<String> {
+        Ok(format!(
+            "meshnode/v{}/{}-{}",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        ))
+    }
+}
+
 #[async_trait]
 impl NetApiServer for RpcImpl {
+    fn version(&self) -> RpcResult<String> {
+        Ok(self.ctx.chain.spec.chain_id.to_string())
+    }
+
+    fn listening(&self) -> RpcResult<bool> {
+        Ok(true)
+    }
+
     async fn peer_count(&self) -> RpcResult<String> {
         Ok(qty(
             self.ctx.net.peers().await.map_err(internal)?.len() as u64

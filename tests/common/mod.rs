@@ -347,3 +347,47 @@ pub async fn add_ready(
         .unwrap();
     n
 }
+
+/// A Python interpreter with `pkgs` (pip requirement strings) installed: a venv under
+/// `target/test-python`, created and filled from PyPI on first use. Panics with pip's output if
+/// that fails.
+pub fn python_with(pkgs: &[&str]) -> PathBuf {
+    let venv = repo_path("target/test-python");
+    let py = venv.join("bin/python");
+    let marker = venv.join(format!(
+        "installed-{}",
+        pkgs.join("+").replace(['/', '=', '<', '>'], "_")
+    ));
+    if !marker.exists() {
+        if !py.exists() {
+            let out = std::process::Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "python3 -m venv: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = std::process::Command::new(&py)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(pkgs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pip install {pkgs:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&marker, b"").unwrap();
+    }
+    py
+}
