@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod client;
+pub mod compat;
 pub mod error;
 pub mod server;
 pub mod types;

@@ -40,6 +40,11 @@ pub async fn start(addr: SocketAddr, ctx: Arc<NodeContext>) -> anyhow::Result<Rp
         .build();
     let server = Server::builder()
         .set_config(config)
+        .set_http_middleware(
+            tower::ServiceBuilder::new().layer(super::compat::Rpc10Layer {
+                max_body: MAX_REQUEST_BODY as usize,
+            }),
+        )
         .build(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind JSON-RPC on {addr}: {e}"))?;

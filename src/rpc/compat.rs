@@ -1,0 +1,214 @@
+//! JSON-RPC 1.0 compatibility for Bitcoin clients, as HTTP middleware in front of jsonrpsee.
+//!
+//! Bitcoin clients (bitcoin-cli, python-bitcoinrpc's AuthServiceProxy, …) send JSON-RPC
+//! 1.0-style bodies without `"jsonrpc":"2.0"`, which jsonrpsee rejects. For such a request this
+//! layer answers as Bitcoin Core 28 does: it adds `"jsonrpc":"2.0"` (and a null `id` where
+//! none is given) before jsonrpsee sees it, then returns `result` and `error` both present
+//! (`error` null on success, no `jsonrpc` member), HTTP 404 for "method not found", 500 for any
+//! other error, 200 otherwise (always 200 for a batch), and `Content-Type: application/json`.
+//! JSON-RPC 2.0 requests pass through unchanged but for the Content-Type, which becomes plain
+//! `application/json` as Bitcoin Core and geth send it; GETs and WebSocket upgrades pass
+//! through untouched.
+
+use http_body_util::{BodyExt, Limited};
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// JSON-RPC 2.0 "method not found".
+const METHOD_NOT_FOUND: i64 = -32601;
+
+/// The layer; see the module docs.
+#[derive(Clone, Copy, Debug)]
+pub struct Rpc10Layer {
+    /// Largest request body read, bytes (larger ones get HTTP 413).
+    pub max_body: usize,
+}
+
+impl<S> tower::Layer<S> for Rpc10Layer {
+    type Service = Rpc10<S>;
+    fn layer(&self, inner: S) -> Rpc10<S> {
+        Rpc10 {
+            inner,
+            max_body: self.max_body,
+        }
+    }
+}
+
+/// The service [`Rpc10Layer`] builds.
+#[derive(Clone, Debug)]
+pub struct Rpc10<S> {
+    inner: S,
+    max_body: usize,
+}
+
+/// Whether a parsed body is (or, for a batch, contains) a request without `"jsonrpc"`.
+fn is_legacy(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => !o.contains_key("jsonrpc"),
+        Value::Array(a) => a
+            .iter()
+            .any(|r| r.as_object().is_some_and(|o| !o.contains_key("jsonrpc"))),
+        _ => false,
+    }
+}
+
+fn upgrade(req: &mut Value) {
+    if let Value::Object(o) = req {
+        o.insert("jsonrpc".into(), Value::String("2.0".into()));
+        o.entry("id").or_insert(Value::Null);
+    }
+}
+
+/// Bitcoin Core's 1.0 reply shape: `{result, error, id}` with both members present.
+fn downgrade(resp: &mut Value) {
+    if let Value::Object(o) = resp {
+        o.remove("jsonrpc");
+        o.entry("result").or_insert(Value::Null);
+        o.entry("error").or_insert(Value::Null);
+    }
+}
+
+fn error_code(resp: &Value) -> Option<i64> {
+    resp.get("error")
+        .filter(|e| !e.is_null())
+        .map(|e| e.get("code").and_then(Value::as_i64).unwrap_or(0))
+}
+
+fn json_response(status: http::StatusCode, body: Vec<u8>) -> HttpResponse {
+    let mut r = HttpResponse::new(HttpBody::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+impl<S> tower::Service<HttpRequest> for Rpc10<S>
+where
+    S: tower::Service<HttpRequest, Response = HttpResponse, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = HttpResponse;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: HttpRequest) -> Self::Future {
+        // The clone that was polled ready handles this call (tower's documented pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let max_body = self.max_body;
+        Box::pin(async move {
+            let upgrade_req = req.headers().contains_key(http::header::UPGRADE);
+            if req.method() != http::Method::POST || upgrade_req {
+                return inner.call(req).await;
+            }
+            let (parts, body) = req.into_parts();
+            let bytes = match Limited::new(body, max_body).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(_) => {
+                    let msg = br#"{"result":null,"error":{"code":-32600,"message":"request body too large"},"id":null}"#;
+                    return Ok(json_response(
+                        http::StatusCode::PAYLOAD_TOO_LARGE,
+                        msg.to_vec(),
+                    ));
+                }
+            };
+            let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+            let Some(mut v) = parsed.filter(is_legacy) else {
+                // JSON-RPC 2.0 (or not JSON at all): jsonrpsee answers as it does, with the
+                // plain `application/json` Bitcoin Core and geth send (JSON is UTF-8 by
+                // definition, RFC 8259; some clients compare the header exactly).
+                let mut resp = inner
+                    .call(HttpRequest::from_parts(
+                        parts,
+                        HttpBody::from(bytes.to_vec()),
+                    ))
+                    .await?;
+                let json = resp
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/json"));
+                if json {
+                    resp.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                }
+                return Ok(resp);
+            };
+            match &mut v {
+                Value::Array(a) => a.iter_mut().for_each(upgrade),
+                other => upgrade(other),
+            }
+            let body = serde_json::to_vec(&v)?;
+            let resp = inner
+                .call(HttpRequest::from_parts(parts, HttpBody::from(body)))
+                .await?;
+            let (rparts, rbody) = resp.into_parts();
+            let rbytes = rbody.collect().await?.to_bytes();
+            let Ok(mut out) = serde_json::from_slice::<Value>(&rbytes) else {
+                return Ok(HttpResponse::from_parts(
+                    rparts,
+                    HttpBody::from(rbytes.to_vec()),
+                ));
+            };
+            let status = match &mut out {
+                Value::Array(a) => {
+                    a.iter_mut().for_each(downgrade);
+                    http::StatusCode::OK
+                }
+                single => {
+                    downgrade(single);
+                    match error_code(single) {
+                        None => http::StatusCode::OK,
+                        Some(METHOD_NOT_FOUND) => http::StatusCode::NOT_FOUND,
+                        Some(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+                    }
+                }
+            };
+            Ok(json_response(status, serde_json::to_vec(&out)?))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_detection_and_reply_shape() {
+        assert!(is_legacy(
+            &serde_json::json!({"method": "getblockcount", "params": [], "id": 1})
+        ));
+        assert!(!is_legacy(
+            &serde_json::json!({"jsonrpc": "2.0", "method": "x", "id": 1})
+        ));
+        assert!(is_legacy(
+            &serde_json::json!([{"jsonrpc": "2.0", "method": "x", "id": 1}, {"method": "y", "id": 2}])
+        ));
+        let mut r = serde_json::json!({"jsonrpc": "2.0", "result": 5, "id": 1});
+        downgrade(&mut r);
+        assert_eq!(r, serde_json::json!({"result": 5, "error": null, "id": 1}));
+        let mut e = serde_json::json!({"jsonrpc": "2.0", "error": {"code": -32601, "message": "m"}, "id": 1});
+        downgrade(&mut e);
+        assert_eq!(error_code(&e), Some(METHOD_NOT_FOUND));
+        assert!(e["result"].is_null());
+        let mut req = Value::Object(serde_json::Map::new());
+        upgrade(&mut req);
+        assert_eq!(req, serde_json::json!({"jsonrpc": "2.0", "id": null}));
+    }
+}

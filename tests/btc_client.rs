@@ -1,0 +1,47 @@
+//! A published Bitcoin Core RPC client library (python-bitcoinrpc's AuthServiceProxy, pinned)
+//! drives the Bitcoin-family methods of a live node with JSON-RPC 1.x bodies: submission,
+//! mempool, blocks at every verbosity, peers, chain tips, a batch, and Bitcoin's error codes.
+
+mod common;
+use common::*;
+use meshnode::crypto::Keypair;
+use meshnode::types::TxBody;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_bitcoinrpc_drives_the_bitcoin_methods() {
+    let py =
+        tokio::task::spawn_blocking(|| python_with(&["web3==8.0.0", "python-bitcoinrpc==1.0"]))
+            .await
+            .unwrap();
+    let net = start_net(3, 3, 500).await;
+    wait_peers(&net, 2).await;
+    let k = Keypair::dev_account(4);
+    let tx = k.sign_tx(TxBody {
+        chain_id: 1337,
+        nonce: 0,
+        from: k.public(),
+        to: Keypair::dev_account(9).address(),
+        amount: 77,
+        fee: 3,
+        data: vec![],
+    });
+    let out = tokio::process::Command::new(&py)
+        .arg(repo_path("tests/clients/bitcoin_check.py"))
+        .args([
+            net.net.nodes[2].rpc_url(),
+            &hex::encode(tx.to_bytes()),
+            &tx.hash().to_string(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "python-bitcoinrpc failed:\n{stdout}\n{stderr}"
+    );
+    eprintln!("{}", stdout.trim());
+}
