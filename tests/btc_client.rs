@@ -9,10 +9,6 @@ use meshnode::types::TxBody;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_bitcoinrpc_drives_the_bitcoin_methods() {
-    let py =
-        tokio::task::spawn_blocking(|| python_with(&["web3==8.0.0", "python-bitcoinrpc==1.0"]))
-            .await
-            .unwrap();
     let net = start_net(3, 3, 500).await;
     wait_peers(&net, 2).await;
     let k = Keypair::dev_account(4);
@@ -25,23 +21,11 @@ async fn python_bitcoinrpc_drives_the_bitcoin_methods() {
         fee: 3,
         data: vec![],
     });
-    let out = tokio::process::Command::new(&py)
-        .arg(repo_path("tests/clients/bitcoin_check.py"))
-        .args([
-            net.net.nodes[2].rpc_url(),
-            &hex::encode(tx.to_bytes()),
-            &tx.hash().to_string(),
-        ])
-        .output()
-        .await
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        out.status.success(),
-        "python-bitcoinrpc failed:\n{stdout}\n{stderr}"
-    );
-    eprintln!("{}", stdout.trim());
+    let (raw, txid) = (hex::encode(tx.to_bytes()), tx.hash().to_string());
+    let out = run_client_script(
+        "bitcoin_check.py",
+        &[net.net.nodes[2].rpc_url(), &raw, &txid],
+    )
+    .await;
+    eprintln!("{out}");
 }

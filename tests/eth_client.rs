@@ -9,13 +9,8 @@ use meshnode::rpc::api::EthApiClient;
 use meshnode::rpc::client::send_transfer;
 use std::time::Duration;
 
-const WEB3: &str = "web3==8.0.0";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web3_py_reads_a_live_node() {
-    let py = tokio::task::spawn_blocking(|| python_with(&[WEB3]))
-        .await
-        .unwrap();
     let net = start_net(3, 3, 500).await;
     wait_peers(&net, 2).await;
     let url = net.net.nodes[1].rpc_url().to_string();
@@ -33,16 +28,10 @@ async fn web3_py_reads_a_live_node() {
     .await;
     let sender = Keypair::dev_account(3).address().to_string();
     let recipient = Keypair::dev_account(8).address().to_string();
-    let out = tokio::process::Command::new(&py)
-        .arg(repo_path("tests/clients/web3_check.py"))
-        .args([&url, &hash, &sender, &recipient, "4242", "1337"])
-        .output()
-        .await
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "web3.py failed:\n{stdout}\n{stderr}");
-    eprintln!("{}", stdout.trim());
+    let out = run_client_script(
+        "web3_check.py",
+        &[&url, &hash, &sender, &recipient, "4242", "1337"],
+    )
+    .await;
+    eprintln!("{out}");
 }

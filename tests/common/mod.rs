@@ -391,3 +391,26 @@ pub fn python_with(pkgs: &[&str]) -> PathBuf {
     }
     py
 }
+
+/// The Python packages the client-library tests use (pinned), installed into one venv.
+pub const CLIENT_LIBS: &[&str] = &["web3==8.0.0", "python-bitcoinrpc==1.0"];
+
+/// Runs `tests/clients/<script>` with the client libraries installed, asserts it exits 0
+/// (showing its output otherwise) and returns its stdout.
+pub async fn run_client_script(script: &str, args: &[&str]) -> String {
+    let py = tokio::task::spawn_blocking(|| python_with(CLIENT_LIBS))
+        .await
+        .unwrap();
+    let out = tokio::process::Command::new(&py)
+        .arg(repo_path(&format!("tests/clients/{script}")))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    stdout.trim().to_string()
+}
