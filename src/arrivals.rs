@@ -4,6 +4,7 @@
 use crate::types::Hash;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use tokio::sync::broadcast;
 
 /// How many blocks' records are kept (oldest dropped first).
 pub const KEEP: usize = 100_000;
@@ -31,22 +32,41 @@ pub struct Arrival {
 #[derive(Default)]
 pub struct ArrivalLog {
     inner: Mutex<(HashMap<Hash, Arrival>, VecDeque<Hash>)>,
+    /// Where a record goes the moment its `validated_us` is first set
+    /// (`meshnode_subscribe("blockArrivals")`).
+    validated: Option<broadcast::Sender<(Hash, Arrival)>>,
 }
 
 impl ArrivalLog {
+    /// A log that sends each record to `validated` when the block is first validated.
+    pub fn with_broadcast(validated: broadcast::Sender<(Hash, Arrival)>) -> ArrivalLog {
+        ArrivalLog {
+            validated: Some(validated),
+            ..Default::default()
+        }
+    }
+
     /// Updates (or creates) the record for `hash`.
     pub fn update(&self, hash: Hash, f: impl FnOnce(&mut Arrival)) {
-        let mut g = self.inner.lock().expect("arrivals lock poisoned");
-        let (map, order) = &mut *g;
-        if !map.contains_key(&hash) {
-            order.push_back(hash);
-            if order.len() > KEEP {
-                if let Some(old) = order.pop_front() {
-                    map.remove(&old);
+        let record = {
+            let mut g = self.inner.lock().expect("arrivals lock poisoned");
+            let (map, order) = &mut *g;
+            if !map.contains_key(&hash) {
+                order.push_back(hash);
+                if order.len() > KEEP {
+                    if let Some(old) = order.pop_front() {
+                        map.remove(&old);
+                    }
                 }
             }
+            let a = map.entry(hash).or_default();
+            let was_validated = a.validated_us.is_some();
+            f(a);
+            (!was_validated && a.validated_us.is_some()).then_some(*a)
+        };
+        if let (Some(a), Some(tx)) = (record, &self.validated) {
+            let _ = tx.send((hash, a));
         }
-        f(map.entry(hash).or_default());
     }
 
     /// The record for `hash`.

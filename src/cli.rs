@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// meshnode: a libp2p node that gossips signed transactions and blocks, and measures how fast
 /// they propagate.
 #[derive(Debug, Parser)]
-#[command(name = "meshnode", version, about, long_about = None)]
+#[command(name = "meshnode", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info,meshnode=debug`.
     #[arg(long, global = true, env = "MESHNODE_LOG", default_value = "info")]
@@ -39,6 +39,9 @@ pub enum Command {
     /// Chain store maintenance.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Call one JSON-RPC method and print the result as pretty JSON (as `bitcoin-cli`); exits
+    /// non-zero with the error code and message on failure.
+    Rpc(RpcArgs),
 }
 
 /// `meshnode run`.
@@ -72,6 +75,14 @@ pub struct RunArgs {
     /// Most transactions in the mempool.
     #[arg(long, default_value_t = 50_000)]
     pub mempool_max_txs: usize,
+    /// JSON-RPC user name (with --rpc-password). Without both, a cookie file
+    /// DATA_DIR/.cookie (user `__cookie__`, mode 0600) is written at each start. Credentials
+    /// are required when --rpc binds anything but loopback, or when these are given.
+    #[arg(long, env = "MESHNODE_RPC_USER", requires = "rpc_password")]
+    pub rpc_user: Option<String>,
+    /// JSON-RPC password (with --rpc-user).
+    #[arg(long, env = "MESHNODE_RPC_PASSWORD", requires = "rpc_user")]
+    pub rpc_password: Option<String>,
 }
 
 /// `meshnode devnet`.
@@ -146,14 +157,45 @@ pub enum TxCommand {
         /// Nonce (default: the node's pending nonce for the sender).
         #[arg(long)]
         nonce: Option<u64>,
-        /// Node JSON-RPC URL.
-        #[arg(
-            long,
-            env = "MESHNODE_RPC_URL",
-            default_value = "http://127.0.0.1:8545"
-        )]
-        rpc: String,
+        /// Which node, and its credentials.
+        #[command(flatten)]
+        conn: RpcConnArgs,
     },
+}
+
+/// Where a node's JSON-RPC is and how to authenticate (`meshnode rpc`, `meshnode tx send`).
+#[derive(Debug, Args, Clone)]
+pub struct RpcConnArgs {
+    /// Node JSON-RPC URL. Default: the `rpc_url` in DATA_DIR/node.json when --data-dir is
+    /// given, else http://127.0.0.1:8545.
+    #[arg(long, env = "MESHNODE_RPC_URL")]
+    pub rpc: Option<String>,
+    /// The node's data dir: its cookie (DATA_DIR/.cookie) and node.json are read from there.
+    #[arg(long, env = "MESHNODE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Cookie file to authenticate with (default: DATA_DIR/.cookie, if it exists).
+    #[arg(long)]
+    pub rpc_cookie_file: Option<PathBuf>,
+    /// JSON-RPC user name (instead of a cookie).
+    #[arg(long, env = "MESHNODE_RPC_USER", requires = "rpc_password")]
+    pub rpc_user: Option<String>,
+    /// JSON-RPC password.
+    #[arg(long, env = "MESHNODE_RPC_PASSWORD", requires = "rpc_user")]
+    pub rpc_password: Option<String>,
+}
+
+/// `meshnode rpc METHOD [PARAMS…]`, used as `bitcoin-cli` is.
+#[derive(Debug, Args, Clone)]
+pub struct RpcArgs {
+    /// Which node, and its credentials.
+    #[command(flatten)]
+    pub conn: RpcConnArgs,
+    /// Method name, e.g. `getblockcount`, `eth_getBlockByNumber`.
+    pub method: String,
+    /// Parameters in order. Each is read as JSON when it is JSON (numbers that fit 64 bits,
+    /// true/false/null, arrays, objects, "quoted strings"), else as a plain string, so
+    /// `meshnode rpc getblock <hash> 2` works as with bitcoin-cli.
+    pub params: Vec<String>,
 }
 
 /// `meshnode bench …`.

@@ -29,6 +29,8 @@ pub struct Config {
     pub target_peers: usize,
     /// Mempool bound (transactions).
     pub mempool_max_txs: usize,
+    /// `user:password` from --rpc-user/--rpc-password; `None` means cookie auth.
+    pub rpc_user_pass: Option<String>,
 }
 
 impl Config {
@@ -79,6 +81,15 @@ impl Config {
             validator_key,
             target_peers: args.target_peers,
             mempool_max_txs: args.mempool_max_txs,
+            rpc_user_pass: match (&args.rpc_user, &args.rpc_password) {
+                (Some(u), Some(p)) => {
+                    if u.contains(':') {
+                        bail!("--rpc-user must not contain ':'");
+                    }
+                    Some(format!("{u}:{p}"))
+                }
+                _ => None,
+            },
         })
     }
 }

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod devnet;
+pub mod events;
 pub mod genesis;
 pub mod mempool;
 pub mod node;

@@ -77,15 +77,26 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
             amount,
             fee,
             nonce,
-            rpc,
+            conn,
         }) => {
+            let client = meshnode::rpc::client::connect(&conn)?;
             let hash =
-                meshnode::rpc::client::send_transfer(&rpc, &from, &to, amount, fee, nonce).await?;
+                meshnode::rpc::client::send_transfer_via(&client, &from, &to, amount, fee, nonce)
+                    .await?;
             println!("{hash}");
             Ok(())
         }
         Command::Bench(BenchCommand::Propagation(args)) => {
             meshnode::bench::propagation::run_cli(args).await
+        }
+        Command::Rpc(args) => {
+            let v = meshnode::rpc::client::call_cli(&args).await?;
+            match v {
+                // Plain strings print bare, as bitcoin-cli prints them.
+                serde_json::Value::String(s) => println!("{s}"),
+                other => println!("{}", serde_json::to_string_pretty(&other)?),
+            }
+            Ok(())
         }
         Command::Keys(_) | Command::Store(_) => unreachable!("handled without a runtime"),
     }

@@ -55,6 +55,36 @@ pub enum Inserted {
     Known(Hash),
 }
 
+/// Pool size, limits and entry price, as `getmempoolinfo` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct MempoolInfo {
+    /// Transactions held.
+    pub size: usize,
+    /// Their encoded bytes.
+    pub bytes: usize,
+    /// Sum of their fees, base units.
+    pub total_fee: u128,
+    /// Most transactions held.
+    pub max_txs: usize,
+    /// Most bytes held.
+    pub max_bytes: usize,
+    /// Lowest fee (base units per transaction) a new transaction must pay to enter now.
+    pub min_fee: u64,
+}
+
+/// What [`Mempool::check`] found admitting a transaction would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Already in the pool.
+    Known(Hash),
+    /// Added to a pool with room.
+    Add,
+    /// Replaces this same-sender, same-nonce transaction (fee bump met).
+    Replace(Hash),
+    /// Enters a full pool by evicting this lower-fee transaction.
+    Evict(Hash),
+}
+
 /// One mempool entry.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -120,6 +150,32 @@ impl Mempool {
         self.by_hash.values()
     }
 
+    /// `sender`'s transactions in nonce order.
+    pub fn sender_entries(&self, sender: &Address) -> Vec<&Entry> {
+        self.by_sender
+            .get(sender)
+            .map(|q| q.values().map(|h| &self.by_hash[h]).collect())
+            .unwrap_or_default()
+    }
+
+    /// Size, limits and the current minimum fee (`getmempoolinfo`).
+    pub fn info(&self) -> MempoolInfo {
+        let min_fee = if self.by_hash.len() >= self.max_txs {
+            self.cheapest_evictable()
+                .map_or(0, |(_, f)| f.saturating_add(1))
+        } else {
+            0
+        };
+        MempoolInfo {
+            size: self.by_hash.len(),
+            bytes: self.bytes,
+            total_fee: self.by_hash.values().map(|e| e.tx.body.fee as u128).sum(),
+            max_txs: self.max_txs,
+            max_bytes: self.max_txs * crate::types::encoding::MAX_TX_BYTES,
+            min_fee,
+        }
+    }
+
     /// Highest nonce + 1 of `sender`'s consecutive run starting at `account.nonce` (what
     /// `eth_getTransactionCount(addr, "pending")` answers).
     pub fn pending_nonce(&self, sender: &Address, account: Account) -> u64 {
@@ -132,21 +188,15 @@ impl Mempool {
         n
     }
 
-    /// Admits a verified transaction given its sender's account at head.
+    /// What admitting `tx` would do, without changing the pool (also `testmempoolaccept`).
     ///
     /// Errors: nonce below the account's, balance short of amount + fee, an underpriced
     /// replacement, or a full pool whose cheapest evictable entry pays at least as much.
-    pub fn insert(
-        &mut self,
-        tx: Verified<SignedTx>,
-        account: Account,
-    ) -> Result<Inserted, MempoolError> {
-        let tx = tx.into_inner();
+    pub fn check(&self, tx: &SignedTx, account: Account) -> Result<Admission, MempoolError> {
         let hash = tx.hash();
         if self.by_hash.contains_key(&hash) {
-            return Ok(Inserted::Known(hash));
+            return Ok(Admission::Known(hash));
         }
-        let sender = tx.sender();
         let nonce = tx.body.nonce;
         if nonce < account.nonce {
             return Err(MempoolError::NonceTooLow {
@@ -163,7 +213,7 @@ impl Mempool {
         }
         let replaced = self
             .by_sender
-            .get(&sender)
+            .get(&tx.sender())
             .and_then(|q| q.get(&nonce))
             .copied();
         if let Some(old) = replaced {
@@ -173,8 +223,9 @@ impl Mempool {
             if tx.body.fee < needed || tx.body.fee <= old_fee {
                 return Err(MempoolError::ReplacementUnderpriced);
             }
-            self.remove(&old);
-        } else if self.by_hash.len() >= self.max_txs {
+            return Ok(Admission::Replace(old));
+        }
+        if self.by_hash.len() >= self.max_txs {
             let (victim, min) = self.cheapest_evictable().expect("a full pool has entries");
             if tx.body.fee <= min {
                 return Err(MempoolError::Full {
@@ -182,14 +233,34 @@ impl Mempool {
                     min,
                 });
             }
-            self.remove(&victim);
+            return Ok(Admission::Evict(victim));
+        }
+        Ok(Admission::Add)
+    }
+
+    /// Admits a verified transaction given its sender's account at head.
+    ///
+    /// Errors: as [`Mempool::check`].
+    pub fn insert(
+        &mut self,
+        tx: Verified<SignedTx>,
+        account: Account,
+    ) -> Result<Inserted, MempoolError> {
+        let tx = tx.into_inner();
+        let hash = tx.hash();
+        match self.check(&tx, account)? {
+            Admission::Known(h) => return Ok(Inserted::Known(h)),
+            Admission::Replace(old) | Admission::Evict(old) => {
+                self.remove(&old);
+            }
+            Admission::Add => {}
         }
         let size = tx.encoded_len();
         self.bytes += size;
         self.by_sender
-            .entry(sender)
+            .entry(tx.sender())
             .or_default()
-            .insert(nonce, hash);
+            .insert(tx.body.nonce, hash);
         let added_unix_ms = crate::now_ms();
         self.by_hash.insert(
             hash,
@@ -202,6 +273,28 @@ impl Mempool {
             },
         );
         Ok(Inserted::New(hash))
+    }
+
+    /// Splits the pool into geth's *pending* (each sender's consecutive run of nonces starting
+    /// at its account nonce in `state`) and *queued* (behind a nonce gap); each list is sorted
+    /// by sender, then nonce.
+    pub fn pending_and_queued(&self, state: &dyn StateView) -> (Vec<&Entry>, Vec<&Entry>) {
+        let (mut pending, mut queued) = (Vec::new(), Vec::new());
+        let mut senders: Vec<_> = self.by_sender.iter().collect();
+        senders.sort_by_key(|(a, _)| **a);
+        for (sender, q) in senders {
+            let mut next = state.account(sender).nonce;
+            for (&nonce, h) in q {
+                let e = &self.by_hash[h];
+                if nonce == next {
+                    pending.push(e);
+                    next += 1;
+                } else {
+                    queued.push(e);
+                }
+            }
+        }
+        (pending, queued)
     }
 
     /// The lowest-fee entry among each sender's highest nonce (evicting it never leaves a

@@ -5,12 +5,12 @@ use crate::arrivals::ArrivalLog;
 use crate::chain::{Chain, ImportError, Imported};
 use crate::config::Config;
 use crate::crypto::Keypair;
-use crate::mempool::{Inserted, Mempool, MempoolError};
+use crate::mempool::{Admission, Inserted, Mempool, MempoolError};
 use crate::p2p::sync::{SyncRequest, SyncResponse, MAX_BLOCKS_PER_REQUEST, MAX_RESPONSE_BYTES};
 use crate::p2p::{self, GossipMessage, NetworkConfig, NetworkEvent, NetworkHandle, TopicKind};
-use crate::state::StateView;
+use crate::state::{Account, StateView};
 use crate::types::{Block, Hash, SignedTx};
-use crate::validation::{self, ValidationError, Verdict};
+use crate::validation::{self, ValidationError, Verdict, Verified};
 use anyhow::Context;
 use libp2p::PeerId;
 use std::collections::{HashMap, HashSet};
@@ -33,6 +33,8 @@ pub struct NodeContext {
     pub arrivals: Arc<ArrivalLog>,
     /// When the node started.
     pub started: Instant,
+    /// Push events for subscriptions.
+    pub events: crate::events::Events,
     /// Head height each connected peer claimed in its last Status. A claim is dropped when the
     /// peer disconnects or fails to serve the blocks it claims, so a lying peer cannot keep
     /// the producer idle. `std::sync::Mutex`: map updates only, never across `.await`.
@@ -66,19 +68,40 @@ impl SubmitError {
 }
 
 impl NodeContext {
-    /// Checks a transaction and admits it to the mempool (no publishing).
-    pub fn admit_tx(&self, tx: SignedTx) -> Result<Inserted, SubmitError> {
+    /// Stateless checks plus "already in a block"; returns the verified transaction and its
+    /// sender's account at head.
+    fn precheck(&self, tx: SignedTx) -> Result<(Verified<SignedTx>, Account), SubmitError> {
         let hash = tx.hash();
         if self.chain.store.tx_location(&hash).ok().flatten().is_some() {
             return Err(MempoolError::AlreadyInChain.into());
         }
         let verified = validation::check_tx(tx, self.chain.spec.chain_id)?;
         let account = self.chain.store.account(&verified.inner().sender());
+        Ok((verified, account))
+    }
+
+    /// Checks a transaction and admits it to the mempool (no publishing).
+    pub fn admit_tx(&self, tx: SignedTx) -> Result<Inserted, SubmitError> {
+        let (verified, account) = self.precheck(tx)?;
+        let r = self
+            .mempool
+            .lock()
+            .expect("mempool lock poisoned")
+            .insert(verified, account)?;
+        if let Inserted::New(h) = r {
+            let _ = self.events.txs.send(h);
+        }
+        Ok(r)
+    }
+
+    /// Every check [`NodeContext::admit_tx`] makes, without admitting (`testmempoolaccept`).
+    pub fn test_tx(&self, tx: SignedTx) -> Result<Admission, SubmitError> {
+        let (verified, account) = self.precheck(tx)?;
         Ok(self
             .mempool
             .lock()
             .expect("mempool lock poisoned")
-            .insert(verified, account)?)
+            .check(verified.inner(), account)?)
     }
 
     /// Admits a transaction from RPC and publishes it if new.
@@ -147,6 +170,7 @@ impl NodeContext {
                 m.on_block(b, &self.chain.store);
             }
         }
+        self.events.new_heads(&imported.applied);
         if !imported.undone.is_empty() {
             let included: HashSet<Hash> = imported
                 .applied
@@ -232,12 +256,14 @@ pub async fn run(
         let _ = net_stop.changed().await;
     })?;
     let (sync_trigger, sync_rx) = mpsc::channel(256);
+    let events = crate::events::Events::default();
     let ctx = Arc::new(NodeContext {
         chain,
         mempool: Arc::new(Mutex::new(Mempool::new(cfg.mempool_max_txs))),
         net: net.clone(),
-        arrivals: Arc::new(ArrivalLog::default()),
+        arrivals: Arc::new(ArrivalLog::with_broadcast(events.arrivals.clone())),
         started: Instant::now(),
+        events,
         peer_heights: Mutex::new(HashMap::new()),
         sync: Mutex::new(Default::default()),
         initial_sync_done: AtomicBool::new(cfg.bootnodes.is_empty()),
@@ -287,8 +313,24 @@ pub async fn run(
         }));
     }
 
-    let rpc = crate::rpc::server::start(cfg.rpc_addr, ctx.clone()).await?;
-    let rpc_addr = rpc.local_addr;
+    // Bitcoin Core's scheme: a fresh cookie each start unless a user and password are set;
+    // credentials required off loopback or when configured.
+    let (credential, cookie) = match &cfg.rpc_user_pass {
+        Some(up) => (up.clone(), None),
+        None => {
+            let (path, line) = crate::rpc::auth::write_cookie(&cfg.data_dir)
+                .context("writing the RPC cookie file")?;
+            (line, Some(path))
+        }
+    };
+    let auth_required = !cfg.rpc_addr.ip().is_loopback() || cfg.rpc_user_pass.is_some();
+    let auth = crate::rpc::auth::AuthLayer::new(&[credential], auth_required);
+    let rpc = crate::rpc::server::start(cfg.rpc_addr, ctx.clone(), auth).await?;
+    let mut rpc_addr = rpc.local_addr;
+    if rpc_addr.ip().is_unspecified() {
+        // Local tooling reaches a wildcard bind through loopback.
+        rpc_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
     info!(url = %format!("http://{rpc_addr}"), "JSON-RPC listening (HTTP and WebSocket)");
 
     // Wait for the listen addresses, then tell tooling where we are.
@@ -327,6 +369,9 @@ pub async fn run(
     }
     ctx.chain.store.flush()?;
     let _ = std::fs::remove_file(&node_file);
+    if let Some(c) = cookie {
+        let _ = std::fs::remove_file(c);
+    }
     info!("stopped");
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! A published Bitcoin Core RPC client library (python-bitcoinrpc's AuthServiceProxy, pinned)
 //! drives the Bitcoin-family methods of a live node with JSON-RPC 1.x bodies: submission,
-//! mempool, blocks at every verbosity, peers, chain tips, a batch, and Bitcoin's error codes.
+//! mempool, blocks at every verbosity, headers, raw transactions, mempool info and entries,
+//! testmempoolaccept, network info, uptime, help, peers, chain tips, a batch, and Bitcoin's
+//! error codes; authenticated with the node's cookie as Bitcoin clients do.
 
 mod common;
 use common::*;
@@ -22,9 +24,10 @@ async fn python_bitcoinrpc_drives_the_bitcoin_methods() {
         data: vec![],
     });
     let (raw, txid) = (hex::encode(tx.to_bytes()), tx.hash().to_string());
+    let cookie = std::fs::read_to_string(net.net.nodes[2].dir.join(".cookie")).unwrap();
     let out = run_client_script(
         "bitcoin_check.py",
-        &[net.net.nodes[2].rpc_url(), &raw, &txid],
+        &[net.net.nodes[2].rpc_url(), &raw, &txid, cookie.trim()],
     )
     .await;
     eprintln!("{out}");

@@ -50,6 +50,7 @@ async fn produce(ctx: &Arc<NodeContext>, key: &Keypair, slot: u64) {
         .lock()
         .expect("mempool lock poisoned")
         .on_block(&block, &ctx.chain.store);
+    ctx.events.new_heads([&block]);
     let now = crate::now_us();
     ctx.arrivals.update(hash, |a| {
         a.height = block.header.height;

@@ -2,7 +2,7 @@
 //! `server.rs` implements and typed clients (used by `meshnode tx send`, the bench and tests).
 
 use crate::arrivals::Arrival;
-use jsonrpsee::core::RpcResult;
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use serde_json::Value;
 
@@ -51,6 +51,70 @@ pub trait BitcoinApi {
     #[method(name = "addnode")]
     async fn addnode(&self, node: String, command: String) -> RpcResult<Value>;
 
+    /// `getblockheader blockhash ( verbose )`: verbose true (default) = Bitcoin Core's header
+    /// object (hash, confirmations, height, version, merkleroot, time, mediantime, nonce, bits,
+    /// difficulty, chainwork, nTx, previousblockhash, nextblockhash; PoW fields carry neutral
+    /// values: nonce 0, bits "00000000", difficulty 0, chainwork = height as 64 hex digits since
+    /// fork choice weighs height); false = hex of the encoded header. Error -5 if unknown.
+    #[method(name = "getblockheader")]
+    fn getblockheader(&self, blockhash: String, verbose: Option<bool>) -> RpcResult<Value>;
+
+    /// `getrawtransaction txid ( verbose blockhash )`: hex of the encoded transaction, or
+    /// (verbose true / 1 / 2) the object of `getblock` verbosity 2 plus blockhash,
+    /// confirmations, time, blocktime when mined. Looks in the mempool and the chain (the tx
+    /// index is always on). Error -5 "No such mempool or blockchain transaction…".
+    #[method(name = "getrawtransaction")]
+    fn getrawtransaction(
+        &self,
+        txid: String,
+        verbose: Option<Value>,
+        blockhash: Option<String>,
+    ) -> RpcResult<Value>;
+
+    /// `testmempoolaccept ["rawtx",…] ( maxfeerate )` -> one result per transaction, Bitcoin
+    /// Core's shape: `{txid, wtxid, allowed, vsize, fees: {base}}` or `{txid, wtxid, allowed:
+    /// false, reject-reason}` (the reasons `sendrawtransaction` gives). Nothing is admitted.
+    /// 1 to 25 transactions (Bitcoin Core's package limit), else error -8; an undecodable one
+    /// is error -22.
+    #[method(name = "testmempoolaccept")]
+    fn testmempoolaccept(
+        &self,
+        rawtxs: Vec<String>,
+        maxfeerate: Option<Value>,
+    ) -> RpcResult<Vec<Value>>;
+
+    /// `getmempoolinfo` -> Bitcoin Core's shape: loaded, size, bytes, usage, total_fee,
+    /// maxmempool (bytes), mempoolminfee and minrelaytxfee (fee per transaction in base units:
+    /// meshnode fees are per transaction, not per vbyte), incrementalrelayfee (the 10 %
+    /// replacement bump, percent), unbroadcastcount 0, fullrbf true; plus meshnode's
+    /// pending/queued counts and maxmempooltxs.
+    #[method(name = "getmempoolinfo")]
+    fn getmempoolinfo(&self) -> RpcResult<Value>;
+
+    /// `getmempoolentry txid` -> the entry as `getrawmempool true` shows it. Error -5
+    /// "Transaction not in mempool".
+    #[method(name = "getmempoolentry")]
+    fn getmempoolentry(&self, txid: String) -> RpcResult<Value>;
+
+    /// `getnetworkinfo` -> Bitcoin Core's shape: version, subversion, protocolversion,
+    /// localservices, localrelay, timeoffset, networkactive, connections, connections_in,
+    /// connections_out, networks, relayfee, incrementalfee, localaddresses, warnings.
+    #[method(name = "getnetworkinfo")]
+    async fn getnetworkinfo(&self) -> RpcResult<Value>;
+
+    /// `getconnectioncount` -> number of connected peers.
+    #[method(name = "getconnectioncount")]
+    async fn getconnectioncount(&self) -> RpcResult<usize>;
+
+    /// `uptime` -> seconds since the node started.
+    #[method(name = "uptime")]
+    fn uptime(&self) -> RpcResult<u64>;
+
+    /// `help ( "command" )` -> every method, one line each with its parameters, grouped by
+    /// family (as Bitcoin Core's `help`); with a command, that method's usage and summary.
+    #[method(name = "help")]
+    fn help(&self, command: Option<String>) -> RpcResult<String>;
+
     /// `getpeerinfo` -> connected peers (Bitcoin Core's fields id, addr, inbound, conntime,
     /// subver, pingtime, plus peer_id, gossip_score, in_block_mesh).
     #[method(name = "getpeerinfo")]
@@ -75,9 +139,21 @@ pub trait EthApi {
     fn block_number(&self) -> RpcResult<String>;
 
     /// `eth_getBlockByNumber(block, fullTransactions)`: block is a 0x quantity or
-    /// "latest" / "earliest" / "pending" / "safe" / "finalized". `null` if none.
+    /// "latest" / "earliest" / "pending" ("pending" answers the head, as geth does when it is
+    /// not mining). `null` if none. meshnode's fork choice has no finality, so "safe" and
+    /// "finalized" get geth's answer on such a chain: error -32000 "safe block not found" /
+    /// "finalized block not found".
     #[method(name = "getBlockByNumber")]
     fn get_block_by_number(&self, block: String, full: bool) -> RpcResult<Option<Value>>;
+
+    /// `eth_getBlockTransactionCountByNumber(block)` -> number of transactions (0x quantity),
+    /// `null` if there is no such block. Tags as `eth_getBlockByNumber`.
+    #[method(name = "getBlockTransactionCountByNumber")]
+    fn get_block_transaction_count_by_number(&self, block: String) -> RpcResult<Option<String>>;
+
+    /// `eth_getBlockTransactionCountByHash(hash)` -> number of transactions, `null` if unknown.
+    #[method(name = "getBlockTransactionCountByHash")]
+    fn get_block_transaction_count_by_hash(&self, hash: String) -> RpcResult<Option<String>>;
 
     /// `eth_getBlockByHash(hash, fullTransactions)`; `null` if unknown.
     #[method(name = "getBlockByHash")]
@@ -107,6 +183,37 @@ pub trait EthApi {
     /// null while pending) or `null`.
     #[method(name = "getTransactionByHash")]
     fn get_transaction_by_hash(&self, hash: String) -> RpcResult<Option<Value>>;
+}
+
+/// Ethereum push subscriptions over WebSocket (geth's `eth_subscribe`; notifications are
+/// `eth_subscription` messages `{subscription, result}`, ids are 0x-hex strings).
+#[rpc(server, client, namespace = "eth")]
+pub trait EthPubSubApi {
+    /// `eth_subscribe("newHeads")`: each new canonical block's header object (the
+    /// `eth_getBlockByNumber` object without transactions and uncles), in chain order, also
+    /// for each block of a branch a reorg switches to. `eth_subscribe("newPendingTransactions")`:
+    /// the 0x hash of each transaction newly admitted to the mempool. Other kinds: error -32602
+    /// (`logs` and `syncing` are not offered). `eth_unsubscribe(id)` -> true.
+    #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = Value)]
+    async fn subscribe_eth(&self, kind: String, filter: Option<Value>) -> SubscriptionResult;
+}
+
+/// geth's `txpool_` namespace (pending = executable now, queued = behind a nonce gap).
+#[rpc(server, client, namespace = "txpool")]
+pub trait TxpoolApi {
+    /// `txpool_status` -> `{pending, queued}` counts (0x quantities).
+    #[method(name = "status")]
+    fn status(&self) -> RpcResult<Value>;
+
+    /// `txpool_content` -> `{pending: {address: {nonce: tx}}, queued: {…}}`; nonces are decimal
+    /// strings, transactions as `eth_getTransactionByHash` shows them.
+    #[method(name = "content")]
+    fn content(&self) -> RpcResult<Value>;
+
+    /// `txpool_inspect` -> the same tree with geth's one-line summaries
+    /// `"<to>: <value> wei + 21000 gas × <fee> wei"`.
+    #[method(name = "inspect")]
+    fn inspect(&self) -> RpcResult<Value>;
 }
 
 /// `net_` methods.
@@ -148,10 +255,22 @@ pub trait MeshnodeApi {
     #[method(name = "syncStatus")]
     fn sync_status(&self) -> RpcResult<Value>;
 
-    /// `meshnode_nodeInfo` -> peer id, listen addresses, chain id, genesis hash, head,
-    /// mempool size, gossip verdict counters.
+    /// `meshnode_nodeInfo` -> `{peerId, listenAddrs, chainId, genesisHash, head: {height, hash,
+    /// slot}, mempool: {size, bytes}, gossip: {accepted, rejected, ignored, droppedQueueFull},
+    /// uptime}` (uptime in seconds; the gossip counters are this node's verdicts).
     #[method(name = "nodeInfo")]
     async fn node_info(&self) -> RpcResult<Value>;
+}
+
+/// meshnode's push subscriptions over WebSocket (notifications are `meshnode_subscription`).
+#[rpc(server, client, namespace = "meshnode")]
+pub trait MeshnodePubSubApi {
+    /// `meshnode_subscribe("blockArrivals")`: each block's arrival record (as
+    /// `meshnode_blockArrival`, plus `hash`) the moment it is validated here (on its producer:
+    /// the moment it is produced), so a propagation monitor needs no polling. Other kinds: error
+    /// -32602. `meshnode_unsubscribe(id)` -> true.
+    #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = Value)]
+    async fn subscribe_meshnode(&self, kind: String) -> SubscriptionResult;
 }
 
 /// geth's `admin_` peer methods.
@@ -161,6 +280,18 @@ pub trait AdminApi {
     /// started. Error -32602 on a bad multiaddr.
     #[method(name = "addPeer")]
     async fn add_peer(&self, url: String) -> RpcResult<bool>;
+
+    /// `admin_peers` -> geth's shape per connected peer: `{id, name, enode, caps, network:
+    /// {localAddress, remoteAddress, inbound, trusted, static}, protocols: {meshnode: {…}}}`;
+    /// `enode` carries the peer's multiaddr (meshnode speaks libp2p, not devp2p).
+    #[method(name = "peers")]
+    async fn admin_peers(&self) -> RpcResult<Vec<Value>>;
+
+    /// `admin_nodeInfo` -> geth's shape: `{id, name, enode, enr: null, ip, listenAddr, ports:
+    /// {discovery, listener}, protocols: {meshnode: {network, genesis, head, height}}}`;
+    /// `enode` is our first listen multiaddr with `/p2p/<peer id>`.
+    #[method(name = "nodeInfo")]
+    async fn admin_node_info(&self) -> RpcResult<Value>;
 
     /// `admin_removePeer(url)`: disconnect the peer and stop our own dialling of it; true if it
     /// was connected.

@@ -3,20 +3,103 @@
 
 use super::api::{BitcoinApiClient, EthApiClient};
 use super::types::parse_qty;
+use crate::cli::{RpcArgs, RpcConnArgs};
 use crate::crypto::Keypair;
 use crate::types::{Address, TxBody};
 use anyhow::Context;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use serde_json::Value;
 use std::time::Duration;
 
 /// An HTTP JSON-RPC client for `url` with a 30 s request timeout.
 pub fn http(url: &str) -> anyhow::Result<HttpClient> {
+    http_with_auth(url, None)
+}
+
+/// As [`http`], sending HTTP Basic credentials `user:password` when given.
+pub fn http_with_auth(url: &str, user_pass: Option<&str>) -> anyhow::Result<HttpClient> {
+    let mut headers = http::HeaderMap::new();
+    if let Some(up) = user_pass {
+        headers.insert(
+            http::header::AUTHORIZATION,
+            super::auth::basic_header(up)
+                .parse()
+                .context("credentials are not a valid header")?,
+        );
+    }
     HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(30))
         .max_request_size(16 * 1024 * 1024)
         .max_response_size(64 * 1024 * 1024)
+        .set_headers(headers)
         .build(url)
         .with_context(|| format!("bad RPC URL {url}"))
+}
+
+/// Resolves `--rpc/--data-dir/--rpc-cookie-file/--rpc-user` into a client: the URL from
+/// `--rpc`, else DATA_DIR/node.json, else http://127.0.0.1:8545; credentials from the user and
+/// password, else the cookie file, else DATA_DIR/.cookie when it exists, else none.
+pub fn connect(conn: &RpcConnArgs) -> anyhow::Result<HttpClient> {
+    let url = match (&conn.rpc, &conn.data_dir) {
+        (Some(u), _) => u.clone(),
+        (None, Some(dir)) => {
+            let path = dir.join("node.json");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {} (is the node running?)", path.display()))?;
+            let nf: crate::node::NodeFile = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            nf.rpc_url
+        }
+        (None, None) => "http://127.0.0.1:8545".to_string(),
+    };
+    let cookie = conn.rpc_cookie_file.clone().or_else(|| {
+        conn.data_dir
+            .as_ref()
+            .map(|d| d.join(super::auth::COOKIE_FILE))
+            .filter(|p| p.exists())
+    });
+    let user_pass = match (&conn.rpc_user, &conn.rpc_password, cookie) {
+        (Some(u), Some(p), _) => Some(format!("{u}:{p}")),
+        (_, _, Some(path)) => Some(
+            super::auth::read_cookie(&path)
+                .with_context(|| format!("reading cookie {}", path.display()))?,
+        ),
+        _ => None,
+    };
+    http_with_auth(&url, user_pass.as_deref())
+}
+
+/// Reads one `meshnode rpc` parameter: JSON when it is JSON (except numbers that do not fit
+/// 64 bits, which stay strings so long all-digit hex survives), else a plain string.
+pub fn parse_cli_param(s: &str) -> Value {
+    match serde_json::from_str::<Value>(s) {
+        Ok(Value::Number(n))
+            if n.as_u64().is_none() && n.as_i64().is_none() && !s.contains('.') =>
+        {
+            Value::String(s.to_string())
+        }
+        Ok(v) => v,
+        Err(_) => Value::String(s.to_string()),
+    }
+}
+
+/// `meshnode rpc METHOD [PARAMS…]`: the result, or an error "code N: message".
+pub async fn call_cli(args: &RpcArgs) -> anyhow::Result<Value> {
+    use jsonrpsee::core::client::ClientT;
+    let client = connect(&args.conn)?;
+    let mut params = jsonrpsee::core::params::ArrayParams::new();
+    for p in &args.params {
+        params
+            .insert(parse_cli_param(p))
+            .context("encoding params")?;
+    }
+    match client.request::<Value, _>(&args.method, params).await {
+        Ok(v) => Ok(v),
+        Err(jsonrpsee::core::ClientError::Call(e)) => {
+            anyhow::bail!("code {}: {}", e.code(), e.message())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("calling {}", args.method))),
+    }
 }
 
 /// Parses a recipient: a 0x address or a key spec (`dev:N`, `dev-validator:N`, key file).
@@ -39,9 +122,20 @@ pub async fn send_transfer(
     fee: u64,
     nonce: Option<u64>,
 ) -> anyhow::Result<String> {
+    send_transfer_via(&http(url)?, from, to, amount, fee, nonce).await
+}
+
+/// As [`send_transfer`], over a given client (e.g. one from [`connect`] with credentials).
+pub async fn send_transfer_via(
+    client: &HttpClient,
+    from: &str,
+    to: &str,
+    amount: u64,
+    fee: u64,
+    nonce: Option<u64>,
+) -> anyhow::Result<String> {
     let key = Keypair::from_spec(from)?;
     let to = parse_recipient(to)?;
-    let client = http(url)?;
     let chain_id =
         parse_qty(&client.chain_id().await.context("eth_chainId")?).context("bad eth_chainId")?;
     let nonce = match nonce {

@@ -21,11 +21,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// JSON-RPC 2.0 "method not found".
 const METHOD_NOT_FOUND: i64 = -32601;
+/// jsonrpsee's "request too big" code.
+const OVERSIZED_REQUEST: i32 = jsonrpsee::types::error::OVERSIZED_REQUEST_CODE;
 
 /// The layer; see the module docs.
 #[derive(Clone, Copy, Debug)]
 pub struct Rpc10Layer {
-    /// Largest request body read, bytes (larger ones get HTTP 413).
+    /// Largest request body read, bytes (larger ones get HTTP 413 and error -32007).
     pub max_body: usize,
 }
 
@@ -119,10 +121,19 @@ where
             let bytes = match Limited::new(body, max_body).collect().await {
                 Ok(c) => c.to_bytes(),
                 Err(_) => {
-                    let msg = br#"{"result":null,"error":{"code":-32600,"message":"request body too large"},"id":null}"#;
+                    // jsonrpsee's own code for this (-32007), before the body is parsed, so
+                    // in the 2.0 shape whatever the client speaks.
+                    let msg = serde_json::json!({
+                        "jsonrpc": "2.0",
+                        "error": {
+                            "code": OVERSIZED_REQUEST,
+                            "message": format!("Request body too large (limit {max_body} bytes)"),
+                        },
+                        "id": null,
+                    });
                     return Ok(json_response(
                         http::StatusCode::PAYLOAD_TOO_LARGE,
-                        msg.to_vec(),
+                        serde_json::to_vec(&msg)?,
                     ));
                 }
             };

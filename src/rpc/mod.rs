@@ -2,8 +2,12 @@
 //! Ethereum-style method families plus the `meshnode_` namespace.
 
 pub mod api;
+pub mod auth;
+mod btc;
 pub mod client;
 pub mod compat;
+pub mod discover;
 pub mod error;
+mod eth;
 pub mod server;
 pub mod types;

@@ -1,0 +1,222 @@
+//! Bad input over HTTP JSON-RPC gets its documented error and never hurts the node: malformed
+//! JSON, invalid requests, unknown methods, wrong parameter types, an oversize body, a batch
+//! over the limit, garbage hex in both submit methods, unknown blocks and transactions. After
+//! all of it the node still serves and its chain still grows. Also: `rpc.discover` lists every
+//! registered method with its documentation, and `help` answers.
+
+mod common;
+use common::*;
+use meshnode::rpc::api::BitcoinApiClient;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// POSTs `body` and returns the HTTP status and the parsed reply (Null if the body is empty).
+fn post(url: &str, body: &[u8]) -> (u16, Value) {
+    let resp = match ureq::post(url)
+        .set("Content-Type", "application/json")
+        .send_bytes(body)
+    {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap();
+    let v = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {text}"))
+    };
+    (status, v)
+}
+
+fn call(url: &str, method: &str, params: Value) -> (u16, Value) {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+    post(url, body.to_string().as_bytes())
+}
+
+/// Asserts a JSON-RPC 2.0 error reply with `code`; returns its message.
+fn expect_code(reply: &(u16, Value), code: i64, what: &str) -> String {
+    let (status, v) = reply;
+    let e = &v["error"];
+    assert_eq!(e["code"].as_i64(), Some(code), "{what}: HTTP {status} {v}");
+    assert!(
+        v.get("result").is_none(),
+        "{what}: 2.0 error replies carry no result: {v}"
+    );
+    e["message"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_their_documented_errors_and_the_node_keeps_serving() {
+    let net = start_net(1, 1, 300).await;
+    let url = net.net.nodes[0].rpc_url().to_string();
+    let c = client(&net, 0);
+    let h0 = height(&c).await;
+
+    let u = url.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let url = u.as_str();
+        let mut report = Vec::new();
+        let mut note =
+            |what: &str, r: &(u16, Value)| report.push(format!("{what}: HTTP {} {}", r.0, r.1));
+
+        // JSON-RPC 2.0 codes.
+        let r = post(url, br#"{"jsonrpc":"2.0","id":1,"method":"getblockcount""#);
+        expect_code(&r, -32700, "malformed JSON");
+        note("malformed JSON", &r);
+        let r = post(url, br#"{"jsonrpc":"2.0","id":1}"#);
+        expect_code(&r, -32600, "no method");
+        note("no method", &r);
+        let r = post(url, br#"[]"#);
+        expect_code(&r, -32600, "empty batch");
+        let r = call(url, "nosuchmethod", json!([]));
+        expect_code(&r, -32601, "unknown method");
+        note("unknown method", &r);
+        let r = call(url, "getblockhash", json!(["ten"]));
+        expect_code(&r, -32602, "string for an integer");
+        note("wrong type", &r);
+        let r = call(url, "eth_getBlockByNumber", json!([1, "yes"]));
+        expect_code(&r, -32602, "number for a tag, string for a bool");
+        let r = call(url, "getblock", json!([]));
+        expect_code(&r, -32602, "missing required parameter");
+        let r = call(url, "eth_getBlockByNumber", json!(["0xzz", false]));
+        expect_code(&r, -32602, "bad quantity");
+        let r = call(url, "eth_getBalance", json!(["0x1234", "latest"]));
+        expect_code(&r, -32602, "short address");
+
+        // Bitcoin Core's own codes on the Bitcoin family.
+        let r = call(url, "sendrawtransaction", json!(["zz"]));
+        let m = expect_code(&r, -22, "garbage hex");
+        assert!(m.starts_with("TX decode failed"), "{m}");
+        note("sendrawtransaction garbage hex", &r);
+        let r = call(url, "sendrawtransaction", json!(["00"]));
+        expect_code(&r, -22, "short tx bytes");
+        let r = call(
+            url,
+            "sendrawtransaction",
+            json!([hex::encode(vec![0xab; 64 * 1024])]),
+        );
+        expect_code(&r, -22, "oversized tx bytes");
+        let r = call(url, "testmempoolaccept", json!([["zz"]]));
+        expect_code(&r, -22, "testmempoolaccept garbage hex");
+        let r = call(url, "testmempoolaccept", json!([[]]));
+        expect_code(&r, -8, "testmempoolaccept empty");
+        let r = call(url, "getblock", json!(["00".repeat(32)]));
+        expect_code(&r, -5, "unknown block");
+        let r = call(url, "getblock", json!(["xyz"]));
+        expect_code(&r, -8, "malformed block hash");
+        let r = call(url, "getblock", json!([&"00".repeat(32), 9]));
+        expect_code(&r, -5, "unknown block before verbosity");
+        let r = call(url, "getblockhash", json!([1u64 << 40]));
+        expect_code(&r, -8, "height out of range");
+        let r = call(url, "getrawtransaction", json!(["11".repeat(32)]));
+        expect_code(&r, -5, "unknown transaction");
+        let r = call(url, "getmempoolentry", json!(["11".repeat(32)]));
+        expect_code(&r, -5, "not in mempool");
+        let r = call(url, "addnode", json!(["not-a-multiaddr", "add"]));
+        expect_code(&r, -8, "bad addnode");
+
+        // geth's words on the Ethereum family.
+        let r = call(url, "eth_sendRawTransaction", json!(["0xzz"]));
+        let m = expect_code(&r, -32602, "eth garbage hex");
+        assert!(m.starts_with("invalid transaction encoding"), "{m}");
+        note("eth_sendRawTransaction garbage hex", &r);
+        let r = call(url, "eth_getBlockByNumber", json!(["finalized", false]));
+        let m = expect_code(&r, -32000, "finalized on a chain without finality");
+        assert_eq!(m, "finalized block not found");
+
+        // Limits: the body (5 MiB) and the batch (1,000 requests).
+        let big = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"sendrawtransaction","params":["{}"]}}"#,
+            "ab".repeat(3 * 1024 * 1024)
+        );
+        let r = post(url, big.as_bytes());
+        assert_eq!(r.0, 413, "oversize body: {:?}", r.0);
+        expect_code(&r, -32007, "oversize body");
+        note("oversize body", &r);
+        let batch = |n: usize| {
+            let reqs: Vec<Value> = (0..n)
+                .map(
+                    |i| json!({"jsonrpc": "2.0", "id": i, "method": "getblockcount", "params": []}),
+                )
+                .collect();
+            post(url, Value::Array(reqs).to_string().as_bytes())
+        };
+        let (status, v) = batch(1000);
+        assert_eq!(status, 200);
+        let replies = v.as_array().expect("a batch reply is an array");
+        assert_eq!(replies.len(), 1000);
+        assert!(replies.iter().all(|r| r["result"].is_u64()));
+        let r = batch(1001);
+        expect_code(&r, -32010, "batch over the limit");
+        note("batch of 1001", &(r.0, json!(r.1["error"])));
+        report
+    })
+    .await
+    .unwrap();
+    for line in &report {
+        eprintln!("{line}");
+    }
+
+    // Still serving, still producing, nothing lost.
+    let c2 = c.clone();
+    wait_for(
+        "the chain to grow after the bad input",
+        Duration::from_secs(30),
+        || {
+            let c = c2.clone();
+            async move { (height(&c).await >= h0 + 3).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(c.getblockhash(0).await.unwrap().len(), 64);
+
+    // rpc.discover documents every method the server registered; help lists them.
+    let u = url.clone();
+    let (doc, help, help_one) = tokio::task::spawn_blocking(move || {
+        (
+            call(&u, "rpc.discover", json!([])).1["result"].clone(),
+            call(&u, "help", json!([])).1["result"].clone(),
+            call(&u, "help", json!(["getblock"])).1["result"].clone(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(doc["openrpc"], "1.2.6");
+    let methods = doc["methods"].as_array().unwrap();
+    let undocumented: Vec<&Value> = methods
+        .iter()
+        .filter(|m| m["summary"] == "undocumented")
+        .map(|m| &m["name"])
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "methods without docs: {undocumented:?}"
+    );
+    let names: Vec<&str> = methods
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    for needed in [
+        "getblockheader",
+        "eth_subscribe",
+        "txpool_content",
+        "admin_peers",
+        "rpc.discover",
+    ] {
+        assert!(
+            names.contains(&needed),
+            "{needed} missing from rpc.discover"
+        );
+    }
+    let help = help.as_str().unwrap();
+    for name in &names {
+        assert!(help.contains(name), "help does not list {name}");
+    }
+    assert!(help_one
+        .as_str()
+        .unwrap()
+        .starts_with("getblock \"blockhash\" ( verbosity )"));
+    eprintln!("rpc.discover lists {} methods, all documented", names.len());
+}
