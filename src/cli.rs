@@ -73,8 +73,23 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 12)]
     pub target_peers: usize,
     /// Most transactions in the mempool.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 100_000)]
     pub mempool_max_txs: usize,
+    /// Most bytes (encoded transactions) in the mempool.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub mempool_max_bytes: usize,
+    /// Most mempool transactions of one sender, pending and queued.
+    #[arg(long, default_value_t = 512)]
+    pub mempool_max_per_sender: usize,
+    /// Most queued (behind a nonce gap) transactions of one sender.
+    #[arg(long, default_value_t = 64)]
+    pub mempool_max_queued_per_sender: usize,
+    /// Most queued transactions in all.
+    #[arg(long, default_value_t = 25_000)]
+    pub mempool_max_queued: usize,
+    /// Seconds a queued transaction may wait for its nonce gap to fill.
+    #[arg(long, default_value_t = 3 * 3600)]
+    pub mempool_queued_lifetime_secs: u64,
     /// JSON-RPC user name (with --rpc-password). Without both, a cookie file
     /// DATA_DIR/.cookie (user `__cookie__`, mode 0600) is written at each start. Credentials
     /// are required when --rpc binds anything but loopback, or when these are given.

@@ -27,8 +27,8 @@ pub struct Config {
     pub node_key: PathBuf,
     /// Random-walk dial target.
     pub target_peers: usize,
-    /// Mempool bound (transactions).
-    pub mempool_max_txs: usize,
+    /// Mempool limits.
+    pub mempool: crate::mempool::MempoolConfig,
     /// `user:password` from --rpc-user/--rpc-password; `None` means cookie auth.
     pub rpc_user_pass: Option<String>,
 }
@@ -65,8 +65,11 @@ impl Config {
             Some(s) => Some(Keypair::from_spec(s).context("loading --validator-key")?),
             None => None,
         };
-        if args.mempool_max_txs == 0 {
-            bail!("--mempool-max-txs must be at least 1");
+        if args.mempool_max_txs == 0
+            || args.mempool_max_bytes == 0
+            || args.mempool_max_per_sender == 0
+        {
+            bail!("--mempool-max-txs, --mempool-max-bytes and --mempool-max-per-sender must be at least 1");
         }
         Ok(Config {
             node_key: args
@@ -80,7 +83,14 @@ impl Config {
             bootnodes,
             validator_key,
             target_peers: args.target_peers,
-            mempool_max_txs: args.mempool_max_txs,
+            mempool: crate::mempool::MempoolConfig {
+                max_txs: args.mempool_max_txs,
+                max_bytes: args.mempool_max_bytes,
+                max_per_sender: args.mempool_max_per_sender,
+                max_queued_per_sender: args.mempool_max_queued_per_sender,
+                max_queued: args.mempool_max_queued,
+                queued_lifetime: std::time::Duration::from_secs(args.mempool_queued_lifetime_secs),
+            },
             rpc_user_pass: match (&args.rpc_user, &args.rpc_password) {
                 (Some(u), Some(p)) => {
                     if u.contains(':') {

@@ -178,6 +178,37 @@ pub fn verify_tx(tx: &SignedTx) -> Result<(), CryptoError> {
     verify(&tx.body.from, &tx.body.signing_bytes(), &tx.signature)
 }
 
+/// Whether each transaction's signature verifies: one ed25519 batch first (weak keys refused,
+/// as `verify_strict` does), and only if the batch fails, each signature alone to find the bad
+/// ones. `verify_batch` does not refuse small-order `R` components as `verify_strict` does; a
+/// transaction hash covers its signature, so such a variant can only compete with the original
+/// as a same-nonce replacement (which needs a higher fee).
+pub fn verify_txs_each(txs: &[&SignedTx]) -> Vec<bool> {
+    if verify_txs_batch(txs).is_ok() {
+        return vec![true; txs.len()];
+    }
+    txs.iter().map(|t| verify_tx(t).is_ok()).collect()
+}
+
+/// [`verify_txs_each`] over up to `threads` OS threads, in contiguous chunks of at least 64
+/// (the batch size where batching pays off); results in input order.
+pub fn verify_txs_parallel(txs: &[&SignedTx], threads: usize) -> Vec<bool> {
+    let chunk = txs.len().div_ceil(threads.max(1)).max(64);
+    if txs.len() <= chunk {
+        return verify_txs_each(txs);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = txs
+            .chunks(chunk)
+            .map(|c| s.spawn(move || verify_txs_each(c)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("signature verification does not panic"))
+            .collect()
+    })
+}
+
 /// Verifies a block header's signature by its producer.
 pub fn verify_block_header(block: &Block) -> Result<(), CryptoError> {
     verify(

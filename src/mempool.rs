@@ -1,15 +1,71 @@
-//! Pending transactions: per-sender nonce order, fee priority for block building, a bound on
-//! the count with lowest-fee eviction, replacement by a higher fee (geth's 10 % price bump).
+//! The transaction pool, after geth's txpool and Bitcoin Core's mempool.
+//!
+//! - **Pending and queued** (geth's terms): per sender, the consecutive run of nonces starting
+//!   at the account's nonce at head is *pending* (executable now, relayed, selectable for a
+//!   block); transactions behind a nonce gap are *queued* and become pending when the gap
+//!   fills. Queued transactions older than [`MempoolConfig::queued_lifetime`] are dropped.
+//! - **Limits**: per sender (all, and queued), global queued, global count and global bytes.
+//! - **Replacement**: same sender and nonce needs a fee at least [`PRICE_BUMP_PERCENT`] higher
+//!   (geth's `--txpool.pricebump`).
+//! - **Eviction**: when full, the lowest-fee *evictable* transaction goes: each sender's
+//!   highest nonce, so no remaining transaction ever loses the one it depends on. Every
+//!   eviction raises a rolling minimum fee to the evicted fee + [`INCREMENTAL_FEE`], as Bitcoin
+//!   Core's `mempoolminfee`; it halves every 12 h (6 h below half full, 3 h below a quarter)
+//!   once a block has arrived since the last rise, and reads 0 below half the increment.
+//! - **New head**: [`Mempool::on_new_head`] drops what the new blocks include and re-checks the
+//!   senders whose accounts may have changed (nonce and balance; signatures are never verified
+//!   again: every entry was verified once on admission).
+//!
+//! Fees are per transaction in base units (meshnode has no per-byte fee rate).
 
 use crate::state::{Account, StateDiff, StateView};
 use crate::types::{Address, Block, Hash, SignedTx};
 use crate::validation::Verified;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 /// Minimum fee increase, in percent, for a transaction to replace one with the same sender and
 /// nonce (geth's `--txpool.pricebump`, default 10).
 pub const PRICE_BUMP_PERCENT: u64 = 10;
+
+/// Added to an evicted transaction's fee to give the new minimum fee (Bitcoin Core's
+/// `-incrementalrelayfee`, here per transaction), base units.
+pub const INCREMENTAL_FEE: u64 = 1;
+
+/// Half-life of the rolling minimum fee with the pool at least half full (Bitcoin Core's
+/// `ROLLING_FEE_HALFLIFE`).
+pub const ROLLING_FEE_HALFLIFE: Duration = Duration::from_secs(12 * 3600);
+
+/// Pool limits. Defaults: 100,000 transactions, 64 MiB, 512 per sender of which 64 queued,
+/// 25,000 queued in all, queued lifetime 3 h (geth's `--txpool.lifetime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MempoolConfig {
+    /// Most transactions.
+    pub max_txs: usize,
+    /// Most encoded bytes.
+    pub max_bytes: usize,
+    /// Most transactions of one sender, pending and queued (geth's account slots + queue).
+    pub max_per_sender: usize,
+    /// Most queued transactions of one sender (geth's `--txpool.accountqueue`).
+    pub max_queued_per_sender: usize,
+    /// Most queued transactions in all (geth's `--txpool.globalqueue`).
+    pub max_queued: usize,
+    /// How long a queued transaction may wait for its gap to fill.
+    pub queued_lifetime: Duration,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> MempoolConfig {
+        MempoolConfig {
+            max_txs: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_per_sender: 512,
+            max_queued_per_sender: 64,
+            max_queued: 25_000,
+            queued_lifetime: Duration::from_secs(3 * 3600),
+        }
+    }
+}
 
 /// Why the mempool refused a transaction (already signature-checked).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,16 +86,36 @@ pub enum MempoolError {
         /// amount + fee.
         cost: u64,
     },
-    /// Same sender and nonce already pending with a fee less than 10 % lower.
+    /// Same sender and nonce already pooled with a fee less than 10 % lower.
     #[error("replacement transaction underpriced")]
     ReplacementUnderpriced,
-    /// The mempool is full and this transaction's fee does not beat the lowest.
+    /// The fee is below the rolling minimum fee (Bitcoin Core's "mempool min fee not met").
+    #[error("mempool min fee not met, {fee} < {min}")]
+    FeeTooLow {
+        /// Offered fee.
+        fee: u64,
+        /// Current minimum.
+        min: u64,
+    },
+    /// The pool is full and this transaction's fee does not beat the lowest evictable one.
     #[error("mempool full: fee {fee} does not beat the lowest evictable fee {min}")]
     Full {
         /// Offered fee.
         fee: u64,
         /// Lowest fee that could be evicted.
         min: u64,
+    },
+    /// The sender already has [`MempoolConfig::max_per_sender`] transactions pooled.
+    #[error("account limit exceeded: {limit} transactions of this sender pooled")]
+    SenderLimit {
+        /// The limit.
+        limit: usize,
+    },
+    /// The transaction would be queued (nonce gap) and the sender's or the pool's queue is full.
+    #[error("queue limit exceeded: {limit} queued transactions")]
+    QueueFull {
+        /// The limit that was hit.
+        limit: usize,
     },
     /// Already included in a block.
     #[error("transaction already in block chain")]
@@ -55,6 +131,19 @@ pub enum Inserted {
     Known(Hash),
 }
 
+/// What [`Mempool::check`] found admitting a transaction would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Already in the pool.
+    Known(Hash),
+    /// Added to a pool with room.
+    Add,
+    /// Replaces this same-sender, same-nonce transaction (fee bump met).
+    Replace(Hash),
+    /// Enters a full pool by evicting these lower-fee transactions.
+    Evict(Vec<Hash>),
+}
+
 /// Pool size, limits and entry price, as `getmempoolinfo` reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct MempoolInfo {
@@ -64,25 +153,20 @@ pub struct MempoolInfo {
     pub bytes: usize,
     /// Sum of their fees, base units.
     pub total_fee: u128,
+    /// Pending (executable) transactions.
+    pub pending: usize,
+    /// Queued (behind a nonce gap) transactions.
+    pub queued: usize,
     /// Most transactions held.
     pub max_txs: usize,
     /// Most bytes held.
     pub max_bytes: usize,
     /// Lowest fee (base units per transaction) a new transaction must pay to enter now.
     pub min_fee: u64,
-}
-
-/// What [`Mempool::check`] found admitting a transaction would do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// Already in the pool.
-    Known(Hash),
-    /// Added to a pool with room.
-    Add,
-    /// Replaces this same-sender, same-nonce transaction (fee bump met).
-    Replace(Hash),
-    /// Enters a full pool by evicting this lower-fee transaction.
-    Evict(Hash),
+    /// Transactions evicted for room since start.
+    pub evicted: u64,
+    /// Queued transactions dropped at the end of their lifetime since start.
+    pub expired: u64,
 }
 
 /// One mempool entry.
@@ -92,6 +176,8 @@ pub struct Entry {
     pub tx: SignedTx,
     /// Its hash.
     pub hash: Hash,
+    /// Its sender (derived once).
+    pub sender: Address,
     /// Its encoded size, bytes.
     pub size: usize,
     /// When it was admitted.
@@ -100,24 +186,86 @@ pub struct Entry {
     pub added_unix_ms: u64,
 }
 
-/// The transaction pool.
+impl Entry {
+    fn fee(&self) -> u64 {
+        self.tx.body.fee
+    }
+}
+
+/// One sender's transactions.
+#[derive(Debug, Default)]
+struct SenderQueue {
+    /// Nonce -> hash.
+    txs: BTreeMap<u64, Hash>,
+    /// The account nonce at head when last checked.
+    state_nonce: u64,
+    /// Length of the consecutive run from `state_nonce` (the pending ones).
+    pending: usize,
+}
+
+impl SenderQueue {
+    fn queued(&self) -> usize {
+        self.txs.len() - self.pending
+    }
+
+    fn recount(&mut self) {
+        let mut n = self.state_nonce;
+        for &k in self.txs.range(self.state_nonce..).map(|(k, _)| k) {
+            if k != n {
+                break;
+            }
+            n += 1;
+        }
+        self.pending = (n - self.state_nonce) as usize;
+    }
+}
+
+/// The transaction pool. See the module docs for the policy.
 #[derive(Debug)]
 pub struct Mempool {
+    cfg: MempoolConfig,
     by_hash: HashMap<Hash, Entry>,
-    by_sender: HashMap<Address, BTreeMap<u64, Hash>>,
-    max_txs: usize,
+    senders: HashMap<Address, SenderQueue>,
+    /// (fee, hash) of each sender's highest-nonce transaction: the eviction candidates.
+    evictable: BTreeSet<(u64, Hash)>,
     bytes: usize,
+    queued: usize,
+    rolling_min_fee: f64,
+    rolling_updated: Instant,
+    head_since_bump: bool,
+    evicted: u64,
+    expired: u64,
 }
 
 impl Mempool {
-    /// An empty pool holding at most `max_txs` transactions.
+    /// An empty pool holding at most `max_txs` transactions, other limits at their defaults.
     pub fn new(max_txs: usize) -> Mempool {
-        Mempool {
-            by_hash: HashMap::new(),
-            by_sender: HashMap::new(),
+        Mempool::with_config(MempoolConfig {
             max_txs,
+            ..MempoolConfig::default()
+        })
+    }
+
+    /// An empty pool with these limits.
+    pub fn with_config(cfg: MempoolConfig) -> Mempool {
+        Mempool {
+            cfg,
+            by_hash: HashMap::new(),
+            senders: HashMap::new(),
+            evictable: BTreeSet::new(),
             bytes: 0,
+            queued: 0,
+            rolling_min_fee: 0.0,
+            rolling_updated: Instant::now(),
+            head_since_bump: false,
+            evicted: 0,
+            expired: 0,
         }
+    }
+
+    /// The limits.
+    pub fn config(&self) -> &MempoolConfig {
+        &self.cfg
     }
 
     /// Number of transactions.
@@ -152,27 +300,49 @@ impl Mempool {
 
     /// `sender`'s transactions in nonce order.
     pub fn sender_entries(&self, sender: &Address) -> Vec<&Entry> {
-        self.by_sender
+        self.senders
             .get(sender)
-            .map(|q| q.values().map(|h| &self.by_hash[h]).collect())
+            .map(|q| q.txs.values().map(|h| &self.by_hash[h]).collect())
             .unwrap_or_default()
     }
 
-    /// Size, limits and the current minimum fee (`getmempoolinfo`).
-    pub fn info(&self) -> MempoolInfo {
-        let min_fee = if self.by_hash.len() >= self.max_txs {
-            self.cheapest_evictable()
-                .map_or(0, |(_, f)| f.saturating_add(1))
-        } else {
+    /// The current minimum fee to enter (0 until an eviction raised it), after decay.
+    pub fn min_fee(&self) -> u64 {
+        let v = self.decayed_rolling(Instant::now());
+        if v < INCREMENTAL_FEE as f64 / 2.0 {
             0
-        };
+        } else {
+            v.ceil() as u64
+        }
+    }
+
+    fn decayed_rolling(&self, now: Instant) -> f64 {
+        if !self.head_since_bump || self.rolling_min_fee == 0.0 {
+            return self.rolling_min_fee;
+        }
+        let mut half = ROLLING_FEE_HALFLIFE.as_secs_f64();
+        if self.len() < self.cfg.max_txs / 4 && self.bytes < self.cfg.max_bytes / 4 {
+            half /= 4.0;
+        } else if self.len() < self.cfg.max_txs / 2 && self.bytes < self.cfg.max_bytes / 2 {
+            half /= 2.0;
+        }
+        let age = now.saturating_duration_since(self.rolling_updated);
+        self.rolling_min_fee * 0.5f64.powf(age.as_secs_f64() / half)
+    }
+
+    /// Size, limits and the current minimum fee (`getmempoolinfo`, `txpool_status`).
+    pub fn info(&self) -> MempoolInfo {
         MempoolInfo {
             size: self.by_hash.len(),
             bytes: self.bytes,
-            total_fee: self.by_hash.values().map(|e| e.tx.body.fee as u128).sum(),
-            max_txs: self.max_txs,
-            max_bytes: self.max_txs * crate::types::encoding::MAX_TX_BYTES,
-            min_fee,
+            total_fee: self.by_hash.values().map(|e| e.fee() as u128).sum(),
+            pending: self.by_hash.len() - self.queued,
+            queued: self.queued,
+            max_txs: self.cfg.max_txs,
+            max_bytes: self.cfg.max_bytes,
+            min_fee: self.min_fee(),
+            evicted: self.evicted,
+            expired: self.expired,
         }
     }
 
@@ -180,8 +350,8 @@ impl Mempool {
     /// `eth_getTransactionCount(addr, "pending")` answers).
     pub fn pending_nonce(&self, sender: &Address, account: Account) -> u64 {
         let mut n = account.nonce;
-        if let Some(q) = self.by_sender.get(sender) {
-            while q.contains_key(&n) {
+        if let Some(q) = self.senders.get(sender) {
+            while q.txs.contains_key(&n) {
                 n += 1;
             }
         }
@@ -190,14 +360,17 @@ impl Mempool {
 
     /// What admitting `tx` would do, without changing the pool (also `testmempoolaccept`).
     ///
-    /// Errors: nonce below the account's, balance short of amount + fee, an underpriced
-    /// replacement, or a full pool whose cheapest evictable entry pays at least as much.
+    /// Errors, in this order: nonce below the account's, balance short of amount + fee, an
+    /// underpriced replacement, a fee below the rolling minimum, the sender's limit, the
+    /// queue limits (for a transaction behind a gap), and a full pool whose cheapest
+    /// evictable transactions pay at least as much.
     pub fn check(&self, tx: &SignedTx, account: Account) -> Result<Admission, MempoolError> {
         let hash = tx.hash();
         if self.by_hash.contains_key(&hash) {
             return Ok(Admission::Known(hash));
         }
         let nonce = tx.body.nonce;
+        let fee = tx.body.fee;
         if nonce < account.nonce {
             return Err(MempoolError::NonceTooLow {
                 expected: account.nonce,
@@ -211,31 +384,67 @@ impl Mempool {
                 cost,
             });
         }
-        let replaced = self
-            .by_sender
-            .get(&tx.sender())
-            .and_then(|q| q.get(&nonce))
-            .copied();
-        if let Some(old) = replaced {
-            let old_fee = self.by_hash[&old].tx.body.fee;
+        let sender = tx.sender();
+        let q = self.senders.get(&sender);
+        if let Some(old) = q.and_then(|q| q.txs.get(&nonce)) {
+            let old_fee = self.by_hash[old].fee();
             let needed =
                 old_fee.saturating_add(old_fee.saturating_mul(PRICE_BUMP_PERCENT).div_ceil(100));
-            if tx.body.fee < needed || tx.body.fee <= old_fee {
+            if fee < needed || fee <= old_fee {
                 return Err(MempoolError::ReplacementUnderpriced);
             }
-            return Ok(Admission::Replace(old));
+            return Ok(Admission::Replace(*old));
         }
-        if self.by_hash.len() >= self.max_txs {
-            let (victim, min) = self.cheapest_evictable().expect("a full pool has entries");
-            if tx.body.fee <= min {
-                return Err(MempoolError::Full {
-                    fee: tx.body.fee,
-                    min,
+        let min = self.min_fee();
+        if fee < min {
+            return Err(MempoolError::FeeTooLow { fee, min });
+        }
+        let count = q.map_or(0, |q| q.txs.len());
+        if count >= self.cfg.max_per_sender {
+            return Err(MempoolError::SenderLimit {
+                limit: self.cfg.max_per_sender,
+            });
+        }
+        if nonce != self.pending_nonce(&sender, account) {
+            // Behind a gap: queued.
+            if q.map_or(0, |q| q.queued()) >= self.cfg.max_queued_per_sender {
+                return Err(MempoolError::QueueFull {
+                    limit: self.cfg.max_queued_per_sender,
                 });
             }
-            return Ok(Admission::Evict(victim));
+            if self.queued >= self.cfg.max_queued {
+                return Err(MempoolError::QueueFull {
+                    limit: self.cfg.max_queued,
+                });
+            }
         }
-        Ok(Admission::Add)
+        let size = tx.encoded_len();
+        let (mut n, mut b) = (self.by_hash.len() + 1, self.bytes + size);
+        if n <= self.cfg.max_txs && b <= self.cfg.max_bytes {
+            return Ok(Admission::Add);
+        }
+        let mut victims = Vec::new();
+        for &(vfee, vh) in &self.evictable {
+            if n <= self.cfg.max_txs && b <= self.cfg.max_bytes {
+                break;
+            }
+            if vfee >= fee {
+                return Err(MempoolError::Full { fee, min: vfee });
+            }
+            let v = &self.by_hash[&vh];
+            if v.sender == sender {
+                // Its predecessor may be what this transaction continues.
+                continue;
+            }
+            n -= 1;
+            b -= v.size;
+            victims.push(vh);
+        }
+        if n > self.cfg.max_txs || b > self.cfg.max_bytes {
+            let min = self.evictable.first().map_or(u64::MAX, |(f, _)| *f);
+            return Err(MempoolError::Full { fee, min });
+        }
+        Ok(Admission::Evict(victims))
     }
 
     /// Admits a verified transaction given its sender's account at head.
@@ -250,75 +459,107 @@ impl Mempool {
         let hash = tx.hash();
         match self.check(&tx, account)? {
             Admission::Known(h) => return Ok(Inserted::Known(h)),
-            Admission::Replace(old) | Admission::Evict(old) => {
+            Admission::Replace(old) => {
                 self.remove(&old);
+            }
+            Admission::Evict(victims) => {
+                for v in victims {
+                    if let Some(e) = self.remove(&v) {
+                        self.evicted += 1;
+                        self.bump_rolling(e.fee());
+                    }
+                }
             }
             Admission::Add => {}
         }
+        let sender = tx.sender();
         let size = tx.encoded_len();
+        let nonce = tx.body.nonce;
+        self.detach(&sender);
+        let q = self.senders.entry(sender).or_default();
+        q.state_nonce = account.nonce;
+        q.txs.insert(nonce, hash);
         self.bytes += size;
-        self.by_sender
-            .entry(tx.sender())
-            .or_default()
-            .insert(tx.body.nonce, hash);
-        let added_unix_ms = crate::now_ms();
         self.by_hash.insert(
             hash,
             Entry {
                 tx,
                 hash,
+                sender,
                 size,
                 added: Instant::now(),
-                added_unix_ms,
+                added_unix_ms: crate::now_ms(),
             },
         );
+        self.attach(&sender);
         Ok(Inserted::New(hash))
     }
 
-    /// Splits the pool into geth's *pending* (each sender's consecutive run of nonces starting
-    /// at its account nonce in `state`) and *queued* (behind a nonce gap); each list is sorted
-    /// by sender, then nonce.
-    pub fn pending_and_queued(&self, state: &dyn StateView) -> (Vec<&Entry>, Vec<&Entry>) {
+    fn bump_rolling(&mut self, evicted_fee: u64) {
+        let now = Instant::now();
+        let current = self.decayed_rolling(now);
+        let candidate = evicted_fee.saturating_add(INCREMENTAL_FEE) as f64;
+        self.rolling_min_fee = current.max(candidate);
+        self.rolling_updated = now;
+        self.head_since_bump = false;
+    }
+
+    /// Takes `sender`'s counts out of the global tallies before its queue changes.
+    fn detach(&mut self, sender: &Address) {
+        if let Some(q) = self.senders.get(sender) {
+            self.queued -= q.queued();
+            if let Some(h) = q.txs.values().next_back() {
+                self.evictable.remove(&(self.by_hash[h].fee(), *h));
+            }
+        }
+    }
+
+    /// Recounts `sender`'s pending run and puts its counts back (drops an empty queue).
+    fn attach(&mut self, sender: &Address) {
+        let Some(q) = self.senders.get_mut(sender) else {
+            return;
+        };
+        if q.txs.is_empty() {
+            self.senders.remove(sender);
+            return;
+        }
+        q.recount();
+        self.queued += q.queued();
+        let h = *q.txs.values().next_back().expect("non-empty");
+        self.evictable.insert((self.by_hash[&h].fee(), h));
+    }
+
+    /// Removes one transaction; returns it if present. Later nonces of its sender become
+    /// queued.
+    pub fn remove(&mut self, hash: &Hash) -> Option<Entry> {
+        let sender = self.by_hash.get(hash)?.sender;
+        self.detach(&sender);
+        let e = self.by_hash.remove(hash).expect("present");
+        self.bytes -= e.size;
+        if let Some(q) = self.senders.get_mut(&sender) {
+            q.txs.remove(&e.tx.body.nonce);
+        }
+        self.attach(&sender);
+        Some(e)
+    }
+
+    /// geth's split: each sender's pending run and its queued rest, each list sorted by
+    /// sender, then nonce.
+    pub fn pending_and_queued(&self) -> (Vec<&Entry>, Vec<&Entry>) {
         let (mut pending, mut queued) = (Vec::new(), Vec::new());
-        let mut senders: Vec<_> = self.by_sender.iter().collect();
+        let mut senders: Vec<_> = self.senders.iter().collect();
         senders.sort_by_key(|(a, _)| **a);
-        for (sender, q) in senders {
-            let mut next = state.account(sender).nonce;
-            for (&nonce, h) in q {
-                let e = &self.by_hash[h];
-                if nonce == next {
-                    pending.push(e);
-                    next += 1;
+        for (_, q) in senders {
+            let run = q.state_nonce..q.state_nonce + q.pending as u64;
+            for (nonce, h) in &q.txs {
+                if run.contains(nonce) {
+                    pending.push(&self.by_hash[h]);
                 } else {
-                    queued.push(e);
+                    queued.push(&self.by_hash[h]);
                 }
             }
         }
         (pending, queued)
-    }
-
-    /// The lowest-fee entry among each sender's highest nonce (evicting it never leaves a
-    /// later nonce of the same sender without its predecessor).
-    fn cheapest_evictable(&self) -> Option<(Hash, u64)> {
-        self.by_sender
-            .values()
-            .filter_map(|q| q.values().next_back())
-            .map(|h| (*h, self.by_hash[h].tx.body.fee))
-            .min_by_key(|(h, fee)| (*fee, std::cmp::Reverse(*h)))
-    }
-
-    /// Removes one transaction; returns it if present.
-    pub fn remove(&mut self, hash: &Hash) -> Option<Entry> {
-        let e = self.by_hash.remove(hash)?;
-        self.bytes -= e.size;
-        let sender = e.tx.sender();
-        if let Some(q) = self.by_sender.get_mut(&sender) {
-            q.remove(&e.tx.body.nonce);
-            if q.is_empty() {
-                self.by_sender.remove(&sender);
-            }
-        }
-        Some(e)
     }
 
     /// Picks transactions for a block on top of `state`: highest fee first among each
@@ -333,11 +574,14 @@ impl Mempool {
     ) -> Vec<SignedTx> {
         // Heap of (fee, tie-break, sender): the best next transaction of each sender.
         let mut heap = BinaryHeap::new();
-        for (sender, q) in &self.by_sender {
+        for (sender, q) in &self.senders {
+            if q.pending == 0 {
+                continue;
+            }
             let next = state.account(sender).nonce;
-            if let Some(h) = q.get(&next) {
+            if let Some(h) = q.txs.get(&next) {
                 let e = &self.by_hash[h];
-                heap.push((e.tx.body.fee, std::cmp::Reverse(e.hash), *sender, next));
+                heap.push((e.fee(), std::cmp::Reverse(e.hash), *sender, next));
             }
         }
         let mut diff = StateDiff::default();
@@ -356,38 +600,163 @@ impl Mempool {
             }
             bytes += e.size;
             out.push(e.tx.clone());
-            if let Some(nh) = self.by_sender[&sender].get(&(nonce + 1)) {
+            if let Some(nh) = self.senders[&sender].txs.get(&(nonce + 1)) {
                 let ne = &self.by_hash[nh];
-                heap.push((
-                    ne.tx.body.fee,
-                    std::cmp::Reverse(ne.hash),
-                    sender,
-                    nonce + 1,
-                ));
+                heap.push((ne.fee(), std::cmp::Reverse(ne.hash), sender, nonce + 1));
             }
         }
         out
     }
 
-    /// After a new head: drops the block's transactions and every transaction of the senders
-    /// it touched whose nonce is now used.
-    pub fn on_block(&mut self, block: &Block, state: &dyn StateView) {
-        let mut senders = Vec::new();
-        for tx in &block.txs {
-            self.remove(&tx.hash());
-            senders.push(tx.sender());
-        }
-        senders.sort();
-        senders.dedup();
-        for s in senders {
-            let next = state.account(&s).nonce;
-            let stale: Vec<Hash> = match self.by_sender.get(&s) {
-                Some(q) => q.range(..next).map(|(_, h)| *h).collect(),
-                None => continue,
-            };
-            for h in stale {
-                self.remove(&h);
+    /// After one block extends the head: as [`Mempool::on_new_head`] with no undone blocks.
+    pub fn on_block(&mut self, block: &Block, state: &dyn StateView) -> usize {
+        self.on_new_head(std::slice::from_ref(block), &[], state)
+    }
+
+    /// After the head moved: `applied` became canonical (in order) and `undone` left the
+    /// chain (a reorg). Drops every transaction `applied` includes, then re-checks each sender
+    /// whose account may have changed against `state` (the new head's): the senders of both
+    /// sets, and the recipients and producers of `undone` (their balances may have dropped).
+    /// A re-check drops nonces below the account's and transactions the balance no longer
+    /// covers, and re-splits pending/queued; signatures are not verified again. Returns how
+    /// many transactions were dropped besides the included ones.
+    pub fn on_new_head(
+        &mut self,
+        applied: &[Block],
+        undone: &[Block],
+        state: &dyn StateView,
+    ) -> usize {
+        let mut affected: HashSet<Address> = HashSet::new();
+        for b in applied {
+            for tx in &b.txs {
+                affected.insert(
+                    self.remove(&tx.hash())
+                        .map_or_else(|| tx.sender(), |e| e.sender),
+                );
             }
+        }
+        for b in undone {
+            affected.insert(b.header.producer.address());
+            for tx in &b.txs {
+                affected.insert(tx.sender());
+                affected.insert(tx.body.to);
+            }
+        }
+        let mut dropped = 0;
+        for sender in affected {
+            dropped += self.recheck(&sender, state.account(&sender));
+        }
+        self.head_since_bump = true;
+        dropped
+    }
+
+    /// Re-checks one sender against its account at head; returns how many were dropped.
+    fn recheck(&mut self, sender: &Address, account: Account) -> usize {
+        let Some(q) = self.senders.get(sender) else {
+            return 0;
+        };
+        let doomed: Vec<Hash> = q
+            .txs
+            .iter()
+            .filter(|(nonce, h)| {
+                **nonce < account.nonce
+                    || self.by_hash[*h]
+                        .tx
+                        .cost()
+                        .is_none_or(|c| c > account.balance)
+            })
+            .map(|(_, h)| *h)
+            .collect();
+        for h in &doomed {
+            self.remove(h);
+        }
+        self.detach(sender);
+        if let Some(q) = self.senders.get_mut(sender) {
+            q.state_nonce = account.nonce;
+        }
+        self.attach(sender);
+        doomed.len()
+    }
+
+    /// Drops queued transactions older than the queued lifetime (call periodically). Returns
+    /// how many were dropped.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let lifetime = self.cfg.queued_lifetime;
+        let old: Vec<Hash> = self
+            .senders
+            .values()
+            .filter(|q| q.queued() > 0)
+            .flat_map(|q| {
+                let run = q.state_nonce..q.state_nonce + q.pending as u64;
+                q.txs
+                    .iter()
+                    .filter(move |(n, _)| !run.contains(n))
+                    .map(|(_, h)| *h)
+            })
+            .filter(|h| now.saturating_duration_since(self.by_hash[h].added) > lifetime)
+            .collect();
+        for h in &old {
+            self.remove(h);
+        }
+        self.expired += old.len() as u64;
+        old.len()
+    }
+
+    /// Checks the internal indexes against each other (tests and debug assertions).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut bytes = 0;
+        let mut queued = 0;
+        let mut evictable = BTreeSet::new();
+        let mut n = 0;
+        for (sender, q) in &self.senders {
+            if q.txs.is_empty() {
+                return Err(format!("empty queue for {sender}"));
+            }
+            let mut want = q.state_nonce;
+            while q.txs.contains_key(&want) {
+                want += 1;
+            }
+            if q.pending as u64 != want - q.state_nonce {
+                return Err(format!("pending count of {sender} is {}", q.pending));
+            }
+            queued += q.queued();
+            for (nonce, h) in &q.txs {
+                let e = self.by_hash.get(h).ok_or("queue names a missing entry")?;
+                if e.sender != *sender || e.tx.body.nonce != *nonce {
+                    return Err("entry filed under the wrong sender or nonce".into());
+                }
+                bytes += e.size;
+                n += 1;
+            }
+            let last = q.txs.values().next_back().expect("non-empty");
+            evictable.insert((self.by_hash[last].fee(), *last));
+        }
+        if n != self.by_hash.len() {
+            return Err(format!(
+                "{n} queued entries, {} by hash",
+                self.by_hash.len()
+            ));
+        }
+        if bytes != self.bytes || queued != self.queued {
+            return Err(format!(
+                "tallies: bytes {bytes} vs {}, queued {queued} vs {}",
+                self.bytes, self.queued
+            ));
+        }
+        if evictable != self.evictable {
+            return Err("evictable index differs from each sender's last nonce".into());
+        }
+        if self.by_hash.len() > self.cfg.max_txs || self.bytes > self.cfg.max_bytes {
+            return Err("over the global limits".into());
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn age(&mut self, d: Duration) {
+        self.rolling_updated -= d;
+        for e in self.by_hash.values_mut() {
+            e.added -= d;
         }
     }
 }
@@ -398,18 +767,23 @@ mod tests {
     use crate::crypto::Keypair;
     use crate::types::TxBody;
     use crate::validation::check_tx;
+    use proptest::prelude::*;
 
-    fn tx(key: &Keypair, nonce: u64, fee: u64) -> Verified<SignedTx> {
+    fn tx_to(key: &Keypair, nonce: u64, fee: u64, amount: u64) -> Verified<SignedTx> {
         let body = TxBody {
             chain_id: 1,
             nonce,
             from: key.public(),
             to: Keypair::dev_account(99).address(),
-            amount: 10,
+            amount,
             fee,
             data: vec![],
         };
         check_tx(key.sign_tx(body), 1).unwrap()
+    }
+
+    fn tx(key: &Keypair, nonce: u64, fee: u64) -> Verified<SignedTx> {
+        tx_to(key, nonce, fee, 10)
     }
 
     fn rich() -> Account {
@@ -419,44 +793,148 @@ mod tests {
         }
     }
 
+    /// An unsigned block carrying `txs` (the mempool reads only the txs and the producer).
+    fn test_block(producer: crate::types::PublicKey, txs: Vec<SignedTx>) -> Block {
+        Block {
+            header: crate::types::BlockHeader {
+                chain_id: 1,
+                height: 1,
+                slot: 1,
+                parent: Hash::ZERO,
+                timestamp_ms: 0,
+                producer,
+                tx_root: Hash::ZERO,
+                tx_count: txs.len() as u32,
+            },
+            signature: crate::types::Signature([0; 64]),
+            txs,
+        }
+    }
+
+    fn counts(m: &Mempool) -> (usize, usize) {
+        let i = m.info();
+        (i.pending, i.queued)
+    }
+
     #[test]
     fn admission_rules() {
         let k = Keypair::dev_account(1);
-        let mut m = Mempool::new(10);
-        let t = tx(&k, 0, 5);
-        assert!(matches!(m.insert(t.clone(), rich()), Ok(Inserted::New(_))));
-        assert!(matches!(m.insert(t, rich()), Ok(Inserted::Known(_))));
+        let mut m = Mempool::new(100);
+        let acc = Account {
+            balance: 1000,
+            nonce: 3,
+        };
+        assert_eq!(
+            m.insert(tx(&k, 2, 1), acc),
+            Err(MempoolError::NonceTooLow {
+                expected: 3,
+                got: 2
+            })
+        );
+        let poor = Account {
+            balance: 5,
+            nonce: 0,
+        };
         assert!(matches!(
-            m.insert(
-                tx(&k, 0, 1),
-                Account {
-                    balance: 1_000,
-                    nonce: 1
-                }
-            ),
-            Err(MempoolError::NonceTooLow { .. })
-        ));
-        assert!(matches!(
-            m.insert(
-                tx(&k, 1, 1),
-                Account {
-                    balance: 5,
-                    nonce: 0
-                }
-            ),
+            m.insert(tx(&k, 1, 1), poor),
             Err(MempoolError::InsufficientFunds { .. })
         ));
-        // Replacement needs fee >= old * 110 %: 5 -> 6 passes (geth rounds 5.5 up the same way).
-        assert_eq!(m.insert(tx(&k, 1, 100), rich()).map(|_| ()), Ok(()));
+        // Replacement needs fee >= old * 110 %: 100 -> 110 passes, 109 does not.
+        assert!(m.insert(tx(&k, 1, 100), rich()).is_ok());
         assert_eq!(
             m.insert(tx(&k, 1, 109), rich()),
             Err(MempoolError::ReplacementUnderpriced)
         );
+        // Small fees round the bump up (5 -> 6), as geth.
+        assert!(m.insert(tx(&k, 0, 5), rich()).is_ok());
+        assert_eq!(
+            m.insert(tx(&k, 0, 5), rich()).unwrap(),
+            Inserted::Known(tx(&k, 0, 5).inner().hash())
+        );
+        assert!(m.insert(tx(&k, 0, 6), rich()).is_ok());
         assert!(matches!(
             m.insert(tx(&k, 1, 110), rich()),
             Ok(Inserted::New(_))
         ));
         assert_eq!(m.len(), 2);
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn gap_is_queued_and_promoted_when_filled() {
+        let k = Keypair::dev_account(1);
+        let mut m = Mempool::new(100);
+        m.insert(tx(&k, 0, 1), rich()).unwrap();
+        m.insert(tx(&k, 2, 1), rich()).unwrap();
+        m.insert(tx(&k, 3, 1), rich()).unwrap();
+        assert_eq!(
+            counts(&m),
+            (1, 2),
+            "nonce 0 pending, 2 and 3 behind the gap"
+        );
+        let (p, q) = m.pending_and_queued();
+        assert_eq!(p.iter().map(|e| e.tx.body.nonce).collect::<Vec<_>>(), [0]);
+        assert_eq!(
+            q.iter().map(|e| e.tx.body.nonce).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        m.insert(tx(&k, 1, 1), rich()).unwrap();
+        assert_eq!(counts(&m), (4, 0), "filling nonce 1 promotes 2 and 3");
+        // Removing nonce 1 again (e.g. evicted) demotes 2 and 3.
+        m.remove(&tx(&k, 1, 1).inner().hash());
+        assert_eq!(counts(&m), (1, 2));
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn per_sender_and_queue_limits() {
+        let k = Keypair::dev_account(1);
+        let mut m = Mempool::with_config(MempoolConfig {
+            max_per_sender: 4,
+            max_queued_per_sender: 2,
+            max_queued: 3,
+            ..MempoolConfig::default()
+        });
+        m.insert(tx(&k, 0, 1), rich()).unwrap();
+        m.insert(tx(&k, 5, 1), rich()).unwrap();
+        m.insert(tx(&k, 6, 1), rich()).unwrap();
+        assert_eq!(
+            m.insert(tx(&k, 7, 1), rich()),
+            Err(MempoolError::QueueFull { limit: 2 })
+        );
+        // Continuing the pending run is not limited by the queue.
+        m.insert(tx(&k, 1, 1), rich()).unwrap();
+        assert_eq!(
+            m.insert(tx(&k, 2, 1), rich()),
+            Err(MempoolError::SenderLimit { limit: 4 })
+        );
+        // A replacement is fine at the limit.
+        assert!(m.insert(tx(&k, 1, 2), rich()).is_ok());
+        // The global queue limit: another sender's gapped tx fits once (2 + 1 = 3), then not.
+        let o = Keypair::dev_account(2);
+        m.insert(tx(&o, 3, 1), rich()).unwrap();
+        assert_eq!(
+            m.insert(tx(&o, 4, 1), rich()),
+            Err(MempoolError::QueueFull { limit: 3 })
+        );
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn queued_transactions_expire_pending_ones_do_not() {
+        let k = Keypair::dev_account(1);
+        let mut m = Mempool::with_config(MempoolConfig {
+            queued_lifetime: Duration::from_secs(60),
+            ..MempoolConfig::default()
+        });
+        m.insert(tx(&k, 0, 1), rich()).unwrap();
+        m.insert(tx(&k, 4, 1), rich()).unwrap();
+        assert_eq!(m.expire(Instant::now()), 0);
+        m.age(Duration::from_secs(61));
+        assert_eq!(m.expire(Instant::now()), 1);
+        assert_eq!(counts(&m), (1, 0));
+        assert_eq!(m.info().expired, 1);
+        m.check_invariants().unwrap();
     }
 
     #[test]
@@ -484,25 +962,166 @@ mod tests {
     }
 
     #[test]
-    fn bound_evicts_lowest_fee_tail() {
-        let mut m = Mempool::new(2);
+    fn full_pool_evicts_lowest_fee_tail_and_raises_min_fee() {
+        let mut m = Mempool::new(3);
         let a = Keypair::dev_account(1);
         let b = Keypair::dev_account(2);
         let c = Keypair::dev_account(3);
-        m.insert(tx(&a, 0, 5), rich()).unwrap();
-        m.insert(tx(&b, 0, 7), rich()).unwrap();
-        assert!(matches!(
+        // a: nonce 0 fee 1 (not evictable: a's nonce 1 depends on it), nonce 1 fee 9.
+        m.insert(tx(&a, 0, 1), rich()).unwrap();
+        m.insert(tx(&a, 1, 9), rich()).unwrap();
+        m.insert(tx(&b, 0, 5), rich()).unwrap();
+        assert_eq!(m.min_fee(), 0);
+        // Fee 5 does not beat the lowest evictable (b's 5).
+        assert_eq!(
             m.insert(tx(&c, 0, 5), rich()),
-            Err(MempoolError::Full { .. })
-        ));
+            Err(MempoolError::Full { fee: 5, min: 5 })
+        );
+        // Fee 6 evicts b's 5 — not a's fee-1 nonce 0, which a's nonce 1 depends on.
         let Inserted::New(h) = m.insert(tx(&c, 0, 6), rich()).unwrap() else {
             panic!()
         };
-        assert_eq!(m.len(), 2);
-        assert!(m.contains(&h));
-        assert!(
-            m.entries().all(|e| e.tx.sender() != a.address()),
-            "fee 5 evicted"
+        assert!(m.contains(&h) && m.len() == 3);
+        assert!(m.sender_entries(&b.address()).is_empty(), "fee 5 evicted");
+        assert_eq!(m.sender_entries(&a.address()).len(), 2);
+        // The minimum fee rose to the evicted fee + the increment.
+        assert_eq!(m.min_fee(), 6);
+        assert_eq!(m.info().evicted, 1);
+        let d = Keypair::dev_account(4);
+        assert_eq!(
+            m.insert(tx(&d, 0, 5), rich()),
+            Err(MempoolError::FeeTooLow { fee: 5, min: 6 })
         );
+        // It decays only after a block: a block and 12 h later it has halved (pool < 1/4 full
+        // would decay faster; this one is full).
+        m.age(Duration::from_secs(12 * 3600));
+        assert_eq!(m.min_fee(), 6, "no block since the bump");
+        m.on_new_head(&[], &[], &HashMap::new());
+        assert_eq!(m.min_fee(), 3);
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn byte_limit_evicts_as_many_as_needed() {
+        let size = tx(&Keypair::dev_account(1), 0, 1).inner().encoded_len();
+        let mut m = Mempool::with_config(MempoolConfig {
+            max_bytes: size * 3,
+            ..MempoolConfig::default()
+        });
+        for i in 0..3 {
+            m.insert(tx(&Keypair::dev_account(i), 0, 10 + i), rich())
+                .unwrap();
+        }
+        // A bigger transaction (data) needs two victims.
+        let k = Keypair::dev_account(9);
+        let mut body = tx(&k, 0, 50).into_inner().body;
+        body.data = vec![0; size];
+        let big = check_tx(k.sign_tx(body), 1).unwrap();
+        m.insert(big, rich()).unwrap();
+        assert_eq!(m.len(), 2);
+        assert!(m.bytes() <= size * 3);
+        assert!(m.sender_entries(&Keypair::dev_account(2).address()).len() == 1);
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn new_head_drops_included_and_rechecks_after_a_reorg() {
+        let a = Keypair::dev_account(1);
+        let b = Keypair::dev_account(2);
+        let producer = Keypair::dev_validator(0);
+        let mut m = Mempool::new(100);
+        for n in 0..3 {
+            m.insert(tx(&a, n, 1), rich()).unwrap();
+        }
+        // b spends 10 + 1 per tx from a balance of 25: two fit.
+        let b_acc = Account {
+            balance: 25,
+            nonce: 0,
+        };
+        m.insert(tx(&b, 0, 1), b_acc).unwrap();
+        m.insert(tx(&b, 1, 1), b_acc).unwrap();
+        // A block includes a's nonce 0 (and an unknown tx of a's nonce 1 with another fee).
+        let block = |txs: Vec<SignedTx>| test_block(producer.public(), txs);
+        let other_a1 = tx(&a, 1, 7).into_inner();
+        let b1 = block(vec![tx(&a, 0, 1).into_inner(), other_a1]);
+        let mut st = HashMap::new();
+        st.insert(
+            a.address(),
+            Account {
+                balance: 1_000_000,
+                nonce: 2,
+            },
+        );
+        st.insert(b.address(), b_acc);
+        let dropped = m.on_new_head(std::slice::from_ref(&b1), &[], &st);
+        assert_eq!(dropped, 1, "a's pooled nonce 1 is stale now");
+        assert_eq!(m.sender_entries(&a.address()).len(), 1);
+        assert_eq!(counts(&m), (3, 0));
+        // A reorg undoes a block that had paid b 0 — but b's balance on the new branch is only
+        // 11: b's nonce 1 is no longer covered... only nonce 0's own cost (11) is, so nonce 1
+        // (also 11) stays: the check is per transaction, as geth's. Make b poorer: 10.
+        st.insert(
+            b.address(),
+            Account {
+                balance: 10,
+                nonce: 0,
+            },
+        );
+        // The undone block paid b (b is a recipient there) and a's nonce went back to 1.
+        let mut pay_b = tx(&a, 1, 1).into_inner();
+        pay_b.body.to = b.address();
+        st.insert(
+            a.address(),
+            Account {
+                balance: 1_000_000,
+                nonce: 1,
+            },
+        );
+        let dropped = m.on_new_head(&[], &[block(vec![pay_b])], &st);
+        assert_eq!(dropped, 2, "both of b's transactions cost 11 > 10");
+        // a's nonce 2 is now behind a gap (nonce 1 is back in play): queued.
+        assert_eq!(counts(&m), (0, 1));
+        m.check_invariants().unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Random inserts, removals and new heads over a tiny pool keep every index consistent
+        /// and every limit respected, and never evict a transaction another one depends on.
+        #[test]
+        fn random_operations_keep_invariants(ops in proptest::collection::vec((0u8..4, 0usize..4, 0u64..6, 1u64..50), 1..80)) {
+            let keys: Vec<Keypair> = (0..4).map(Keypair::dev_account).collect();
+            let mut m = Mempool::with_config(MempoolConfig {
+                max_txs: 6,
+                max_per_sender: 4,
+                max_queued_per_sender: 2,
+                max_queued: 4,
+                ..MempoolConfig::default()
+            });
+            let mut nonces = [0u64; 4];
+            for (op, who, nonce, fee) in ops {
+                let acc = Account { balance: 1_000_000, nonce: nonces[who] };
+                match op {
+                    0 | 1 => { let _ = m.insert(tx(&keys[who], nonces[who] + nonce, fee), acc); }
+                    2 => {
+                        let hs: Vec<Hash> = m.sender_entries(&keys[who].address()).iter().map(|e| e.hash).collect();
+                        if let Some(h) = hs.get(nonce as usize % hs.len().max(1)) { m.remove(h); }
+                    }
+                    _ => {
+                        // A block includes the sender's next pooled tx (if any).
+                        let next = m.sender_entries(&keys[who].address()).first().map(|e| e.tx.clone());
+                        if let Some(t) = next.filter(|t| t.body.nonce == nonces[who]) {
+                            nonces[who] += 1;
+                            let st: HashMap<Address, Account> = keys.iter().enumerate()
+                                .map(|(i, k)| (k.address(), Account { balance: 1_000_000, nonce: nonces[i] }))
+                                .collect();
+                            let b = test_block(Keypair::dev_validator(0).public(), vec![t]);
+                            m.on_new_head(&[b], &[], &st);
+                        }
+                    }
+                }
+                prop_assert_eq!(m.check_invariants(), Ok(()));
+            }
+        }
     }
 }

@@ -149,10 +149,93 @@ impl NodeContext {
         };
     }
 
-    /// Imports a block (gossip or sync); then prunes the mempool of what the new canonical
-    /// blocks include and, after a reorg, returns the undone blocks' transactions that the new
-    /// chain does not include and that are still valid on it (regular admission), announcing
-    /// them again. Call from a blocking thread (it may send to the network task).
+    /// Admits a transaction whose signature was already verified (it came out of a block this
+    /// node validated): the mempool checks only.
+    fn admit_from_block(&self, tx: SignedTx) -> Result<Inserted, SubmitError> {
+        let hash = tx.hash();
+        if self.chain.store.tx_location(&hash).ok().flatten().is_some() {
+            return Err(MempoolError::AlreadyInChain.into());
+        }
+        let account = self.chain.store.account(&tx.sender());
+        let r = self
+            .mempool
+            .lock()
+            .expect("mempool lock poisoned")
+            .insert(validation::verified_tx(tx), account)?;
+        if let Inserted::New(h) = r {
+            let _ = self.events.txs.send(h);
+        }
+        Ok(r)
+    }
+
+    /// Admits a burst of gossip transactions in one pass and returns a verdict per message:
+    /// transactions already pooled are skipped, field checks run, the remaining signatures are
+    /// verified in ed25519 batches over `threads` threads, then each is admitted under one
+    /// mempool lock in arrival order. A message is Rejected if any of its transactions is
+    /// invalid (the sender is at fault), Accepted if any is new, else Ignored.
+    pub(crate) fn admit_gossip_batch(
+        &self,
+        msgs: &[Vec<SignedTx>],
+        threads: usize,
+    ) -> Vec<Verdict> {
+        let chain_id = self.chain.spec.chain_id;
+        let mut verdicts = vec![Verdict::Ignore; msgs.len()];
+        // (message index, tx) still to decide.
+        let mut todo: Vec<(usize, &SignedTx, Hash)> = Vec::new();
+        {
+            let m = self.mempool.lock().expect("mempool lock poisoned");
+            for (i, txs) in msgs.iter().enumerate() {
+                for tx in txs {
+                    let h = tx.hash();
+                    if !m.contains(&h) {
+                        todo.push((i, tx, h));
+                    }
+                }
+            }
+        }
+        todo.retain(|(i, tx, h)| {
+            if validation::check_tx_fields(tx, chain_id).is_err() {
+                verdicts[*i] = Verdict::Reject;
+                return false;
+            }
+            self.chain.store.tx_location(h).ok().flatten().is_none()
+        });
+        let refs: Vec<&SignedTx> = todo.iter().map(|(_, tx, _)| *tx).collect();
+        let ok = crate::crypto::verify_txs_parallel(&refs, threads);
+        let mut admit = Vec::with_capacity(todo.len());
+        for ((i, tx, _), good) in todo.into_iter().zip(ok) {
+            if !good {
+                verdicts[i] = Verdict::Reject;
+            } else {
+                let account = self.chain.store.account(&tx.sender());
+                admit.push((i, tx, account));
+            }
+        }
+        let mut new = Vec::new();
+        {
+            let mut m = self.mempool.lock().expect("mempool lock poisoned");
+            for (i, tx, account) in admit {
+                if verdicts[i] == Verdict::Reject {
+                    continue;
+                }
+                if let Ok(Inserted::New(h)) = m.insert(validation::verified_tx(tx.clone()), account)
+                {
+                    verdicts[i] = Verdict::Accept;
+                    new.push(h);
+                }
+            }
+        }
+        for h in new {
+            let _ = self.events.txs.send(h);
+        }
+        verdicts
+    }
+
+    /// Imports a block (gossip or sync); then updates the mempool for the new head (drops what
+    /// the new canonical blocks include, re-checks affected senders) and, after a reorg,
+    /// returns the undone blocks' transactions that the new chain does not include and that
+    /// are still valid on it (mempool admission, no second signature check), announcing them
+    /// again. Call from a blocking thread (it may send to the network task).
     pub(crate) fn import_block(&self, block: Block) -> Result<Imported, ImportError> {
         let known: HashSet<Hash> = {
             let m = self.mempool.lock().expect("mempool lock poisoned");
@@ -164,11 +247,13 @@ impl NodeContext {
                 .collect()
         };
         let imported = self.chain.import(block, &known)?;
-        {
-            let mut m = self.mempool.lock().expect("mempool lock poisoned");
-            for b in &imported.applied {
-                m.on_block(b, &self.chain.store);
-            }
+        let rechecked = self
+            .mempool
+            .lock()
+            .expect("mempool lock poisoned")
+            .on_new_head(&imported.applied, &imported.undone, &self.chain.store);
+        if rechecked > 0 {
+            debug!(dropped = rechecked, "mempool re-check after new head");
         }
         self.events.new_heads(&imported.applied);
         if !imported.undone.is_empty() {
@@ -181,7 +266,7 @@ impl NodeContext {
             // Lowest block first, so each sender's nonces return in order.
             for b in imported.undone.iter().rev() {
                 for tx in b.txs.iter().filter(|t| !included.contains(&t.hash())) {
-                    match self.admit_tx(tx.clone()) {
+                    match self.admit_from_block(tx.clone()) {
                         Ok(Inserted::New(_)) => {
                             // Announce again: peers on the new chain may never have seen it.
                             self.net.publish_blocking(TopicKind::Tx, tx.to_bytes());
@@ -259,7 +344,7 @@ pub async fn run(
     let events = crate::events::Events::default();
     let ctx = Arc::new(NodeContext {
         chain,
-        mempool: Arc::new(Mutex::new(Mempool::new(cfg.mempool_max_txs))),
+        mempool: Arc::new(Mutex::new(Mempool::with_config(cfg.mempool))),
         net: net.clone(),
         arrivals: Arc::new(ArrivalLog::with_broadcast(events.arrivals.clone())),
         started: Instant::now(),
@@ -302,6 +387,28 @@ pub async fn run(
             key,
             stop_rx.clone(),
         )));
+    }
+    {
+        // Queued transactions past their lifetime leave the mempool.
+        let ctx = ctx.clone();
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                let n = ctx
+                    .mempool
+                    .lock()
+                    .expect("mempool lock poisoned")
+                    .expire(Instant::now());
+                if n > 0 {
+                    info!(dropped = n, "queued transactions expired");
+                }
+            }
+        }));
     }
     {
         // A node with bootnodes but nobody answering a Status still produces after 3 slots.
@@ -383,22 +490,37 @@ fn spawn_thread(
     Ok(std::thread::Builder::new().name(name.into()).spawn(f)?)
 }
 
-/// Validates gossip transactions one by one and reports each verdict.
-fn tx_validation(ctx: Arc<NodeContext>, mut rx: mpsc::Receiver<GossipMessage<SignedTx>>) {
-    while let Some(m) = rx.blocking_recv() {
-        let verdict = match ctx.admit_tx(m.payload) {
-            Ok(Inserted::New(_)) => Verdict::Accept,
-            Ok(Inserted::Known(_)) => Verdict::Ignore,
-            Err(e) => {
-                if e.verdict() == Verdict::Reject {
-                    warn!(peer = %m.source, cause = %e, "rejected gossip transaction");
-                } else {
-                    debug!(peer = %m.source, cause = %e, "ignored gossip transaction");
+/// Most gossip transactions validated in one pass.
+const TX_BATCH: usize = 2048;
+
+/// Validates gossip transactions in bursts: whatever has queued up (up to [`TX_BATCH`]) is
+/// checked in one pass with batch signature verification over every core, then each
+/// message's verdict is reported.
+fn tx_validation(ctx: Arc<NodeContext>, mut rx: mpsc::Receiver<GossipMessage<Vec<SignedTx>>>) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    while let Some(first) = rx.blocking_recv() {
+        let mut n = first.payload.len();
+        let mut msgs = vec![first];
+        while n < TX_BATCH {
+            match rx.try_recv() {
+                Ok(m) => {
+                    n += m.payload.len();
+                    msgs.push(m);
                 }
-                e.verdict()
+                Err(_) => break,
             }
-        };
-        ctx.net.report_blocking(m.id, m.source, verdict);
+        }
+        let payloads: Vec<Vec<SignedTx>> = msgs
+            .iter_mut()
+            .map(|m| std::mem::take(&mut m.payload))
+            .collect();
+        let verdicts = ctx.admit_gossip_batch(&payloads, threads);
+        for (m, verdict) in msgs.into_iter().zip(verdicts) {
+            if verdict == Verdict::Reject {
+                warn!(peer = %m.source, "rejected gossip transaction");
+            }
+            ctx.net.report_blocking(m.id, m.source, verdict);
+        }
     }
 }
 

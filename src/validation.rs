@@ -168,7 +168,9 @@ pub fn decode_block(bytes: &[u8]) -> Result<Block, ValidationError> {
     Ok(encoding::decode(bytes, MAX_BLOCK_BYTES)?)
 }
 
-fn check_tx_fields(tx: &SignedTx, chain_id: u64) -> Result<(), ValidationError> {
+/// The stateless checks of [`check_tx`] without the signature: chain id, data size, cost
+/// overflow.
+pub fn check_tx_fields(tx: &SignedTx, chain_id: u64) -> Result<(), ValidationError> {
     if tx.body.chain_id != chain_id {
         return Err(ValidationError::WrongChain {
             expected: chain_id,
@@ -327,6 +329,13 @@ pub fn check_block(
     ctx: &BlockContext<'_>,
 ) -> Result<(Verified<Block>, StateDiff), ValidationError> {
     check_block_stateless(block, ctx)?.apply(ctx.state)
+}
+
+/// Marks a transaction verified whose fields passed [`check_tx_fields`] and whose signature a
+/// batch verification accepted, or that came out of a block this node validated (a reorg
+/// returning it to the mempool).
+pub(crate) fn verified_tx(tx: SignedTx) -> Verified<SignedTx> {
+    Verified(tx)
 }
 
 /// Marks a block this node built itself (from mempool transactions it verified) as verified.

@@ -49,7 +49,7 @@ async fn produce(ctx: &Arc<NodeContext>, key: &Keypair, slot: u64) {
     ctx.mempool
         .lock()
         .expect("mempool lock poisoned")
-        .on_block(&block, &ctx.chain.store);
+        .on_new_head(std::slice::from_ref(&block), &[], &ctx.chain.store);
     ctx.events.new_heads([&block]);
     let now = crate::now_us();
     ctx.arrivals.update(hash, |a| {

@@ -72,7 +72,7 @@ pub enum NetworkEvent {
 /// Receivers the node consumes.
 pub struct NetworkChannels {
     /// Gossip transactions to validate.
-    pub txs: mpsc::Receiver<GossipMessage<SignedTx>>,
+    pub txs: mpsc::Receiver<GossipMessage<Vec<SignedTx>>>,
     /// Gossip blocks to validate.
     pub blocks: mpsc::Receiver<GossipMessage<Block>>,
     /// Other events.
@@ -93,7 +93,7 @@ struct EventLoop {
     chain_id: u64,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
-    txs: mpsc::Sender<GossipMessage<SignedTx>>,
+    txs: mpsc::Sender<GossipMessage<Vec<SignedTx>>>,
     blocks: mpsc::Sender<GossipMessage<Block>>,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
     peers: HashMap<PeerId, PeerState>,
@@ -333,7 +333,7 @@ impl EventLoop {
                     .try_send(GossipMessage {
                         id: id.clone(),
                         source,
-                        payload,
+                        payload: vec![payload],
                         bytes,
                         received_us,
                     })

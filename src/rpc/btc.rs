@@ -301,7 +301,6 @@ impl BitcoinApiServer for RpcImpl {
     fn getmempoolinfo(&self) -> RpcResult<Value> {
         let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
         let info = m.info();
-        let (pending, queued) = m.pending_and_queued(&self.ctx.chain.store);
         Ok(json!({
             "loaded": true,
             "size": info.size,
@@ -315,8 +314,10 @@ impl BitcoinApiServer for RpcImpl {
             "incrementalrelayfee": crate::mempool::PRICE_BUMP_PERCENT,
             "unbroadcastcount": 0,
             "fullrbf": true,
-            "pending": pending.len(),
-            "queued": queued.len(),
+            "pending": info.pending,
+            "queued": info.queued,
+            "evicted": info.evicted,
+            "expired": info.expired,
         }))
     }
 

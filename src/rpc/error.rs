@@ -68,6 +68,18 @@ pub fn submit_btc(e: &SubmitError) -> ErrorObjectOwned {
                 "insufficient fee (replacement transaction underpriced)",
             ),
             MempoolError::Full { .. } => err(RPC_VERIFY_REJECTED, format!("mempool full ({m})")),
+            MempoolError::FeeTooLow { fee, min } => err(
+                RPC_VERIFY_REJECTED,
+                format!("mempool min fee not met, {fee} < {min}"),
+            ),
+            MempoolError::SenderLimit { limit } => err(
+                RPC_VERIFY_REJECTED,
+                format!("too-long-mempool-chain, too many unconfirmed transactions of this sender [limit: {limit}]"),
+            ),
+            MempoolError::QueueFull { limit } => err(
+                RPC_VERIFY_REJECTED,
+                format!("too-long-mempool-chain, too many transactions behind a nonce gap [limit: {limit}]"),
+            ),
         },
     }
 }
@@ -95,6 +107,15 @@ pub fn submit_eth(e: &SubmitError) -> ErrorObjectOwned {
             "replacement transaction underpriced".to_string()
         }
         SubmitError::Mempool(MempoolError::Full { .. }) => "txpool is full".to_string(),
+        SubmitError::Mempool(MempoolError::FeeTooLow { fee, min }) => {
+            format!("transaction underpriced: fee {fee} < minimum {min}")
+        }
+        SubmitError::Mempool(MempoolError::SenderLimit { .. }) => {
+            "account limit exceeded".to_string()
+        }
+        SubmitError::Mempool(MempoolError::QueueFull { limit }) => {
+            format!("txpool is full: {limit} queued transactions")
+        }
     };
     err(GETH_SERVER_ERROR, msg)
 }

@@ -222,9 +222,13 @@ fn multiaddr_ip_port(addr: &str) -> (String, u16) {
 
 impl TxpoolApiServer for RpcImpl {
     fn status(&self) -> RpcResult<Value> {
-        let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
-        let (pending, queued) = m.pending_and_queued(&self.ctx.chain.store);
-        Ok(json!({ "pending": qty(pending.len() as u64), "queued": qty(queued.len() as u64) }))
+        let info = self
+            .ctx
+            .mempool
+            .lock()
+            .expect("mempool lock poisoned")
+            .info();
+        Ok(json!({ "pending": qty(info.pending as u64), "queued": qty(info.queued as u64) }))
     }
 
     fn content(&self) -> RpcResult<Value> {
@@ -246,7 +250,7 @@ impl RpcImpl {
     /// geth's txpool tree `{pending: {address: {nonce: f(entry)}}, queued: {…}}`.
     fn txpool_tree(&self, f: impl Fn(&crate::mempool::Entry) -> Value) -> Value {
         let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
-        let (pending, queued) = m.pending_and_queued(&self.ctx.chain.store);
+        let (pending, queued) = m.pending_and_queued();
         let tree = |entries: Vec<&crate::mempool::Entry>| {
             let mut out = serde_json::Map::new();
             for e in entries {
