@@ -219,6 +219,31 @@ pub enum BenchCommand {
     /// Start a devnet, drive signed transactions through RPC, and report how long blocks take
     /// to reach 50/95/100 % of nodes.
     Propagation(PropagationArgs),
+    /// Pre-sign transactions, submit them to one node of a non-producing devnet as fast as it
+    /// accepts them, and report transactions per second reaching every node's mempool next to
+    /// the signature-verification ceiling measured in the same run; plus RSS at 100k pooled.
+    Throughput(ThroughputArgs),
+}
+
+/// `meshnode bench throughput`.
+#[derive(Debug, Args, Clone)]
+pub struct ThroughputArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// Seconds of submission.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Write `{"nodes", "achieved_tps", "ceiling_tps", "ratio", "rss_100k_bytes", "details"}`
+    /// as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Keep the devnet directory (logs, data) here instead of a temporary one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Genesis template.
+    #[arg(long, default_value = "genesis/devnet.json")]
+    pub genesis: PathBuf,
 }
 
 /// `meshnode bench propagation`.

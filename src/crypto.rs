@@ -2,6 +2,7 @@
 
 use crate::types::{Address, Block, PublicKey, Signature, SignedTx, TxBody};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -165,9 +166,38 @@ impl Keypair {
     }
 }
 
+/// Most decompressed public keys kept by [`verifying_keys`] (the cache starts over when full).
+pub const KEY_CACHE: usize = 65_536;
+
+/// Decompressed keys of recent signers. Decompressing a public key (a field square root) costs
+/// about a third of a single verification and senders repeat, so each is done once.
+static KEYS: std::sync::LazyLock<std::sync::Mutex<HashMap<[u8; 32], VerifyingKey>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The decompressed keys of `pks` (None for bytes that are not a curve point), through the
+/// cache.
+pub fn verifying_keys<'a>(pks: impl Iterator<Item = &'a PublicKey>) -> Vec<Option<VerifyingKey>> {
+    let mut cache = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+    pks.map(|pk| {
+        if let Some(k) = cache.get(&pk.0) {
+            return Some(*k);
+        }
+        let k = VerifyingKey::from_bytes(&pk.0).ok()?;
+        if cache.len() >= KEY_CACHE {
+            cache.clear();
+        }
+        cache.insert(pk.0, k);
+        Some(k)
+    })
+    .collect()
+}
+
 /// Verifies one signature with RFC 8032 strict checks (no malleable or small-order keys).
 pub fn verify(pk: &PublicKey, msg: &[u8], sig: &Signature) -> Result<(), CryptoError> {
-    let vk = VerifyingKey::from_bytes(&pk.0).map_err(|_| CryptoError::BadPublicKey)?;
+    let vk = verifying_keys(std::iter::once(pk))
+        .pop()
+        .flatten()
+        .ok_or(CryptoError::BadPublicKey)?;
     let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
     vk.verify_strict(msg, &sig)
         .map_err(|_| CryptoError::BadSignature)
@@ -227,10 +257,11 @@ pub fn verify_txs_batch(txs: &[&SignedTx]) -> Result<(), (usize, CryptoError)> {
     }
     let msgs: Vec<Vec<u8>> = txs.iter().map(|t| t.body.signing_bytes()).collect();
     let mut keys = Vec::with_capacity(txs.len());
-    for (i, t) in txs.iter().enumerate() {
-        keys.push(
-            VerifyingKey::from_bytes(&t.body.from.0).map_err(|_| (i, CryptoError::BadPublicKey))?,
-        );
+    for (i, k) in verifying_keys(txs.iter().map(|t| &t.body.from))
+        .into_iter()
+        .enumerate()
+    {
+        keys.push(k.ok_or((i, CryptoError::BadPublicKey))?);
     }
     let sigs: Vec<ed25519_dalek::Signature> = txs
         .iter()

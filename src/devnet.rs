@@ -64,6 +64,13 @@ pub struct DevnetOptions {
     pub rpc_base_port: u16,
     /// Log filter passed to nodes.
     pub log: String,
+    /// Fund this many dev accounts instead of the template's count.
+    pub dev_accounts: Option<u64>,
+    /// Whether the validator nodes get their keys (false: a network that never produces, so
+    /// mempools only fill — the throughput bench and the flood test).
+    pub produce: bool,
+    /// Arguments appended to every node's `run` command line.
+    pub extra_args: Vec<String>,
 }
 
 /// One node process.
@@ -115,6 +122,9 @@ impl Devnet {
         g.slot_ms = opts.slot_ms;
         g.genesis_time_ms = crate::now_ms();
         g.bootnodes.clear();
+        if let (Some(count), Some(dev)) = (opts.dev_accounts, g.dev_accounts.as_mut()) {
+            dev.count = count;
+        }
         g.to_spec()?;
         let genesis = opts.dir.join("genesis.json");
         g.write(&genesis)?;
@@ -137,9 +147,10 @@ impl Devnet {
                     })?
             };
             let mut args = run_args(&opts.log, &dir, &genesis, rpc_port);
-            if i < opts.validators {
+            if i < opts.validators && opts.produce {
                 args.extend(["--validator-key".into(), format!("dev-validator:{i}")]);
             }
+            args.extend(opts.extra_args.iter().cloned());
             // Bootnodes 1 and 2 learn bootnode 0 by flag; everyone else reads the genesis.
             if i > 0 && i < BOOTNODES {
                 let first = dn.nodes[0].info.as_ref().expect("started").listen_addrs[0].clone();
@@ -345,6 +356,9 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
         exe: std::env::current_exe()?,
         rpc_base_port: args.rpc_base_port,
         log: "info".into(),
+        dev_accounts: None,
+        produce: true,
+        extra_args: Vec::new(),
     };
     let mut dn = Devnet::start(&opts).await?;
     println!("devnet of {} nodes in {}", dn.nodes.len(), dir.display());

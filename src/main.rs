@@ -89,6 +89,9 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Propagation(args)) => {
             meshnode::bench::propagation::run_cli(args).await
         }
+        Command::Bench(BenchCommand::Throughput(args)) => {
+            meshnode::bench::throughput::run_cli(args).await
+        }
         Command::Rpc(args) => {
             let v = meshnode::rpc::client::call_cli(&args).await?;
             match v {

@@ -229,6 +229,7 @@ pub struct Mempool {
     /// (fee, hash) of each sender's highest-nonce transaction: the eviction candidates.
     evictable: BTreeSet<(u64, Hash)>,
     bytes: usize,
+    total_fee: u128,
     queued: usize,
     rolling_min_fee: f64,
     rolling_updated: Instant,
@@ -254,6 +255,7 @@ impl Mempool {
             senders: HashMap::new(),
             evictable: BTreeSet::new(),
             bytes: 0,
+            total_fee: 0,
             queued: 0,
             rolling_min_fee: 0.0,
             rolling_updated: Instant::now(),
@@ -335,7 +337,7 @@ impl Mempool {
         MempoolInfo {
             size: self.by_hash.len(),
             bytes: self.bytes,
-            total_fee: self.by_hash.values().map(|e| e.fee() as u128).sum(),
+            total_fee: self.total_fee,
             pending: self.by_hash.len() - self.queued,
             queued: self.queued,
             max_txs: self.cfg.max_txs,
@@ -405,7 +407,11 @@ impl Mempool {
                 limit: self.cfg.max_per_sender,
             });
         }
-        if nonce != self.pending_nonce(&sender, account) {
+        let pending_end = match q {
+            Some(q) if q.state_nonce == account.nonce => account.nonce + q.pending as u64,
+            _ => self.pending_nonce(&sender, account),
+        };
+        if nonce != pending_end {
             // Behind a gap: queued.
             if q.map_or(0, |q| q.queued()) >= self.cfg.max_queued_per_sender {
                 return Err(MempoolError::QueueFull {
@@ -477,9 +483,18 @@ impl Mempool {
         let nonce = tx.body.nonce;
         self.detach(&sender);
         let q = self.senders.entry(sender).or_default();
+        let recount = q.txs.is_empty() || q.state_nonce != account.nonce;
         q.state_nonce = account.nonce;
         q.txs.insert(nonce, hash);
+        if !recount && nonce == q.state_nonce + q.pending as u64 {
+            // Extends the pending run, and promotes whatever queued nonces follow.
+            q.pending += 1;
+            while q.txs.contains_key(&(q.state_nonce + q.pending as u64)) {
+                q.pending += 1;
+            }
+        }
         self.bytes += size;
+        self.total_fee += tx.body.fee as u128;
         self.by_hash.insert(
             hash,
             Entry {
@@ -491,7 +506,7 @@ impl Mempool {
                 added_unix_ms: crate::now_ms(),
             },
         );
-        self.attach(&sender);
+        self.attach(&sender, recount);
         Ok(Inserted::New(hash))
     }
 
@@ -514,8 +529,9 @@ impl Mempool {
         }
     }
 
-    /// Recounts `sender`'s pending run and puts its counts back (drops an empty queue).
-    fn attach(&mut self, sender: &Address) {
+    /// Puts `sender`'s counts back (drops an empty queue); `recount` recomputes its pending
+    /// run from scratch (after its state nonce changed), otherwise the caller kept it current.
+    fn attach(&mut self, sender: &Address, recount: bool) {
         let Some(q) = self.senders.get_mut(sender) else {
             return;
         };
@@ -523,7 +539,9 @@ impl Mempool {
             self.senders.remove(sender);
             return;
         }
-        q.recount();
+        if recount {
+            q.recount();
+        }
         self.queued += q.queued();
         let h = *q.txs.values().next_back().expect("non-empty");
         self.evictable.insert((self.by_hash[&h].fee(), h));
@@ -536,10 +554,16 @@ impl Mempool {
         self.detach(&sender);
         let e = self.by_hash.remove(hash).expect("present");
         self.bytes -= e.size;
+        self.total_fee -= e.fee() as u128;
         if let Some(q) = self.senders.get_mut(&sender) {
-            q.txs.remove(&e.tx.body.nonce);
+            let nonce = e.tx.body.nonce;
+            q.txs.remove(&nonce);
+            if nonce >= q.state_nonce && nonce < q.state_nonce + q.pending as u64 {
+                // The run now ends before it; what followed is queued.
+                q.pending = (nonce - q.state_nonce) as usize;
+            }
         }
-        self.attach(&sender);
+        self.attach(&sender, false);
         Some(e)
     }
 
@@ -674,7 +698,7 @@ impl Mempool {
         if let Some(q) = self.senders.get_mut(sender) {
             q.state_nonce = account.nonce;
         }
-        self.attach(sender);
+        self.attach(sender, true);
         doomed.len()
     }
 
@@ -737,7 +761,8 @@ impl Mempool {
                 self.by_hash.len()
             ));
         }
-        if bytes != self.bytes || queued != self.queued {
+        let fees: u128 = self.by_hash.values().map(|e| e.fee() as u128).sum();
+        if bytes != self.bytes || queued != self.queued || fees != self.total_fee {
             return Err(format!(
                 "tallies: bytes {bytes} vs {}, queued {queued} vs {}",
                 self.bytes, self.queued

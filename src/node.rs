@@ -35,6 +35,8 @@ pub struct NodeContext {
     pub started: Instant,
     /// Push events for subscriptions.
     pub events: crate::events::Events,
+    /// Transactions to announce to peers, batched by [`announcer`].
+    announce: mpsc::Sender<SignedTx>,
     /// Head height each connected peer claimed in its last Status. A claim is dropped when the
     /// peer disconnects or fails to serve the blocks it claims, so a lying peer cannot keep
     /// the producer idle. `std::sync::Mutex`: map updates only, never across `.await`.
@@ -44,7 +46,13 @@ pub struct NodeContext {
     /// Whether a first Status exchange has completed (or there was nobody to ask).
     pub initial_sync_done: AtomicBool,
     pub(crate) sync_trigger: mpsc::Sender<PeerId>,
+    /// Hashes of RPC-submitted transactions whose signatures a batch verification already
+    /// accepted ([`crate::rpc::preverify`]); each is taken out when its call runs.
+    verified: Mutex<HashSet<Hash>>,
 }
+
+/// Most hashes [`NodeContext::preverify`] keeps waiting for their calls.
+const VERIFIED_KEEP: usize = 100_000;
 
 /// Why a submitted transaction was not admitted.
 #[derive(Debug, thiserror::Error)]
@@ -75,9 +83,38 @@ impl NodeContext {
         if self.chain.store.tx_location(&hash).ok().flatten().is_some() {
             return Err(MempoolError::AlreadyInChain.into());
         }
-        let verified = validation::check_tx(tx, self.chain.spec.chain_id)?;
+        let pre = self
+            .verified
+            .lock()
+            .expect("verified lock poisoned")
+            .remove(&hash);
+        let verified = if pre {
+            validation::check_tx_fields(&tx, self.chain.spec.chain_id)?;
+            validation::verified_tx(tx)
+        } else {
+            validation::check_tx(tx, self.chain.spec.chain_id)?
+        };
         let account = self.chain.store.account(&verified.inner().sender());
         Ok((verified, account))
+    }
+
+    /// Verifies the signatures of a burst of RPC submissions as ed25519 batches over every
+    /// core and remembers the hashes that passed, so the calls that follow skip their own
+    /// check. Call from a blocking thread.
+    pub fn preverify(&self, txs: &[SignedTx]) {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let refs: Vec<&SignedTx> = txs.iter().collect();
+        let ok = crate::crypto::verify_txs_parallel(&refs, threads);
+        let mut v = self.verified.lock().expect("verified lock poisoned");
+        if v.len() + txs.len() > VERIFIED_KEEP {
+            v.clear();
+        }
+        v.extend(
+            txs.iter()
+                .zip(ok)
+                .filter(|(_, ok)| *ok)
+                .map(|(t, _)| t.hash()),
+        );
     }
 
     /// Checks a transaction and admits it to the mempool (no publishing).
@@ -104,16 +141,24 @@ impl NodeContext {
             .check(verified.inner(), account)?)
     }
 
-    /// Admits a transaction from RPC and publishes it if new.
+    /// Admits a transaction from RPC and announces it to peers if new.
     pub async fn submit_tx(&self, tx: SignedTx) -> Result<Inserted, SubmitError> {
-        let bytes = tx.to_bytes();
-        let r = self.admit_tx(tx)?;
-        if let Inserted::New(h) = r {
-            if let Err(e) = self.net.publish(TopicKind::Tx, bytes).await {
-                warn!(tx = %h, cause = %e, "publishing transaction failed");
-            }
+        let r = self.admit_tx(tx.clone())?;
+        if let Inserted::New(_) = r {
+            // Waits while [`ANNOUNCE_QUEUE`] announcements are queued: RPC submitters are
+            // slowed to what the network carries instead of outrunning it.
+            let _ = self.announce.send(tx).await;
         }
         Ok(r)
+    }
+
+    /// Queues a transaction for the next `/txs/1` batch without waiting (blocking threads). If
+    /// [`ANNOUNCE_QUEUE`] announcements are already waiting, this one is dropped (with a log
+    /// line): the transaction stays in our mempool and reaches peers inside a block.
+    pub fn announce(&self, tx: SignedTx) {
+        if self.announce.try_send(tx).is_err() {
+            warn!("announcement queue full; a transaction is not announced");
+        }
     }
 
     /// Whether a connected peer claims a head above ours, or the first Status exchange is
@@ -269,7 +314,7 @@ impl NodeContext {
                     match self.admit_from_block(tx.clone()) {
                         Ok(Inserted::New(_)) => {
                             // Announce again: peers on the new chain may never have seen it.
-                            self.net.publish_blocking(TopicKind::Tx, tx.to_bytes());
+                            self.announce(tx.clone());
                             back += 1
                         }
                         Ok(Inserted::Known(_)) => back += 1,
@@ -342,6 +387,7 @@ pub async fn run(
     })?;
     let (sync_trigger, sync_rx) = mpsc::channel(256);
     let events = crate::events::Events::default();
+    let (announce, announce_rx) = mpsc::channel(ANNOUNCE_QUEUE);
     let ctx = Arc::new(NodeContext {
         chain,
         mempool: Arc::new(Mutex::new(Mempool::with_config(cfg.mempool))),
@@ -349,10 +395,12 @@ pub async fn run(
         arrivals: Arc::new(ArrivalLog::with_broadcast(events.arrivals.clone())),
         started: Instant::now(),
         events,
+        announce,
         peer_heights: Mutex::new(HashMap::new()),
         sync: Mutex::new(Default::default()),
         initial_sync_done: AtomicBool::new(cfg.bootnodes.is_empty()),
         sync_trigger,
+        verified: Mutex::new(HashSet::new()),
     });
 
     let mut tasks = Vec::new();
@@ -368,6 +416,11 @@ pub async fn run(
             move || block_validation(ctx, rx)
         })?,
     ];
+    tasks.push(tokio::spawn(announcer(
+        net.clone(),
+        announce_rx,
+        stop_rx.clone(),
+    )));
     tasks.push(tokio::spawn(events_task(
         ctx.clone(),
         chans.events,
@@ -560,6 +613,41 @@ fn block_validation(ctx: Arc<NodeContext>, mut rx: mpsc::Receiver<GossipMessage<
             }
         };
         ctx.net.report_blocking(m.id, m.source, verdict);
+    }
+}
+
+/// Announcements waiting for a batch, at most.
+pub const ANNOUNCE_QUEUE: usize = 8_192;
+/// How long the first transaction of a batch waits for company before the batch goes out.
+pub const ANNOUNCE_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Publishes our new transactions (RPC submissions, reorg returns) in `/txs/1` batches: the
+/// first waits up to [`ANNOUNCE_DELAY`] for more, up to [`validation::MAX_TX_BATCH`] per
+/// message. Transactions from gossip are relayed by gossipsub itself, not announced again.
+async fn announcer(
+    net: NetworkHandle,
+    mut rx: mpsc::Receiver<SignedTx>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let first = tokio::select! {
+            t = rx.recv() => match t { Some(t) => t, None => return },
+            _ = stop.changed() => return,
+        };
+        let deadline = tokio::time::Instant::now() + ANNOUNCE_DELAY;
+        let mut batch = vec![first];
+        while batch.len() < validation::MAX_TX_BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(t)) => batch.push(t),
+                _ => break,
+            }
+        }
+        let n = batch.len();
+        let bytes = crate::types::encoding::encode(&batch);
+        if let Err(e) = net.publish(TopicKind::TxBatch, bytes).await {
+            // InsufficientPeers before the mesh forms: the txs are still pooled here.
+            debug!(txs = n, cause = %e, "publishing a transaction batch failed");
+        }
     }
 }
 

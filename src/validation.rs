@@ -163,6 +163,22 @@ pub fn decode_tx(bytes: &[u8]) -> Result<SignedTx, ValidationError> {
     Ok(encoding::decode(bytes, MAX_TX_BYTES)?)
 }
 
+/// Most transactions in one `/txs/1` gossip message.
+pub const MAX_TX_BATCH: usize = 1024;
+
+/// Decodes a gossip transaction batch from untrusted bytes: 1 to [`MAX_TX_BATCH`]
+/// transactions, each within [`MAX_TX_BYTES`] (size-limited, canonical).
+pub fn decode_tx_batch(bytes: &[u8]) -> Result<Vec<SignedTx>, ValidationError> {
+    let txs: Vec<SignedTx> = encoding::decode(bytes, MAX_TX_BATCH * MAX_TX_BYTES + 8)?;
+    if txs.is_empty() || txs.len() > MAX_TX_BATCH {
+        return Err(ValidationError::Decode(format!(
+            "a transaction batch holds 1 to {MAX_TX_BATCH} transactions, not {}",
+            txs.len()
+        )));
+    }
+    Ok(txs)
+}
+
 /// Decodes a block from untrusted bytes (size-limited, canonical).
 pub fn decode_block(bytes: &[u8]) -> Result<Block, ValidationError> {
     Ok(encoding::decode(bytes, MAX_BLOCK_BYTES)?)

@@ -1,3 +1,4 @@
 //! Benchmarks run against real local devnets.
 
 pub mod propagation;
+pub mod throughput;

@@ -331,6 +331,9 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
         exe: std::env::current_exe()?,
         rpc_base_port: 0,
         log: std::env::var("MESHNODE_NODE_LOG").unwrap_or_else(|_| "info".into()),
+        dev_accounts: None,
+        produce: true,
+        extra_args: Vec::new(),
     };
     println!(
         "starting a devnet of {} nodes (slot {} ms) …",

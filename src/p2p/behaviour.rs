@@ -43,7 +43,7 @@ pub fn score_params(chain_id: u64) -> (gossipsub::PeerScoreParams, gossipsub::Pe
         ip_colocation_factor_weight: 0.0,
         ..Default::default()
     };
-    for kind in [TopicKind::Tx, TopicKind::Block] {
+    for kind in TopicKind::ALL {
         let t = gossipsub::TopicScoreParams {
             topic_weight: 1.0,
             time_in_mesh_weight: 0.01,

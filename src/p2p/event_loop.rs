@@ -130,7 +130,7 @@ pub fn start(
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
-    for kind in [TopicKind::Tx, TopicKind::Block] {
+    for kind in TopicKind::ALL {
         swarm
             .behaviour_mut()
             .gossipsub
@@ -327,13 +327,17 @@ impl EventLoop {
         let received_us = crate::now_us();
         let bytes = message.data.len();
         let full = match TopicKind::of(&message.topic, self.chain_id) {
-            Some(TopicKind::Tx) => match validation::decode_tx(&message.data) {
+            Some(kind @ (TopicKind::Tx | TopicKind::TxBatch)) => match if kind == TopicKind::Tx {
+                validation::decode_tx(&message.data).map(|t| vec![t])
+            } else {
+                validation::decode_tx_batch(&message.data)
+            } {
                 Ok(payload) => self
                     .txs
                     .try_send(GossipMessage {
                         id: id.clone(),
                         source,
-                        payload: vec![payload],
+                        payload,
                         bytes,
                         received_us,
                     })

@@ -6,10 +6,20 @@ use libp2p::gossipsub::{IdentTopic, Message, MessageId, TopicHash};
 /// What a gossip topic carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TopicKind {
-    /// Signed transactions: `/meshnode/N/tx/1`.
+    /// One signed transaction per message: `/meshnode/N/tx/1`.
     Tx,
+    /// Batches of signed transactions (1 to [`crate::validation::MAX_TX_BATCH`] per message,
+    /// bincode `Vec<SignedTx>`): `/meshnode/N/txs/1`. What nodes announce on; batching keeps
+    /// gossipsub's per-message cost off each transaction, as devp2p's `Transactions` message
+    /// carries many.
+    TxBatch,
     /// Full blocks: `/meshnode/N/block/1`.
     Block,
+}
+
+impl TopicKind {
+    /// Every topic a node subscribes to.
+    pub const ALL: [TopicKind; 3] = [TopicKind::Tx, TopicKind::TxBatch, TopicKind::Block];
 }
 
 impl TopicKind {
@@ -17,13 +27,14 @@ impl TopicKind {
     pub fn topic(self, chain_id: u64) -> IdentTopic {
         match self {
             TopicKind::Tx => IdentTopic::new(format!("/meshnode/{chain_id}/tx/1")),
+            TopicKind::TxBatch => IdentTopic::new(format!("/meshnode/{chain_id}/txs/1")),
             TopicKind::Block => IdentTopic::new(format!("/meshnode/{chain_id}/block/1")),
         }
     }
 
     /// Which kind `hash` is, for chain `chain_id`.
     pub fn of(hash: &TopicHash, chain_id: u64) -> Option<TopicKind> {
-        [TopicKind::Tx, TopicKind::Block]
+        TopicKind::ALL
             .into_iter()
             .find(|k| k.topic(chain_id).hash() == *hash)
     }

@@ -9,5 +9,6 @@ pub mod compat;
 pub mod discover;
 pub mod error;
 mod eth;
+pub mod preverify;
 pub mod server;
 pub mod types;

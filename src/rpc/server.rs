@@ -56,8 +56,17 @@ pub async fn start(
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .set_id_provider(HexIdProvider)
         .build();
+    let rpc_ctx = ctx.clone();
     let server = Server::builder()
         .set_config(config)
+        .set_rpc_middleware(
+            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |inner| {
+                super::preverify::PreVerify {
+                    inner,
+                    ctx: rpc_ctx.clone(),
+                }
+            }),
+        )
         .set_http_middleware(tower::ServiceBuilder::new().layer(auth).layer(
             super::compat::Rpc10Layer {
                 max_body: MAX_REQUEST_BODY as usize,

@@ -51,6 +51,9 @@ pub async fn start_net(nodes: usize, validators: usize, slot_ms: u64) -> TestNet
         exe: PathBuf::from(env!("CARGO_BIN_EXE_meshnode")),
         rpc_base_port: 0,
         log: "info,meshnode=debug".into(),
+        dev_accounts: None,
+        produce: true,
+        extra_args: Vec::new(),
     };
     let net = Devnet::start(&opts).await.expect("devnet starts");
     TestNet { net, tmp }
