@@ -87,7 +87,7 @@ pub trait BitcoinApi {
     /// maxmempool (bytes), mempoolminfee and minrelaytxfee (fee per transaction in base units:
     /// meshnode fees are per transaction, not per vbyte), incrementalrelayfee (the 10 %
     /// replacement bump, percent), unbroadcastcount 0, fullrbf true; plus meshnode's
-    /// pending/queued counts and maxmempooltxs.
+    /// pending/queued counts, maxmempooltxs, and evicted/expired counts since start.
     #[method(name = "getmempoolinfo")]
     fn getmempoolinfo(&self) -> RpcResult<Value>;
 
