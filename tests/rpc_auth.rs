@@ -9,6 +9,7 @@ use jsonrpsee::ws_client::WsClientBuilder;
 use meshnode::rpc::auth::basic_header;
 use std::path::Path;
 use std::process::Output;
+use std::time::Duration;
 
 fn status_of(url: &str, auth: Option<&str>) -> (u16, String) {
     let mut req = ureq::post(url).set("Content-Type", "application/json");
@@ -149,20 +150,30 @@ async fn off_loopback_rpc_requires_credentials_and_meshnode_rpc_uses_the_cookie(
     let o = cli(&["--rpc", &url_a, "getblockcount"]).await;
     let (_, err) = text(&o);
     assert!(!o.status.success() && err.contains("401"), "{err}");
-    // User and password for node b.
-    let o = cli(&[
-        "--rpc",
-        &url_b,
-        "--rpc-user",
-        "alice",
-        "--rpc-password",
-        "s3cret",
-        "getconnectioncount",
-    ])
+    // User and password for node b (which connects to node a by itself).
+    wait_for(
+        "node b to count node a as a peer",
+        Duration::from_secs(30),
+        || {
+            let url_b = url_b.clone();
+            async move {
+                let o = cli(&[
+                    "--rpc",
+                    &url_b,
+                    "--rpc-user",
+                    "alice",
+                    "--rpc-password",
+                    "s3cret",
+                    "getconnectioncount",
+                ])
+                .await;
+                let (out, err) = text(&o);
+                assert!(o.status.success(), "{err}");
+                (out.trim() == "1").then_some(())
+            }
+        },
+    )
     .await;
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{err}");
-    assert_eq!(out.trim(), "1");
 
     // The cookie goes with the node.
     net.net.stop_node(a);

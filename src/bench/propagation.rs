@@ -313,15 +313,7 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
         bail!("need at least 2 nodes and 1 block");
     }
     let started = Instant::now();
-    let (dir, _tmp) = match &args.dir {
-        Some(d) => (d.clone(), None),
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("meshnode-bench-")
-                .tempdir()?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
+    let (dir, _tmp) = super::work_dir(&args.dir)?;
     let opts = DevnetOptions {
         nodes: args.nodes,
         validators: args.nodes,

@@ -303,15 +303,7 @@ pub async fn run_cli(args: ThroughputArgs) -> anyhow::Result<()> {
     let hexes: Vec<String> = txs.iter().map(|t| hex::encode(t.to_bytes())).collect();
     drop(txs);
 
-    let (dir, _tmp) = match &args.dir {
-        Some(d) => (d.clone(), None),
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("meshnode-bench-")
-                .tempdir()?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
+    let (dir, _tmp) = super::work_dir(&args.dir)?;
     let opts = DevnetOptions {
         nodes: args.nodes,
         validators: 1,
