@@ -367,7 +367,17 @@ impl Mempool {
     /// queue limits (for a transaction behind a gap), and a full pool whose cheapest
     /// evictable transactions pay at least as much.
     pub fn check(&self, tx: &SignedTx, account: Account) -> Result<Admission, MempoolError> {
-        let hash = tx.hash();
+        self.check_keyed(tx, tx.hash(), tx.sender(), account)
+    }
+
+    /// [`Mempool::check`] with the transaction's hash and sender already derived.
+    fn check_keyed(
+        &self,
+        tx: &SignedTx,
+        hash: Hash,
+        sender: Address,
+        account: Account,
+    ) -> Result<Admission, MempoolError> {
         if self.by_hash.contains_key(&hash) {
             return Ok(Admission::Known(hash));
         }
@@ -386,7 +396,6 @@ impl Mempool {
                 cost,
             });
         }
-        let sender = tx.sender();
         let q = self.senders.get(&sender);
         if let Some(old) = q.and_then(|q| q.txs.get(&nonce)) {
             let old_fee = self.by_hash[old].fee();
@@ -461,9 +470,22 @@ impl Mempool {
         tx: Verified<SignedTx>,
         account: Account,
     ) -> Result<Inserted, MempoolError> {
+        let (hash, sender) = (tx.inner().hash(), tx.inner().sender());
+        self.insert_keyed(tx, hash, sender, account)
+    }
+
+    /// [`Mempool::insert`] with the transaction's hash and sender already derived (the gossip
+    /// path has them); they must be `tx`'s.
+    pub fn insert_keyed(
+        &mut self,
+        tx: Verified<SignedTx>,
+        hash: Hash,
+        sender: Address,
+        account: Account,
+    ) -> Result<Inserted, MempoolError> {
+        debug_assert_eq!(hash, tx.inner().hash());
         let tx = tx.into_inner();
-        let hash = tx.hash();
-        match self.check(&tx, account)? {
+        match self.check_keyed(&tx, hash, sender, account)? {
             Admission::Known(h) => return Ok(Inserted::Known(h)),
             Admission::Replace(old) => {
                 self.remove(&old);
@@ -478,7 +500,6 @@ impl Mempool {
             }
             Admission::Add => {}
         }
-        let sender = tx.sender();
         let size = tx.encoded_len();
         let nonce = tx.body.nonce;
         self.detach(&sender);

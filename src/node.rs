@@ -248,23 +248,24 @@ impl NodeContext {
         let refs: Vec<&SignedTx> = todo.iter().map(|(_, tx, _)| *tx).collect();
         let ok = crate::crypto::verify_txs_parallel(&refs, threads);
         let mut admit = Vec::with_capacity(todo.len());
-        for ((i, tx, _), good) in todo.into_iter().zip(ok) {
+        for ((i, tx, hash), good) in todo.into_iter().zip(ok) {
             if !good {
                 verdicts[i] = Verdict::Reject;
             } else {
-                let account = self.chain.store.account(&tx.sender());
-                admit.push((i, tx, account));
+                let sender = tx.sender();
+                let account = self.chain.store.account(&sender);
+                admit.push((i, tx, hash, sender, account));
             }
         }
         let mut new = Vec::new();
         {
             let mut m = self.mempool.lock().expect("mempool lock poisoned");
-            for (i, tx, account) in admit {
+            for (i, tx, hash, sender, account) in admit {
                 if verdicts[i] == Verdict::Reject {
                     continue;
                 }
-                if let Ok(Inserted::New(h)) = m.insert(validation::verified_tx(tx.clone()), account)
-                {
+                let tx = validation::verified_tx(tx.clone());
+                if let Ok(Inserted::New(h)) = m.insert_keyed(tx, hash, sender, account) {
                     verdicts[i] = Verdict::Accept;
                     new.push(h);
                 }
@@ -618,11 +619,15 @@ fn block_validation(ctx: Arc<NodeContext>, mut rx: mpsc::Receiver<GossipMessage<
 
 /// Announcements waiting for a batch, at most.
 pub const ANNOUNCE_QUEUE: usize = 8_192;
+/// Most transactions we put in one `/txs/1` message (receivers accept up to
+/// [`validation::MAX_TX_BATCH`]): 512 × ~156 bytes stays under glibc's 128 KiB mmap threshold,
+/// so the copies gossipsub makes of each message come from the heap, not fresh pages.
+pub const ANNOUNCE_BATCH: usize = 512;
 /// How long the first transaction of a batch waits for company before the batch goes out.
 pub const ANNOUNCE_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Publishes our new transactions (RPC submissions, reorg returns) in `/txs/1` batches: the
-/// first waits up to [`ANNOUNCE_DELAY`] for more, up to [`validation::MAX_TX_BATCH`] per
+/// first waits up to [`ANNOUNCE_DELAY`] for more, up to [`ANNOUNCE_BATCH`] per
 /// message. Transactions from gossip are relayed by gossipsub itself, not announced again.
 async fn announcer(
     net: NetworkHandle,
@@ -636,7 +641,7 @@ async fn announcer(
         };
         let deadline = tokio::time::Instant::now() + ANNOUNCE_DELAY;
         let mut batch = vec![first];
-        while batch.len() < validation::MAX_TX_BATCH {
+        while batch.len() < ANNOUNCE_BATCH {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(t)) => batch.push(t),
                 _ => break,

@@ -2,7 +2,9 @@
 //! every node's mempool carries, next to the ceiling set by signature verification on this
 //! machine.
 //!
-//! 1. **Ceiling**, measured first in this process with nothing else running: ed25519-dalek's
+//! 1. **Ceiling**, measured in this process with no node running, before and after the load
+//!    (best of three one-second readings each; the highest of all counts, including readings
+//!    of the node's own path, which does everything `verify_batch` does): ed25519-dalek's
 //!    `verify_batch` rate on one core (batches of 1,024 with messages and keys prepared, so
 //!    nothing but the curve arithmetic is timed), times the cores, divided by the nodes —
 //!    every node verifies every transaction once, and the nodes share the machine's cores.
@@ -62,7 +64,8 @@ pub struct Report {
 /// How the figures were obtained.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Details {
-    /// One core's `verify_batch` rate on prepared inputs, signatures per second.
+    /// One core's `verify_batch` rate on prepared inputs, signatures per second: the highest
+    /// reading before and after the load (the ceiling's basis).
     pub verify_rate_per_core: f64,
     /// One core's rate through the node's own batch verification path, signatures per second.
     pub node_verify_rate_per_core: f64,
@@ -126,6 +129,18 @@ pub fn verify_rate(txs: &[SignedTx]) -> f64 {
         }
     }
     n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Best of three one-second readings of [`library_verify_rate`] and of [`verify_rate`].
+async fn read_rates(sample: Arc<Vec<SignedTx>>) -> anyhow::Result<(f64, f64)> {
+    Ok(tokio::task::spawn_blocking(move || {
+        let best = |f: &dyn Fn() -> f64| (0..3).map(|_| f()).fold(0.0, f64::max);
+        (
+            best(&|| library_verify_rate(&sample)),
+            best(&|| verify_rate(&sample)),
+        )
+    })
+    .await?)
 }
 
 /// Signs `count` transfers round-robin over `senders` dev accounts (nonces from 0, in order
@@ -290,15 +305,11 @@ pub async fn run_cli(args: ThroughputArgs) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let sample: Vec<SignedTx> = txs[..8192].to_vec();
-    let (rate, node_rate) =
-        tokio::task::spawn_blocking(move || (library_verify_rate(&sample), verify_rate(&sample)))
-            .await?;
-    let ceiling = rate * cores as f64 / args.nodes as f64;
-    println!(
-        "ceiling: ed25519 verify_batch {:.0} sig/s on one core × {cores} cores ÷ {} nodes = {:.0} tx/s",
-        rate, args.nodes, ceiling
-    );
+    // The machine is shared and noisy: the ceiling is the best of three one-second readings
+    // before the load and three after it (the highest ceiling gives the lowest ratio).
+    let sample: Arc<Vec<SignedTx>> = Arc::new(txs[..8192].to_vec());
+    let (rate_before, node_rate) = read_rates(sample.clone()).await?;
+    println!("verify_batch before the load: {rate_before:.0} sig/s on one core (best of 3)");
     println!("  (the node's own batch path, message building and key cache included: {node_rate:.0} sig/s per core)");
     let hexes: Vec<String> = txs.iter().map(|t| hex::encode(t.to_bytes())).collect();
     drop(txs);
@@ -400,6 +411,18 @@ pub async fn run_cli(args: ThroughputArgs) -> anyhow::Result<()> {
     }
     let rss_max = rss.iter().copied().max().unwrap_or(0);
     tokio::task::block_in_place(|| devnet.stop());
+    let (rate_after, node_rate_after) = read_rates(sample).await?;
+    // The node's path does all verify_batch does and more, so a faster reading of it only
+    // shows verify_batch can go at least that fast: the ceiling takes the highest of all.
+    let rate = rate_before
+        .max(rate_after)
+        .max(node_rate)
+        .max(node_rate_after);
+    let ceiling = rate * cores as f64 / args.nodes as f64;
+    println!(
+        "verify_batch after the load: {rate_after:.0} sig/s; ceiling: {rate:.0} sig/s × {cores} cores ÷ {} nodes = {ceiling:.0} tx/s",
+        args.nodes
+    );
 
     let report = Report {
         nodes: args.nodes,
