@@ -24,10 +24,19 @@ async fn python_bitcoinrpc_drives_the_bitcoin_methods() {
         data: vec![],
     });
     let (raw, txid) = (hex::encode(tx.to_bytes()), tx.hash().to_string());
+    let mut stale_body = tx.body.clone();
+    stale_body.amount = 78;
+    let stale = hex::encode(k.sign_tx(stale_body).to_bytes());
     let cookie = std::fs::read_to_string(net.net.nodes[2].dir.join(".cookie")).unwrap();
     let out = run_client_script(
         "bitcoin_check.py",
-        &[net.net.nodes[2].rpc_url(), &raw, &txid, cookie.trim()],
+        &[
+            net.net.nodes[2].rpc_url(),
+            &raw,
+            &txid,
+            cookie.trim(),
+            &stale,
+        ],
     )
     .await;
     eprintln!("{out}");

@@ -2,7 +2,8 @@
 //! JSON, invalid requests, unknown methods, wrong parameter types, an oversize body, a batch
 //! over the limit, garbage hex in both submit methods, unknown blocks and transactions. After
 //! all of it the node still serves and its chain still grows. Also: `rpc.discover` lists every
-//! registered method with its documentation, and `help` answers.
+//! registered method with its documentation, `help` answers, and the 257th connection gets
+//! HTTP 429 until others close.
 
 mod common;
 use common::*;
@@ -22,7 +23,9 @@ fn post(url: &str, body: &[u8]) -> (u16, Value) {
     };
     let status = resp.status();
     let text = resp.into_string().unwrap();
-    let v = if text.trim().is_empty() {
+    let v = if status == 429 {
+        Value::String(text) // jsonrpsee's plain-text "Too many connections"
+    } else if text.trim().is_empty() {
         Value::Null
     } else {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {text}"))
@@ -219,4 +222,33 @@ async fn bad_requests_get_their_documented_errors_and_the_node_keeps_serving() {
         .unwrap()
         .starts_with("getblock \"blockhash\" ( verbosity )"));
     eprintln!("rpc.discover lists {} methods, all documented", names.len());
+
+    // The connection limit: WebSocket connections hold a slot each; with all 256 taken an
+    // HTTP request gets 429, and once they close the node serves again.
+    let ws_url = url.replacen("http://", "ws://", 1);
+    let mut held = Vec::new();
+    for _ in 0..meshnode::rpc::server::MAX_CONNECTIONS {
+        held.push(
+            jsonrpsee::ws_client::WsClientBuilder::default()
+                .build(&ws_url)
+                .await
+                .expect("a WebSocket connection below the limit"),
+        );
+    }
+    let u = url.clone();
+    let (status, body) = tokio::task::spawn_blocking(move || call(&u, "getblockcount", json!([])))
+        .await
+        .unwrap();
+    assert_eq!(status, 429, "request over the connection limit: {body}");
+    drop(held);
+    let c3 = c.clone();
+    wait_for(
+        "slots to free after the WebSocket clients close",
+        Duration::from_secs(30),
+        || {
+            let c = c3.clone();
+            async move { c.getblockcount().await.ok() }
+        },
+    )
+    .await;
 }

@@ -56,9 +56,12 @@ pub fn submit_btc(e: &SubmitError) -> ErrorObjectOwned {
                 RPC_VERIFY_ALREADY_IN_CHAIN,
                 "Transaction already in block chain",
             ),
-            MempoolError::NonceTooLow { .. } => {
-                err(RPC_VERIFY_REJECTED, format!("bad-txns-nonce-too-low ({m})"))
-            }
+            // The account-model twin of spending a spent output: Bitcoin Core's
+            // "bad-txns-inputs-missingorspent", -25.
+            MempoolError::NonceTooLow { .. } => err(
+                RPC_VERIFY_ERROR,
+                format!("bad-txns-inputs-missingorspent ({m})"),
+            ),
             MempoolError::InsufficientFunds { .. } => err(
                 RPC_VERIFY_REJECTED,
                 format!("bad-txns-insufficient-funds ({m})"),

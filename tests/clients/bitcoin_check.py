@@ -2,10 +2,11 @@
 (a published Bitcoin Core RPC client: JSON-RPC 1.x bodies, strict about the reply's
 Content-Type and about `result`/`error` both being present).
 
-Usage: bitcoin_check.py RPC_URL RAW_TX_HEX EXPECTED_TXID COOKIE
+Usage: bitcoin_check.py RPC_URL RAW_TX_HEX EXPECTED_TXID COOKIE STALE_RAW_TX_HEX
 
 COOKIE is the node's `__cookie__:<secret>` line (DATA_DIR/.cookie), sent as Bitcoin clients
-send it: HTTP Basic auth.
+send it: HTTP Basic auth. STALE_RAW_TX_HEX reuses RAW_TX_HEX's sender and nonce (another
+amount): once the first is mined it must get -25, as a spent input does in Bitcoin Core.
 
 Any parse error, wrong value or unexpected error code raises, so the process exits non-zero.
 """
@@ -29,7 +30,7 @@ def expect_error(call, code):
 
 
 def main() -> None:
-    url, raw, expected, cookie = sys.argv[1:5]
+    url, raw, expected, cookie, stale = sys.argv[1:6]
     u = urlsplit(url)
     rpc_url = urlunsplit((u.scheme, f"{cookie}@{u.netloc}", u.path, "", ""))
     rpc = lambda: AuthServiceProxy(rpc_url, timeout=30)  # one connection per call is simplest
@@ -120,6 +121,8 @@ def main() -> None:
     expect_error(lambda: rpc().getblockhash(10**12), -8)
     expect_error(lambda: rpc().sendrawtransaction("zz"), -22)
     expect_error(lambda: rpc().sendrawtransaction(raw), -27)  # now in a block
+    msg = expect_error(lambda: rpc().sendrawtransaction(stale), -25)  # its nonce is used
+    assert msg.startswith("bad-txns-inputs-missingorspent"), msg
     expect_error(lambda: rpc().getrawtransaction("11" * 32), -5)
     expect_error(lambda: rpc().getblockheader("00" * 32), -5)
     expect_error(lambda: rpc().testmempoolaccept([]), -8)
