@@ -181,5 +181,42 @@ async fn bad_signature_over_gossip_is_rejected_not_relayed_and_penalised() {
         );
     }
     nowhere(&net, &bad.hash().to_string()).await;
+
+    // A /txs/1 batch with one bad signature among good ones is Rejected as a whole and not
+    // relayed; the good transaction alone in a later batch reaches everyone.
+    let (ok_tx, bad_tx) = (transfer(14, 0), corrupt(transfer(15, 0)));
+    let r1 = gossip_counters(&c1).await.1;
+    let others = [
+        gossip_counters(&client(&net, 0)).await.1,
+        gossip_counters(&client(&net, 2)).await.1,
+    ];
+    let encode = meshnode::types::encoding::encode::<Vec<meshnode::types::SignedTx>>;
+    peer.publish(
+        TopicKind::TxBatch,
+        encode(&vec![ok_tx.clone(), bad_tx.clone()]),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "node1 to reject the bad batch",
+        Duration::from_secs(20),
+        || {
+            let c1 = c1.clone();
+            async move { (gossip_counters(&c1).await.1 > r1).then_some(()) }
+        },
+    )
+    .await;
+    peer.publish(TopicKind::TxBatch, encode(&vec![ok_tx.clone()]))
+        .await
+        .unwrap();
+    everywhere(&net, &ok_tx.hash().to_string()).await;
+    nowhere(&net, &bad_tx.hash().to_string()).await;
+    for (i, before) in [(0, others[0]), (2, others[1])] {
+        let now = gossip_counters(&client(&net, i)).await.1;
+        assert_eq!(
+            now, before,
+            "node{i} received (and rejected) a relayed bad batch"
+        );
+    }
     drop(tp);
 }
