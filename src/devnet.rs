@@ -336,17 +336,24 @@ impl Drop for Devnet {
     }
 }
 
-/// `meshnode devnet`.
-pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
-    let (dir, _tmp) = match &args.dir {
+/// A devnet's directory: `dir` when given (kept afterwards), else a fresh temporary directory
+/// named `<prefix>…`, removed when the returned guard drops.
+pub fn work_dir(
+    dir: &Option<PathBuf>,
+    prefix: &str,
+) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match dir {
         Some(d) => (d.clone(), None),
         None => {
-            let t = tempfile::Builder::new()
-                .prefix("meshnode-devnet-")
-                .tempdir()?;
+            let t = tempfile::Builder::new().prefix(prefix).tempdir()?;
             (t.path().to_path_buf(), Some(t))
         }
-    };
+    })
+}
+
+/// `meshnode devnet`.
+pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
+    let (dir, _tmp) = work_dir(&args.dir, "meshnode-devnet-")?;
     let opts = DevnetOptions {
         nodes: args.nodes,
         validators: args.validators.unwrap_or(args.nodes),

@@ -313,7 +313,7 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
         bail!("need at least 2 nodes and 1 block");
     }
     let started = Instant::now();
-    let (dir, _tmp) = super::work_dir(&args.dir)?;
+    let (dir, _tmp) = crate::devnet::work_dir(&args.dir, "meshnode-bench-")?;
     let opts = DevnetOptions {
         nodes: args.nodes,
         validators: args.nodes,

@@ -314,7 +314,7 @@ pub async fn run_cli(args: ThroughputArgs) -> anyhow::Result<()> {
     let hexes: Vec<String> = txs.iter().map(|t| hex::encode(t.to_bytes())).collect();
     drop(txs);
 
-    let (dir, _tmp) = super::work_dir(&args.dir)?;
+    let (dir, _tmp) = crate::devnet::work_dir(&args.dir, "meshnode-bench-")?;
     let opts = DevnetOptions {
         nodes: args.nodes,
         validators: 1,
