@@ -1,10 +1,12 @@
-//! Per-block arrival records: when gossip first delivered a block, when validation finished,
-//! and (on its producer) when it was published. Microseconds since the Unix epoch.
+//! Per-block arrival records: when gossip first delivered a block (the gossip worker), when it
+//! became canonical here (from the chain's canonical notifications, [`follow`]), and on its
+//! producer when it was published (the producer). Microseconds since the Unix epoch.
 
+use crate::chain::CanonNotification;
 use crate::types::Hash;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use tokio::sync::broadcast;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, watch};
 
 /// How many blocks' records are kept (oldest dropped first).
 pub const KEEP: usize = 100_000;
@@ -17,7 +19,8 @@ pub struct Arrival {
     pub height: u64,
     /// When gossip delivered it, before validation (None on its producer, or if it came by sync).
     pub first_seen_us: Option<u64>,
-    /// When it was validated and committed here (on the producer: when it was committed).
+    /// When it was validated and committed to the canonical chain here (on the producer: when
+    /// it was committed; after a reorg: when the reorg was committed).
     pub validated_us: Option<u64>,
     /// On the producer only: when it was handed to gossipsub.
     pub published_us: Option<u64>,
@@ -26,6 +29,9 @@ pub struct Arrival {
     /// Number of transactions.
     pub txs: u64,
 }
+
+/// Records sent to `blockArrivals` subscribers, buffered for a slow one.
+pub const CAPACITY: usize = 4096;
 
 /// The node's arrival log. Uses a `std::sync::Mutex`: every section is a map lookup, never
 /// across `.await`.
@@ -38,11 +44,35 @@ pub struct ArrivalLog {
 }
 
 impl ArrivalLog {
-    /// A log that sends each record to `validated` when the block is first validated.
-    pub fn with_broadcast(validated: broadcast::Sender<(Hash, Arrival)>) -> ArrivalLog {
+    /// A log that broadcasts each record when the block is first validated
+    /// ([`ArrivalLog::subscribe`]).
+    pub fn with_broadcast() -> ArrivalLog {
         ArrivalLog {
-            validated: Some(validated),
+            validated: Some(broadcast::channel(CAPACITY).0),
             ..Default::default()
+        }
+    }
+
+    /// Each record from now on, the moment its block is first validated
+    /// (`meshnode_subscribe("blockArrivals")`); a log made without a broadcast never sends.
+    pub fn subscribe(&self) -> broadcast::Receiver<(Hash, Arrival)> {
+        match &self.validated {
+            Some(tx) => tx.subscribe(),
+            None => broadcast::channel(1).1,
+        }
+    }
+
+    /// Records the canonical blocks of one notification as validated at its commit time.
+    pub fn on_canon(&self, n: &CanonNotification) {
+        for b in &n.applied {
+            self.update(b.hash(), |a| {
+                a.height = b.header.height;
+                a.validated_us.get_or_insert(n.committed_us);
+                a.txs = b.txs.len() as u64;
+                if a.bytes == 0 {
+                    a.bytes = b.to_bytes().len() as u64;
+                }
+            });
         }
     }
 
@@ -77,5 +107,26 @@ impl ArrivalLog {
             .0
             .get(hash)
             .copied()
+    }
+}
+
+/// Runs until `stop` turns true: records every canonical notification in `log`. Notifications
+/// missed by a lagging receiver leave those blocks without a validated time (logged).
+pub async fn follow(
+    log: Arc<ArrivalLog>,
+    mut canon: broadcast::Receiver<Arc<CanonNotification>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            n = canon.recv() => match n {
+                Ok(n) => log.on_canon(&n),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "arrival log missed canonical notifications");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = stop.changed() => return,
+        }
     }
 }

@@ -100,6 +100,30 @@ pub struct RunArgs {
     pub rpc_password: Option<String>,
 }
 
+impl RunArgs {
+    /// The flags as plain settings, for [`crate::config::Config::from_raw`].
+    pub fn raw(&self) -> crate::config::RawConfig {
+        crate::config::RawConfig {
+            data_dir: self.data_dir.clone(),
+            genesis: self.genesis.clone(),
+            listen: self.listen.clone(),
+            rpc: self.rpc,
+            bootnode: self.bootnode.clone(),
+            validator_key: self.validator_key.clone(),
+            node_key: self.node_key.clone(),
+            target_peers: self.target_peers,
+            mempool_max_txs: self.mempool_max_txs,
+            mempool_max_bytes: self.mempool_max_bytes,
+            mempool_max_per_sender: self.mempool_max_per_sender,
+            mempool_max_queued_per_sender: self.mempool_max_queued_per_sender,
+            mempool_max_queued: self.mempool_max_queued,
+            mempool_queued_lifetime_secs: self.mempool_queued_lifetime_secs,
+            rpc_user: self.rpc_user.clone(),
+            rpc_password: self.rpc_password.clone(),
+        }
+    }
+}
+
 /// `meshnode devnet`.
 #[derive(Debug, Args, Clone)]
 pub struct DevnetArgs {

@@ -1,6 +1,7 @@
-//! Raw CLI arguments -> validated node [`Config`], in one fallible function.
+//! Raw settings (flags, environment, files) -> validated node [`Config`], in one fallible
+//! function, [`Config::from_raw`]; plus `node.json`, what a running node tells tooling. No
+//! clap types here: `cli` converts its arguments into [`RawConfig`].
 
-use crate::cli::RunArgs;
 use crate::crypto::Keypair;
 use crate::genesis::{ChainSpec, GenesisFile};
 use anyhow::{bail, Context};
@@ -27,17 +28,59 @@ pub struct Config {
     pub node_key: PathBuf,
     /// Random-walk dial target.
     pub target_peers: usize,
-    /// Mempool limits.
-    pub mempool: crate::mempool::MempoolConfig,
+    /// Transaction pool limits and announcement tuning.
+    pub txpool: crate::txpool::TxPoolConfig,
+    /// Gossip validation worker tuning.
+    pub gossip: crate::gossip::GossipConfig,
+    /// Range sync tuning.
+    pub sync: crate::sync::SyncConfig,
     /// `user:password` from --rpc-user/--rpc-password; `None` means cookie auth.
     pub rpc_user_pass: Option<String>,
+}
+
+/// Settings as given (`meshnode run` flags and environment), not yet checked. Field meanings
+/// and defaults are those of the flags of the same names (`meshnode run --help`).
+#[derive(Clone, Debug)]
+pub struct RawConfig {
+    /// `--data-dir`.
+    pub data_dir: PathBuf,
+    /// `--genesis`: the genesis file.
+    pub genesis: PathBuf,
+    /// `--listen` multiaddrs, unparsed.
+    pub listen: Vec<String>,
+    /// `--rpc`.
+    pub rpc: SocketAddr,
+    /// `--bootnode` multiaddrs, unparsed.
+    pub bootnode: Vec<String>,
+    /// `--validator-key`: a key file or `dev-validator:N`.
+    pub validator_key: Option<String>,
+    /// `--node-key`.
+    pub node_key: Option<PathBuf>,
+    /// `--target-peers`.
+    pub target_peers: usize,
+    /// `--mempool-max-txs`.
+    pub mempool_max_txs: usize,
+    /// `--mempool-max-bytes`.
+    pub mempool_max_bytes: usize,
+    /// `--mempool-max-per-sender`.
+    pub mempool_max_per_sender: usize,
+    /// `--mempool-max-queued-per-sender`.
+    pub mempool_max_queued_per_sender: usize,
+    /// `--mempool-max-queued`.
+    pub mempool_max_queued: usize,
+    /// `--mempool-queued-lifetime-secs`.
+    pub mempool_queued_lifetime_secs: u64,
+    /// `--rpc-user`.
+    pub rpc_user: Option<String>,
+    /// `--rpc-password`.
+    pub rpc_password: Option<String>,
 }
 
 impl Config {
     /// Validates `args`: reads the genesis, parses multiaddrs, loads the validator key.
     ///
     /// Errors name the flag or file at fault.
-    pub fn from_cli(args: &RunArgs) -> anyhow::Result<Config> {
+    pub fn from_raw(args: &RawConfig) -> anyhow::Result<Config> {
         let spec = GenesisFile::read(&args.genesis)?.to_spec()?;
         let parse = |s: &String, what: &str| -> anyhow::Result<Multiaddr> {
             s.parse()
@@ -83,14 +126,21 @@ impl Config {
             bootnodes,
             validator_key,
             target_peers: args.target_peers,
-            mempool: crate::mempool::MempoolConfig {
-                max_txs: args.mempool_max_txs,
-                max_bytes: args.mempool_max_bytes,
-                max_per_sender: args.mempool_max_per_sender,
-                max_queued_per_sender: args.mempool_max_queued_per_sender,
-                max_queued: args.mempool_max_queued,
-                queued_lifetime: std::time::Duration::from_secs(args.mempool_queued_lifetime_secs),
+            txpool: crate::txpool::TxPoolConfig {
+                pool: crate::txpool::MempoolConfig {
+                    max_txs: args.mempool_max_txs,
+                    max_bytes: args.mempool_max_bytes,
+                    max_per_sender: args.mempool_max_per_sender,
+                    max_queued_per_sender: args.mempool_max_queued_per_sender,
+                    max_queued: args.mempool_max_queued,
+                    queued_lifetime: std::time::Duration::from_secs(
+                        args.mempool_queued_lifetime_secs,
+                    ),
+                },
+                ..Default::default()
             },
+            gossip: Default::default(),
+            sync: Default::default(),
             rpc_user_pass: match (&args.rpc_user, &args.rpc_password) {
                 (Some(u), Some(p)) => {
                     if u.contains(':') {
@@ -102,4 +152,18 @@ impl Config {
             },
         })
     }
+}
+
+/// What a running node writes to `DATA_DIR/node.json` once it listens (for devnet tooling
+/// and tests that start nodes on port 0); removed at a clean shutdown.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct NodeFile {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Listen multiaddrs with `/p2p/<peer id>`.
+    pub listen_addrs: Vec<String>,
+    /// JSON-RPC URL (HTTP; the same port serves WebSocket).
+    pub rpc_url: String,
+    /// Process id.
+    pub pid: u32,
 }

@@ -4,9 +4,9 @@
 //! Also the harness the bench and the integration tests use to run real node processes.
 
 use crate::cli::DevnetArgs;
+use crate::config::NodeFile;
 use crate::crypto::Keypair;
 use crate::genesis::GenesisFile;
-use crate::node::NodeFile;
 use anyhow::{bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;

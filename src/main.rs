@@ -67,7 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 async fn async_main(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
-            let cfg = Config::from_cli(&args)?;
+            let cfg = Config::from_raw(&args.raw())?;
             meshnode::node::run(cfg, meshnode::devnet::stop_signal()).await
         }
         Command::Devnet(args) => meshnode::devnet::run_cli(args).await,

@@ -207,6 +207,46 @@ pub fn check_tx(tx: SignedTx, chain_id: u64) -> Result<Verified<SignedTx>, Valid
     Ok(Verified(tx))
 }
 
+/// Stateless checks of many transactions at once, each as [`check_tx`]: field checks, then
+/// the signatures of those whose `sig_known` flag is false. A single signature is verified
+/// with `verify_strict`; more go in ed25519 batches over `threads` OS threads
+/// ([`crypto::verify_txs_parallel`], each bad one found alone). `sig_known` must be as long as
+/// `txs` and mark transactions whose signatures this node verified before (the pool's
+/// signature cache). Results in input order.
+pub fn check_txs(
+    txs: Vec<SignedTx>,
+    chain_id: u64,
+    threads: usize,
+    sig_known: &[bool],
+) -> Vec<Result<Verified<SignedTx>, ValidationError>> {
+    let fields: Vec<Result<(), ValidationError>> =
+        txs.iter().map(|t| check_tx_fields(t, chain_id)).collect();
+    let need: Vec<usize> = (0..txs.len())
+        .filter(|&i| fields[i].is_ok() && !sig_known[i])
+        .collect();
+    let mut sig_ok = vec![true; txs.len()];
+    if need.len() == 1 {
+        sig_ok[need[0]] = crypto::verify_tx(&txs[need[0]]).is_ok();
+    } else if !need.is_empty() {
+        let refs: Vec<&SignedTx> = need.iter().map(|&i| &txs[i]).collect();
+        for (i, ok) in need.iter().zip(crypto::verify_txs_parallel(&refs, threads)) {
+            sig_ok[*i] = ok;
+        }
+    }
+    txs.into_iter()
+        .zip(fields)
+        .zip(sig_ok)
+        .map(|((tx, f), ok)| {
+            f?;
+            if ok {
+                Ok(Verified(tx))
+            } else {
+                Err(ValidationError::BadTxSignature)
+            }
+        })
+        .collect()
+}
+
 /// What a block is checked against.
 pub struct BlockContext<'a> {
     /// The chain's genesis spec (chain id, schedule).

@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use meshnode::chain::{Chain, ChainStore};
 use meshnode::crypto::Keypair;
-use meshnode::mempool::Mempool;
 use meshnode::rpc::api::{AdminApiClient, BitcoinApiClient, EthApiClient, MeshnodeApiClient};
+use meshnode::txpool::Mempool;
 use meshnode::types::{Hash, TxBody};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -51,8 +51,16 @@ async fn late_joiner_syncs_1000_blocks_from_several_peers() {
                 *n += 1;
             }
             let key = Keypair::dev_validator(slot % 3);
+            let me = key.address();
             let b = chain
-                .produce(&key, slot, &mempool)
+                .produce(&key, slot, |state| {
+                    mempool.lock().unwrap().select(
+                        state,
+                        &me,
+                        meshnode::chain::PRODUCER_MAX_TXS,
+                        meshnode::chain::PRODUCER_MAX_BYTES,
+                    )
+                })
                 .unwrap()
                 .unwrap()
                 .into_inner();

@@ -1,22 +1,26 @@
-//! The chain: the store plus the head, block import (validate -> commit) and block production.
+//! The chain: the store plus the head, block import (validate -> fork choice -> commit) and
+//! block building; every change of the canonical chain is announced once, as a
+//! [`CanonNotification`] on a broadcast channel (reth's `CanonStateNotification`).
 //!
 //! Import and production are serialised by one lock (a `std::sync::Mutex` held only across
-//! synchronous validation and the store commit, never across `.await`).
+//! synchronous validation and the store commit, never across `.await`). The chain knows no
+//! pool: production takes the transactions its caller selects on the head's state.
 
-pub mod producer;
+pub mod fsck;
 pub mod store;
 
 use crate::crypto::Keypair;
 use crate::genesis::ChainSpec;
-use crate::mempool::Mempool;
 use crate::state::{apply_block, Account, Overlay, StateView};
 use crate::types::Address;
 use crate::types::{Block, BlockHeader, Hash};
 use crate::validation::{self, BlockContext, ValidationError, Verified};
+pub use fsck::{CheckError, CheckReport};
 use std::collections::HashMap;
 use std::collections::HashSet;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 pub use store::{ChainStore, ReorgWrite, StoreError, UndoRecord};
+use tokio::sync::broadcast;
 
 /// Most transactions the producer puts in one block.
 pub const PRODUCER_MAX_TXS: usize = 5_000;
@@ -40,14 +44,27 @@ pub fn prefers(height: u64, hash: &Hash, head: &Head) -> bool {
     height > head.height || (height == head.height && *hash < head.hash)
 }
 
-/// What an import changed in the canonical chain.
+/// What an import or a production changed in the canonical chain; broadcast to every
+/// subscriber of [`Chain::subscribe`] once the change is committed (reth's
+/// `CanonStateNotification`). Pool maintenance, `newHeads` subscriptions and arrival records
+/// all follow the chain through it.
 #[derive(Debug, Default)]
-pub struct Imported {
+pub struct CanonNotification {
     /// Blocks that left the canonical chain (a reorg), highest first.
     pub undone: Vec<Block>,
     /// Blocks that joined it, in height order (empty for a block stored on a side branch).
     pub applied: Vec<Block>,
+    /// When the change was committed to the store, µs since the Unix epoch.
+    pub committed_us: u64,
 }
+
+/// What [`Chain::import`] returns: the notification it broadcast (empty for a block stored on
+/// a side branch, which is not broadcast).
+pub type Imported = Arc<CanonNotification>;
+
+/// Notifications buffered for a slow subscriber; one that falls further behind gets
+/// `Lagged` and must re-read the head.
+pub const CANON_CAPACITY: usize = 1024;
 
 /// Why a block was not imported.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +85,7 @@ pub struct Chain {
     pub spec: ChainSpec,
     head: RwLock<Head>,
     lock: Mutex<()>,
+    canon: broadcast::Sender<Arc<CanonNotification>>,
 }
 
 fn head_of(h: &BlockHeader, hash: Hash) -> Head {
@@ -91,7 +109,25 @@ impl Chain {
             store,
             spec,
             lock: Mutex::new(()),
+            canon: broadcast::channel(CANON_CAPACITY).0,
         })
+    }
+
+    /// Canonical notifications from now on, in commit order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<CanonNotification>> {
+        self.canon.subscribe()
+    }
+
+    /// Broadcasts a committed change (call with the chain lock held, so subscribers see
+    /// changes in commit order).
+    fn notify(&self, undone: Vec<Block>, applied: Vec<Block>) -> Imported {
+        let n = Arc::new(CanonNotification {
+            undone,
+            applied,
+            committed_us: crate::now_us(),
+        });
+        let _ = self.canon.send(n.clone());
+        n
     }
 
     /// The current head.
@@ -150,10 +186,7 @@ impl Chain {
             );
             *self.head.write().expect("head lock poisoned") =
                 head_of(&verified.inner().header, hash);
-            return Ok(Imported {
-                undone: vec![],
-                applied: vec![verified.into_inner()],
-            });
+            return Ok(self.notify(vec![], vec![verified.into_inner()]));
         }
         let side = validation::check_block_stateless(block, &ctx)?;
         let height = side.inner().header.height;
@@ -243,31 +276,32 @@ impl Chain {
             hash = %tip,
             "reorg"
         );
-        Ok(Imported {
+        Ok(self.notify(
             undone,
-            applied: applied.into_iter().map(|(v, _)| v.into_inner()).collect(),
-        })
+            applied.into_iter().map(|(v, _)| v.into_inner()).collect(),
+        ))
     }
 
-    /// Builds, signs and commits a block for `slot` on top of the head with the best
-    /// transactions of `mempool`. Returns `None` if the head is already at or past `slot`.
+    /// Builds, signs and commits a block for `slot` on top of the head with the transactions
+    /// `select` picks on the head's state (called under the chain lock, so the head cannot
+    /// move in between; each picked transaction must apply in order, and the signatures must
+    /// have been verified by the caller). Broadcasts the new head. Returns `None` if the head
+    /// is already at or past `slot`.
+    ///
+    /// Errors: a picked transaction that does not apply (`InvalidBlockTx`, a caller bug), or
+    /// the store.
     pub fn produce(
         &self,
         key: &Keypair,
         slot: u64,
-        mempool: &Mutex<Mempool>,
+        select: impl FnOnce(&ChainStore) -> Vec<crate::types::SignedTx>,
     ) -> Result<Option<Verified<Block>>, ImportError> {
         let _g = self.lock.lock().expect("chain lock poisoned");
         let head = self.head();
         if head.slot >= slot {
             return Ok(None);
         }
-        let txs = mempool.lock().expect("mempool lock poisoned").select(
-            &self.store,
-            &key.address(),
-            PRODUCER_MAX_TXS,
-            PRODUCER_MAX_BYTES,
-        );
+        let txs = select(&self.store);
         let start = self.spec.slot_start_ms(slot);
         let timestamp_ms = crate::now_ms().clamp(start, start + self.spec.slot_ms - 1);
         let tx_root = crate::types::merkle_root(&txs.iter().map(|t| t.hash()).collect::<Vec<_>>());
@@ -296,6 +330,7 @@ impl Chain {
         self.store.commit_block(&verified, &diff)?;
         let hash = verified.inner().hash();
         *self.head.write().expect("head lock poisoned") = head_of(&verified.inner().header, hash);
+        self.notify(vec![], vec![verified.inner().clone()]);
         Ok(Some(verified))
     }
 
@@ -318,7 +353,7 @@ mod tests {
     fn reopen_resumes_at_head_and_refuses_another_chain() {
         let dir = tempfile::tempdir().unwrap();
         let key = Keypair::dev_validator(0);
-        let mempool = Mutex::new(Mempool::new(10));
+
         let sender = Keypair::dev_account(0);
         let tx = sender.sign_tx(crate::types::TxBody {
             chain_id: 5,
@@ -331,13 +366,14 @@ mod tests {
         });
         let head = {
             let chain = Chain::open(dir.path(), spec(5)).unwrap();
-            let acc = chain.store.account(&sender.address());
-            let v = validation::check_tx(tx, 5).unwrap();
-            mempool.lock().unwrap().insert(v, acc).unwrap();
-            let b = chain.produce(&key, 1, &mempool).unwrap().unwrap();
+            let v = validation::check_tx(tx, 5).unwrap().into_inner();
+            let b = chain
+                .produce(&key, 1, |_| vec![v.clone()])
+                .unwrap()
+                .unwrap();
             assert_eq!(b.inner().txs.len(), 1);
             assert!(
-                chain.produce(&key, 1, &mempool).unwrap().is_none(),
+                chain.produce(&key, 1, |_| vec![v]).unwrap().is_none(),
                 "slot already filled"
             );
             chain.head()
@@ -364,17 +400,17 @@ mod tests {
 }
 
 #[cfg(test)]
-mod reorg_tests {
+pub(crate) mod reorg_tests_support {
     use super::*;
     use crate::types::{Signature, SignedTx, TxBody};
 
-    const CHAIN: u64 = 77;
+    pub const CHAIN: u64 = 77;
 
-    fn spec() -> ChainSpec {
+    pub fn spec() -> ChainSpec {
         crate::genesis::test_spec(CHAIN, 2, 3, 10_000)
     }
 
-    fn transfer(from: u64, nonce: u64, amount: u64) -> SignedTx {
+    pub fn transfer(from: u64, nonce: u64, amount: u64) -> SignedTx {
         let k = Keypair::dev_account(from);
         k.sign_tx(TxBody {
             chain_id: CHAIN,
@@ -388,7 +424,7 @@ mod reorg_tests {
     }
 
     /// A block on `parent` in `slot`, signed by the slot's validator.
-    fn block(s: &ChainSpec, parent: &Block, slot: u64, txs: Vec<SignedTx>) -> Block {
+    pub fn block(s: &ChainSpec, parent: &Block, slot: u64, txs: Vec<SignedTx>) -> Block {
         let key = Keypair::dev_validator(slot % 2);
         let hashes: Vec<Hash> = txs.iter().map(SignedTx::hash).collect();
         let mut b = Block {
@@ -408,6 +444,12 @@ mod reorg_tests {
         key.sign_block(&mut b);
         b
     }
+}
+
+#[cfg(test)]
+mod reorg_tests {
+    use super::reorg_tests_support::*;
+    use super::*;
 
     fn import(c: &Chain, b: &Block) -> Result<Imported, ImportError> {
         c.import(b.clone(), &HashSet::new())
@@ -544,5 +586,59 @@ mod reorg_tests {
                 "{e:?}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod notification_tests {
+    use super::reorg_tests_support::*;
+    use super::*;
+
+    #[test]
+    fn every_commit_is_broadcast_once_with_applied_and_undone_on_a_reorg() {
+        let s = spec();
+        let dir = tempfile::tempdir().unwrap();
+        let g = s.genesis_block();
+        let a1 = block(&s, &g, 1, vec![transfer(0, 0, 100)]);
+        let a2 = block(&s, &a1, 3, vec![transfer(0, 1, 100)]);
+        let b1 = block(&s, &g, 2, vec![transfer(0, 0, 50)]);
+        let b2 = block(&s, &b1, 4, vec![transfer(1, 0, 7)]);
+        let b3 = block(&s, &b2, 6, vec![]);
+        let chain = Chain::open(dir.path(), s).unwrap();
+        let mut rx = chain.subscribe();
+        for b in [&a1, &a2, &b1, &b2, &b3] {
+            chain.import(b.clone(), &HashSet::new()).unwrap();
+        }
+        let mut got = Vec::new();
+        while let Ok(n) = rx.try_recv() {
+            assert!(n.committed_us > 0);
+            got.push(n);
+        }
+        let hashes = |bs: &[Block]| bs.iter().map(Block::hash).collect::<Vec<_>>();
+        assert_eq!(hashes(&got[0].applied), [a1.hash()]);
+        assert_eq!(hashes(&got[1].applied), [a2.hash()]);
+        assert!(got[0].undone.is_empty() && got[1].undone.is_empty());
+        // b1 went to a side branch: no notification. Then one reorg (at b2 or at b3,
+        // depending on the hash tie-break), then possibly b3 on the new head.
+        let reorgs: Vec<_> = got.iter().filter(|n| !n.undone.is_empty()).collect();
+        assert_eq!(reorgs.len(), 1, "exactly one reorg notification");
+        assert_eq!(
+            hashes(&reorgs[0].undone),
+            [a2.hash(), a1.hash()],
+            "undone, highest first"
+        );
+        let after: Vec<Hash> = got[2..].iter().flat_map(|n| hashes(&n.applied)).collect();
+        assert_eq!(
+            after,
+            [b1.hash(), b2.hash(), b3.hash()],
+            "applied in height order"
+        );
+        // A production is broadcast too.
+        let key = Keypair::dev_validator(0);
+        let slot = 8;
+        chain.produce(&key, slot, |_| vec![]).unwrap().unwrap();
+        let n = rx.try_recv().unwrap();
+        assert_eq!(n.applied.len(), 1);
+        assert_eq!(n.applied[0].header.slot, slot);
     }
 }

@@ -3,7 +3,7 @@
 // The derive generates `BehaviourEvent`, whose variants cannot carry doc comments.
 #![allow(missing_docs)]
 
-use super::sync::{self, SyncCodec};
+use super::codec::{self, SyncCodec};
 use super::topics::{self, TopicKind};
 use crate::types::encoding::MAX_BLOCK_BYTES;
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -32,15 +32,21 @@ pub fn kad_protocol(chain_id: u64) -> StreamProtocol {
         .expect("starts with /")
 }
 
+/// Weight of the application-specific score (P5); gossipsub's default, 10.
+pub const APP_SCORE_WEIGHT: f64 = 10.0;
+
 /// Gossipsub peer-score parameters (gossipsub v1.1 spec §"Peer Scoring").
 ///
-/// Only P4 (invalid message deliveries) and P7 (behaviour penalties) are active, so a peer's
-/// score falls exactly when it relays messages we Reject. P3 (mesh delivery rate) is off
+/// Only P4 (invalid message deliveries), P5 (application-specific: our range sync blames a
+/// peer that serves invalid blocks, see [`crate::p2p::NetworkHandle::penalize`]) and P7
+/// (behaviour penalties) lower a score, so a peer's score falls exactly when it relays
+/// messages we Reject or serves blocks we cannot use. P3 (mesh delivery rate) is off
 /// because block traffic is one message per slot; IP colocation (P6) is off because devnets
 /// put every node on 127.0.0.1.
 pub fn score_params(chain_id: u64) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
     let mut params = gossipsub::PeerScoreParams {
         ip_colocation_factor_weight: 0.0,
+        app_specific_weight: APP_SCORE_WEIGHT,
         ..Default::default()
     };
     for kind in TopicKind::ALL {
@@ -94,7 +100,7 @@ pub fn build(key: &identity::Keypair, chain_id: u64, discovery: bool) -> Result<
     let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5)));
     let sync = request_response::Behaviour::new(
         [(
-            sync::protocol(chain_id),
+            codec::protocol(chain_id),
             request_response::ProtocolSupport::Full,
         )],
         request_response::Config::default().with_request_timeout(Duration::from_secs(20)),

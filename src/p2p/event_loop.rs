@@ -5,8 +5,8 @@
 //! (Lighthouse `router.rs`). Nothing is relayed until the node reports Accept.
 
 use super::behaviour::{self, Behaviour, BehaviourEvent};
-use super::handle::{Command, NetworkHandle, NetworkInfo, PeerSummary};
-use super::sync::{SyncRequest, SyncResponse};
+use super::codec::{SyncRequest, SyncResponse};
+use super::handle::{Command, NetworkError, NetworkHandle, NetworkInfo, PeerSummary};
 use super::topics::TopicKind;
 use crate::types::{Block, SignedTx};
 use crate::validation::{self, Verdict};
@@ -95,7 +95,7 @@ struct EventLoop {
     events: mpsc::Sender<NetworkEvent>,
     txs: mpsc::Sender<GossipMessage<Vec<SignedTx>>>,
     blocks: mpsc::Sender<GossipMessage<Block>>,
-    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
+    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, NetworkError>>>,
     peers: HashMap<PeerId, PeerState>,
     dialing: HashSet<PeerId>,
     /// Peers removed by `admin_removePeer` / `addnode remove`: not dialled by discovery.
@@ -104,6 +104,8 @@ struct EventLoop {
     target_peers: usize,
     dropped_queue_full: u64,
     verdicts: [u64; 3],
+    /// Application-specific scores (P5) of connected peers; dropped on disconnect.
+    app_scores: HashMap<PeerId, f64>,
 }
 
 /// Builds the swarm, starts listening and dialling bootnodes, and spawns the network task.
@@ -173,6 +175,7 @@ pub fn start(
         target_peers: cfg.target_peers,
         dropped_queue_full: 0,
         verdicts: [0; 3],
+        app_scores: HashMap::new(),
     };
     let task = tokio::spawn(el.run(shutdown));
     Ok((
@@ -240,7 +243,7 @@ impl EventLoop {
                     Ok(_) => Ok(()),
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
                     Err(gossipsub::PublishError::Duplicate) => Ok(()),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(NetworkError::Publish(e.to_string())),
                 };
                 let _ = reply.send(r);
             }
@@ -305,7 +308,21 @@ impl EventLoop {
                 {
                     kad.add_address(&p, strip_p2p(&addr));
                 }
-                let _ = reply.send(self.swarm.dial(addr).map_err(|e| e.to_string()));
+                let _ = reply.send(
+                    self.swarm
+                        .dial(addr)
+                        .map_err(|e| NetworkError::Dial(e.to_string())),
+                );
+            }
+            Command::Penalize { peer, by } => {
+                let score = self.app_scores.entry(peer).or_default();
+                *score -= by;
+                let score = *score;
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .set_application_score(&peer, score);
+                debug!(%peer, app_score = score, "peer penalised");
             }
         }
     }
@@ -420,6 +437,7 @@ impl EventLoop {
             } => {
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
+                    self.app_scores.remove(&peer_id);
                     debug!(peer = %peer_id, "disconnected");
                     let _ = self
                         .events
@@ -507,7 +525,7 @@ impl EventLoop {
                     request_id, error, ..
                 } => {
                     if let Some(reply) = self.pending.remove(&request_id) {
-                        let _ = reply.send(Err(error.to_string()));
+                        let _ = reply.send(Err(NetworkError::Request(error.to_string())));
                     }
                 }
                 _ => {}

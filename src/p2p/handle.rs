@@ -1,12 +1,31 @@
 //! [`NetworkHandle`]: the cloneable front of the network task.
 
-use super::sync::{SyncRequest, SyncResponse};
+use super::codec::{SyncRequest, SyncResponse};
 use super::topics::TopicKind;
 use crate::validation::Verdict;
 use libp2p::gossipsub::MessageId;
 use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
+
+/// Why a network command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    /// The network task has ended (the node is shutting down).
+    #[error("network stopped")]
+    Stopped,
+    /// gossipsub refused to publish (other than "no peers" and "duplicate", which are not
+    /// errors).
+    #[error("publish failed: {0}")]
+    Publish(String),
+    /// A request-response request failed: dial failure, timeout, connection closed, or the
+    /// peer does not speak the protocol (libp2p's `OutboundFailure`).
+    #[error("request failed: {0}")]
+    Request(String),
+    /// A dial could not be started (libp2p's `DialError`, its own words).
+    #[error("{0}")]
+    Dial(String),
+}
 
 /// A connected peer, as `getpeerinfo` / `admin_peers` report it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -46,7 +65,7 @@ pub(crate) enum Command {
     Publish {
         kind: TopicKind,
         data: Vec<u8>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
     },
     Report {
         id: MessageId,
@@ -62,7 +81,7 @@ pub(crate) enum Command {
     Request {
         peer: PeerId,
         req: SyncRequest,
-        reply: oneshot::Sender<Result<SyncResponse, String>>,
+        reply: oneshot::Sender<Result<SyncResponse, NetworkError>>,
     },
     Respond {
         channel: ResponseChannel<SyncResponse>,
@@ -74,31 +93,36 @@ pub(crate) enum Command {
     },
     Dial {
         addr: Multiaddr,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Penalize {
+        peer: PeerId,
+        by: f64,
     },
 }
 
-/// Cloneable handle to the network task. Every method fails with "network stopped" once the
-/// task has ended.
+/// Cloneable handle to the network task. Every method fails with [`NetworkError::Stopped`]
+/// once the task has ended.
 #[derive(Clone)]
 pub struct NetworkHandle {
     pub(crate) tx: mpsc::Sender<Command>,
 }
 
-const STOPPED: &str = "network stopped";
-
 impl NetworkHandle {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, String> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetworkError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(make(reply))
             .await
-            .map_err(|_| STOPPED.to_string())?;
-        rx.await.map_err(|_| STOPPED.to_string())
+            .map_err(|_| NetworkError::Stopped)?;
+        rx.await.map_err(|_| NetworkError::Stopped)
     }
 
     /// Publishes `data` on a topic. Having no subscribed peer is not an error.
-    pub async fn publish(&self, kind: TopicKind, data: Vec<u8>) -> Result<(), String> {
+    pub async fn publish(&self, kind: TopicKind, data: Vec<u8>) -> Result<(), NetworkError> {
         self.ask(|reply| Command::Publish { kind, data, reply })
             .await?
     }
@@ -116,17 +140,21 @@ impl NetworkHandle {
     }
 
     /// Connected peers.
-    pub async fn peers(&self) -> Result<Vec<PeerSummary>, String> {
+    pub async fn peers(&self) -> Result<Vec<PeerSummary>, NetworkError> {
         self.ask(|reply| Command::Peers { reply }).await
     }
 
     /// Our identity and listen addresses.
-    pub async fn info(&self) -> Result<NetworkInfo, String> {
+    pub async fn info(&self) -> Result<NetworkInfo, NetworkError> {
         self.ask(|reply| Command::Info { reply }).await
     }
 
     /// Sends a sync request to `peer` and waits for its response (or failure / timeout).
-    pub async fn request(&self, peer: PeerId, req: SyncRequest) -> Result<SyncResponse, String> {
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        req: SyncRequest,
+    ) -> Result<SyncResponse, NetworkError> {
         self.ask(|reply| Command::Request { peer, req, reply })
             .await?
     }
@@ -138,13 +166,21 @@ impl NetworkHandle {
 
     /// Disconnects `peer`, forgets its Kademlia addresses and stops dialling it by ourselves
     /// (it may still dial us). Returns whether it was connected.
-    pub async fn remove(&self, peer: PeerId) -> Result<bool, String> {
+    pub async fn remove(&self, peer: PeerId) -> Result<bool, NetworkError> {
         self.ask(|reply| Command::Remove { peer, reply }).await
+    }
+
+    /// Lowers `peer`'s application-specific score (gossipsub v1.1 spec §peer scoring, P5) by
+    /// `by` (weighted ×[`super::behaviour::APP_SCORE_WEIGHT`]): for misbehaviour outside
+    /// gossip, such as serving invalid blocks to our range sync. The score never recovers
+    /// while the peer stays connected. Fire and forget.
+    pub async fn penalize(&self, peer: PeerId, by: f64) {
+        let _ = self.tx.send(Command::Penalize { peer, by }).await;
     }
 
     /// Dials a multiaddr (which should end in `/p2p/<peer id>`); a removed peer may be
     /// dialled by us again afterwards.
-    pub async fn dial(&self, addr: Multiaddr) -> Result<(), String> {
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetworkError> {
         self.ask(|reply| Command::Dial { addr, reply }).await?
     }
 }

@@ -2,13 +2,13 @@
 //! cloneable [`NetworkHandle`] (commands over mpsc, replies over oneshot).
 
 pub mod behaviour;
+pub mod codec;
 pub mod event_loop;
 pub mod handle;
-pub mod sync;
 pub mod topics;
 
 pub use event_loop::{
     peer_id_of, start, GossipMessage, NetworkChannels, NetworkConfig, NetworkEvent,
 };
-pub use handle::{NetworkHandle, NetworkInfo, PeerSummary};
+pub use handle::{NetworkError, NetworkHandle, NetworkInfo, PeerSummary};
 pub use topics::TopicKind;

@@ -4,7 +4,7 @@ use super::api::BitcoinApiServer;
 use super::error::{self, err, internal};
 use super::server::{decode_tx_hex, parse_hash, parse_multiaddr, RpcImpl};
 use super::types::btc_block;
-use crate::mempool::{Admission, Entry, Inserted, Mempool};
+use crate::txpool::{Admission, Entry, Inserted, Mempool};
 use jsonrpsee::core::{async_trait, RpcResult};
 use serde_json::{json, Value};
 
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 impl BitcoinApiServer for RpcImpl {
     async fn sendrawtransaction(&self, hexstring: String) -> RpcResult<String> {
         let tx = decode_tx_hex(&hexstring).map_err(|e| error::submit_btc(&e))?;
-        match self.ctx.submit_tx(tx).await {
+        match self.ctx.submit(tx).await {
             Ok(Inserted::New(h) | Inserted::Known(h)) => Ok(h.to_string()),
             Err(e) => Err(error::submit_btc(&e)),
         }
@@ -68,7 +68,7 @@ impl BitcoinApiServer for RpcImpl {
     }
 
     fn getrawmempool(&self, verbose: Option<bool>) -> RpcResult<Value> {
-        let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
+        let m = self.ctx.txpool.read();
         if !verbose.unwrap_or(false) {
             return Ok(json!(m
                 .entries()
@@ -127,7 +127,7 @@ impl BitcoinApiServer for RpcImpl {
                 .net
                 .dial(addr)
                 .await
-                .map_err(|e| err(error::RPC_INVALID_PARAMETER, e))?,
+                .map_err(|e| err(error::RPC_INVALID_PARAMETER, e.to_string()))?,
             "remove" => {
                 let peer = crate::p2p::peer_id_of(&addr).ok_or_else(|| {
                     err(
@@ -236,7 +236,7 @@ impl BitcoinApiServer for RpcImpl {
             found = Some((tx.clone(), Some((block.header.clone(), bh))));
         }
         if found.is_none() {
-            let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
+            let m = self.ctx.txpool.read();
             found = m.get(&h).map(|e| (e.tx.clone(), None));
         }
         let (tx, place) = found.ok_or_else(not_found)?;
@@ -280,7 +280,7 @@ impl BitcoinApiServer for RpcImpl {
             .map(|tx| {
                 let txid = tx.hash().to_string();
                 let (vsize, fee) = (tx.encoded_len(), tx.body.fee);
-                match self.ctx.test_tx(tx) {
+                match self.ctx.txpool.check(tx) {
                     Ok(Admission::Known(_)) => json!({
                         "txid": txid, "wtxid": txid, "allowed": false,
                         "reject-reason": "txn-already-in-mempool",
@@ -299,7 +299,7 @@ impl BitcoinApiServer for RpcImpl {
     }
 
     fn getmempoolinfo(&self) -> RpcResult<Value> {
-        let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
+        let m = self.ctx.txpool.read();
         let info = m.info();
         Ok(json!({
             "loaded": true,
@@ -311,7 +311,7 @@ impl BitcoinApiServer for RpcImpl {
             "maxmempooltxs": info.max_txs,
             "mempoolminfee": info.min_fee,
             "minrelaytxfee": 0,
-            "incrementalrelayfee": crate::mempool::PRICE_BUMP_PERCENT,
+            "incrementalrelayfee": crate::txpool::pool::PRICE_BUMP_PERCENT,
             "unbroadcastcount": 0,
             "fullrbf": true,
             "pending": info.pending,
@@ -323,7 +323,7 @@ impl BitcoinApiServer for RpcImpl {
 
     fn getmempoolentry(&self, txid: String) -> RpcResult<Value> {
         let h = parse_hash(&txid, error::RPC_INVALID_PARAMETER)?;
-        let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
+        let m = self.ctx.txpool.read();
         let e = m.get(&h).ok_or_else(|| {
             err(
                 error::RPC_INVALID_ADDRESS_OR_KEY,
@@ -351,7 +351,7 @@ impl BitcoinApiServer for RpcImpl {
             "connections_out": peers.len() - inbound,
             "networks": [],
             "relayfee": 0,
-            "incrementalfee": crate::mempool::PRICE_BUMP_PERCENT,
+            "incrementalfee": crate::txpool::pool::PRICE_BUMP_PERCENT,
             "localaddresses": info.listen_addrs,
             "warnings": "",
         }))

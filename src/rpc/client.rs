@@ -46,7 +46,7 @@ pub fn connect(conn: &RpcConnArgs) -> anyhow::Result<HttpClient> {
             let path = dir.join("node.json");
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {} (is the node running?)", path.display()))?;
-            let nf: crate::node::NodeFile = serde_json::from_str(&text)
+            let nf: crate::config::NodeFile = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
             nf.rpc_url
         }

@@ -1,8 +1,7 @@
 //! Error codes: JSON-RPC 2.0 codes, Bitcoin Core's RPC codes for the Bitcoin family, geth's
 //! -32000 with geth's messages for the Ethereum family.
 
-use crate::mempool::MempoolError;
-use crate::node::SubmitError;
+use crate::txpool::{MempoolError, SubmitError};
 use crate::validation::ValidationError;
 use jsonrpsee::types::ErrorObjectOwned;
 
@@ -51,6 +50,7 @@ pub fn submit_btc(e: &SubmitError) -> ErrorObjectOwned {
             };
             err(RPC_VERIFY_REJECTED, reason)
         }
+        SubmitError::BatchRejected => err(RPC_VERIFY_REJECTED, e.to_string()),
         SubmitError::Mempool(m) => match m {
             MempoolError::AlreadyInChain => err(
                 RPC_VERIFY_ALREADY_IN_CHAIN,
@@ -99,6 +99,7 @@ pub fn submit_eth(e: &SubmitError) -> ErrorObjectOwned {
         }
         SubmitError::Invalid(ValidationError::DataTooLarge(_)) => "oversized data".to_string(),
         SubmitError::Invalid(other) => other.to_string(),
+        SubmitError::BatchRejected => e.to_string(),
         SubmitError::Mempool(MempoolError::NonceTooLow { expected, got }) => {
             format!("nonce too low: next nonce {expected}, tx nonce {got}")
         }

@@ -4,8 +4,8 @@ use super::api::{AdminApiServer, EthApiServer, NetApiServer, TxpoolApiServer, We
 use super::error::{self, err, internal};
 use super::server::{decode_tx_hex, parse_address, parse_hash, parse_multiaddr, RpcImpl};
 use super::types::{eth_block, eth_tx, qty, TxPlace};
-use crate::mempool::Inserted;
 use crate::state::StateView;
+use crate::txpool::Inserted;
 use jsonrpsee::core::{async_trait, RpcResult};
 use serde_json::{json, Value};
 
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 impl EthApiServer for RpcImpl {
     async fn send_raw_transaction(&self, data: String) -> RpcResult<String> {
         let tx = decode_tx_hex(&data).map_err(|e| error::submit_eth(&e))?;
-        match self.ctx.submit_tx(tx).await {
+        match self.ctx.submit(tx).await {
             Ok(Inserted::New(h)) => Ok(h.to_0x()),
             Ok(Inserted::Known(_)) => Err(err(error::GETH_SERVER_ERROR, "already known")),
             Err(e) => Err(error::submit_eth(&e)),
@@ -62,7 +62,7 @@ impl EthApiServer for RpcImpl {
         let a = parse_address(&address)?;
         let acc = self.ctx.chain.store.account(&a);
         if block.as_deref() == Some("pending") {
-            let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
+            let m = self.ctx.txpool.read();
             return Ok(qty(m.pending_nonce(&a, acc)));
         }
         self.eth_height(block.as_deref().unwrap_or("latest"))?;
@@ -90,7 +90,7 @@ impl EthApiServer for RpcImpl {
     }
 
     fn syncing(&self) -> RpcResult<Value> {
-        let p = self.ctx.sync.lock().expect("sync lock poisoned").clone();
+        let p = self.ctx.sync.progress();
         if !p.active {
             return Ok(Value::Bool(false));
         }
@@ -116,7 +116,7 @@ impl EthApiServer for RpcImpl {
                 }
             }
         }
-        let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
+        let m = self.ctx.txpool.read();
         Ok(m.get(&h).map(|e| eth_tx(&e.tx, chain_id, None)))
     }
 }
@@ -129,7 +129,7 @@ impl AdminApiServer for RpcImpl {
             .net
             .dial(addr)
             .await
-            .map_err(|e| err(error::INVALID_PARAMS, e))?;
+            .map_err(|e| err(error::INVALID_PARAMS, e.to_string()))?;
         Ok(true)
     }
 
@@ -222,12 +222,7 @@ fn multiaddr_ip_port(addr: &str) -> (String, u16) {
 
 impl TxpoolApiServer for RpcImpl {
     fn status(&self) -> RpcResult<Value> {
-        let info = self
-            .ctx
-            .mempool
-            .lock()
-            .expect("mempool lock poisoned")
-            .info();
+        let info = self.ctx.txpool.read().info();
         Ok(json!({ "pending": qty(info.pending as u64), "queued": qty(info.queued as u64) }))
     }
 
@@ -248,10 +243,10 @@ impl TxpoolApiServer for RpcImpl {
 
 impl RpcImpl {
     /// geth's txpool tree `{pending: {address: {nonce: f(entry)}}, queued: {…}}`.
-    fn txpool_tree(&self, f: impl Fn(&crate::mempool::Entry) -> Value) -> Value {
-        let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
+    fn txpool_tree(&self, f: impl Fn(&crate::txpool::Entry) -> Value) -> Value {
+        let m = self.ctx.txpool.read();
         let (pending, queued) = m.pending_and_queued();
-        let tree = |entries: Vec<&crate::mempool::Entry>| {
+        let tree = |entries: Vec<&crate::txpool::Entry>| {
             let mut out = serde_json::Map::new();
             for e in entries {
                 let by_nonce = out

@@ -5,16 +5,15 @@
 //! (`verify_strict`, about twice the per-signature cost of a batch). Before the calls run, this
 //! layer decodes every submission in the batch and verifies their signatures as one ed25519
 //! batch over every core ([`crate::crypto::verify_txs_parallel`]), on a blocking thread; the
-//! hashes that passed go to [`NodeContext::note_verified`], and each call then skips its own
-//! signature check. Anything that does not decode or verify is left to the call, which answers
+//! hashes that passed go to the pool's signature cache ([`TxPool::preverify`]), and each call
+//! then skips its own signature check. Anything that does not decode or verify is left to the call, which answers
 //! with its usual error. Single calls pass through untouched.
 
-use crate::node::NodeContext;
+use crate::txpool::TxPool;
 use crate::types::SignedTx;
 use jsonrpsee::core::middleware::{Batch, BatchEntry, Notification, RpcServiceT};
 use jsonrpsee::types::Request;
 use std::future::Future;
-use std::sync::Arc;
 
 /// Methods whose first parameter is a raw transaction (hex).
 const SUBMIT_METHODS: [&str; 2] = ["sendrawtransaction", "eth_sendRawTransaction"];
@@ -24,8 +23,8 @@ const SUBMIT_METHODS: [&str; 2] = ["sendrawtransaction", "eth_sendRawTransaction
 pub struct PreVerify<S> {
     /// The next service.
     pub inner: S,
-    /// The node (verified-signature set).
-    pub ctx: Arc<NodeContext>,
+    /// The pool whose signature cache the batch fills.
+    pub txpool: TxPool,
 }
 
 fn submitted_tx(req: &Request<'_>) -> Option<SignedTx> {
@@ -58,10 +57,13 @@ where
                 _ => None,
             })
             .collect();
-        let (inner, ctx) = (self.inner.clone(), self.ctx.clone());
+        let (inner, txpool) = (self.inner.clone(), self.txpool.clone());
         async move {
             if txs.len() > 1 {
-                let _ = tokio::task::spawn_blocking(move || ctx.preverify(&txs)).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    txpool.preverify(&txs.iter().collect::<Vec<_>>())
+                })
+                .await;
             }
             inner.batch(batch).await
         }

@@ -1,4 +1,5 @@
-//! The RPC server: method implementations over the node's context, and start-up.
+//! The RPC server: start-up, the handles methods are served from ([`RpcContext`]),
+//! subscriptions and the meshnode namespace.
 
 use super::api::{
     AdminApiServer, BitcoinApiServer, EthApiServer, EthPubSubApiServer, MeshnodeApiServer,
@@ -6,8 +7,11 @@ use super::api::{
 };
 use super::error::{self, err, internal};
 use super::types::{eth_block, parse_qty};
-use crate::arrivals::Arrival;
-use crate::node::{NodeContext, SubmitError};
+use crate::arrivals::{Arrival, ArrivalLog};
+use crate::chain::Chain;
+use crate::p2p::NetworkHandle;
+use crate::sync::SyncStatus;
+use crate::txpool::{Inserted, Origin, SubmitError, TxPool};
 use crate::types::{Address, Block, Hash, SignedTx};
 use crate::validation;
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
@@ -20,6 +24,7 @@ use jsonrpsee::RpcModule;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::broadcast;
 use tracing::warn;
 
@@ -42,12 +47,41 @@ pub const MAX_BATCH: u32 = 1000;
 /// Most subscriptions per WebSocket connection.
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 1024;
 
+/// What the methods are served from: the node's narrow handles, nothing else.
+#[derive(Clone)]
+pub struct RpcContext {
+    /// Blocks, state, head, canonical notifications (`newHeads`).
+    pub chain: Arc<Chain>,
+    /// Submission ([`TxPool::add`] as `Origin::Rpc`), pool views, `newPendingTransactions`.
+    pub txpool: TxPool,
+    /// Peers, dialling, our identity.
+    pub net: NetworkHandle,
+    /// `eth_syncing`, `meshnode_syncStatus`.
+    pub sync: SyncStatus,
+    /// `meshnode_blockArrival`, `blockArrivals`.
+    pub arrivals: Arc<ArrivalLog>,
+    /// When the node started (`uptime`).
+    pub started: Instant,
+}
+
+impl RpcContext {
+    /// Submits one transaction from RPC.
+    pub async fn submit(&self, tx: SignedTx) -> Result<Inserted, SubmitError> {
+        self.txpool
+            .add(Origin::Rpc, vec![tx])
+            .await
+            .pop()
+            .expect("one outcome per transaction")
+    }
+}
+
 /// Starts JSON-RPC (HTTP and WebSocket on one port) on `addr`, behind `auth`.
 pub async fn start(
     addr: SocketAddr,
-    ctx: Arc<NodeContext>,
+    ctx: RpcContext,
     auth: super::auth::AuthLayer,
 ) -> anyhow::Result<RpcServer> {
+    let ctx = Arc::new(ctx);
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BODY)
         .max_response_body_size(64 * 1024 * 1024)
@@ -56,14 +90,14 @@ pub async fn start(
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .set_id_provider(HexIdProvider)
         .build();
-    let rpc_ctx = ctx.clone();
+    let txpool = ctx.txpool.clone();
     let server = Server::builder()
         .set_config(config)
         .set_rpc_middleware(
             jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |inner| {
                 super::preverify::PreVerify {
                     inner,
-                    ctx: rpc_ctx.clone(),
+                    txpool: txpool.clone(),
                 }
             }),
         )
@@ -126,12 +160,13 @@ impl IdProvider for HexIdProvider {
     }
 }
 
-/// Forwards broadcast events to a subscription until the client unsubscribes or disconnects.
-/// A subscriber more than [`crate::events::CAPACITY`] events behind skips the oldest.
+/// Forwards broadcast events to a subscription (each event as zero or more notifications)
+/// until the client unsubscribes or disconnects. A subscriber further behind than the
+/// channel's capacity skips the oldest.
 async fn forward<T: Clone>(
     sink: SubscriptionSink,
     mut rx: broadcast::Receiver<T>,
-    f: impl Fn(T) -> Value,
+    f: impl Fn(T) -> Vec<Value>,
 ) -> SubscriptionResult {
     loop {
         let item = tokio::select! {
@@ -140,9 +175,11 @@ async fn forward<T: Clone>(
         };
         match item {
             Ok(item) => {
-                let msg = serde_json::value::to_raw_value(&f(item))?;
-                if sink.send(msg).await.is_err() {
-                    return Ok(());
+                for v in f(item) {
+                    let msg = serde_json::value::to_raw_value(&v)?;
+                    if sink.send(msg).await.is_err() {
+                        return Ok(());
+                    }
                 }
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -168,20 +205,30 @@ impl EthPubSubApiServer for RpcImpl {
         let chain_id = self.ctx.chain.spec.chain_id;
         match kind.as_str() {
             "newHeads" => {
-                let rx = self.ctx.events.heads.subscribe();
-                forward(pending.accept().await?, rx, move |b| {
-                    let mut v = eth_block(&b, chain_id, false);
-                    if let Value::Object(o) = &mut v {
-                        o.remove("transactions");
-                        o.remove("uncles");
-                    }
-                    v
+                // Every block that becomes canonical, in chain order (after a reorg: each
+                // block of the new branch above the fork point), as geth's `newHeads`.
+                let rx = self.ctx.chain.subscribe();
+                forward(pending.accept().await?, rx, move |n| {
+                    n.applied
+                        .iter()
+                        .map(|b| {
+                            let mut v = eth_block(b, chain_id, false);
+                            if let Value::Object(o) = &mut v {
+                                o.remove("transactions");
+                                o.remove("uncles");
+                            }
+                            v
+                        })
+                        .collect()
                 })
                 .await
             }
             "newPendingTransactions" => {
-                let rx = self.ctx.events.txs.subscribe();
-                forward(pending.accept().await?, rx, |h| Value::String(h.to_0x())).await
+                let rx = self.ctx.txpool.subscribe_new();
+                forward(pending.accept().await?, rx, |h| {
+                    vec![Value::String(h.to_0x())]
+                })
+                .await
             }
             other => {
                 pending
@@ -212,11 +259,11 @@ impl MeshnodePubSubApiServer for RpcImpl {
                 .await;
             return Ok(());
         }
-        let rx = self.ctx.events.arrivals.subscribe();
+        let rx = self.ctx.arrivals.subscribe();
         forward(pending.accept().await?, rx, |(hash, a)| {
             let mut v = serde_json::to_value(a).unwrap_or_default();
             v["hash"] = Value::String(hash.to_string());
-            v
+            vec![v]
         })
         .await
     }
@@ -224,7 +271,7 @@ impl MeshnodePubSubApiServer for RpcImpl {
 
 #[derive(Clone)]
 pub(super) struct RpcImpl {
-    pub(super) ctx: Arc<NodeContext>,
+    pub(super) ctx: Arc<RpcContext>,
 }
 
 pub(super) fn decode_tx_hex(s: &str) -> Result<SignedTx, SubmitError> {
@@ -290,7 +337,7 @@ impl MeshnodeApiServer for RpcImpl {
     }
 
     fn sync_status(&self) -> RpcResult<Value> {
-        let p = self.ctx.sync.lock().expect("sync lock poisoned").clone();
+        let p = self.ctx.sync.progress();
         let mut v = serde_json::to_value(&p).map_err(internal)?;
         v["currentBlock"] = json!(self.ctx.chain.head().height);
         Ok(v)
@@ -300,7 +347,7 @@ impl MeshnodeApiServer for RpcImpl {
         let info = self.ctx.net.info().await.map_err(internal)?;
         let head = self.ctx.chain.head();
         let (mempool_size, mempool_bytes) = {
-            let m = self.ctx.mempool.lock().expect("mempool lock poisoned");
+            let m = self.ctx.txpool.read();
             (m.len(), m.bytes())
         };
         Ok(json!({

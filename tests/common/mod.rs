@@ -232,7 +232,7 @@ pub async fn sync_responder(
     bootnodes: Vec<String>,
     answers: Answers,
 ) -> SyncResponder {
-    use meshnode::p2p::sync::{Status, SyncRequest, SyncResponse};
+    use meshnode::p2p::codec::{Status, SyncRequest, SyncResponse};
     use std::sync::atomic::{AtomicU64, Ordering};
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let cfg = meshnode::p2p::NetworkConfig {

@@ -18,6 +18,8 @@
 //!
 //! Fees are per transaction in base units (meshnode has no per-byte fee rate).
 
+use super::config::MempoolConfig;
+use super::error::MempoolError;
 use crate::state::{Account, StateDiff, StateView};
 use crate::types::{Address, Block, Hash, SignedTx};
 use crate::validation::Verified;
@@ -35,92 +37,6 @@ pub const INCREMENTAL_FEE: u64 = 1;
 /// Half-life of the rolling minimum fee with the pool at least half full (Bitcoin Core's
 /// `ROLLING_FEE_HALFLIFE`).
 pub const ROLLING_FEE_HALFLIFE: Duration = Duration::from_secs(12 * 3600);
-
-/// Pool limits. Defaults: 100,000 transactions, 64 MiB, 512 per sender of which 64 queued,
-/// 25,000 queued in all, queued lifetime 3 h (geth's `--txpool.lifetime`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MempoolConfig {
-    /// Most transactions.
-    pub max_txs: usize,
-    /// Most encoded bytes.
-    pub max_bytes: usize,
-    /// Most transactions of one sender, pending and queued (geth's account slots + queue).
-    pub max_per_sender: usize,
-    /// Most queued transactions of one sender (geth's `--txpool.accountqueue`).
-    pub max_queued_per_sender: usize,
-    /// Most queued transactions in all (geth's `--txpool.globalqueue`).
-    pub max_queued: usize,
-    /// How long a queued transaction may wait for its gap to fill.
-    pub queued_lifetime: Duration,
-}
-
-impl Default for MempoolConfig {
-    fn default() -> MempoolConfig {
-        MempoolConfig {
-            max_txs: 100_000,
-            max_bytes: 64 * 1024 * 1024,
-            max_per_sender: 512,
-            max_queued_per_sender: 64,
-            max_queued: 25_000,
-            queued_lifetime: Duration::from_secs(3 * 3600),
-        }
-    }
-}
-
-/// Why the mempool refused a transaction (already signature-checked).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MempoolError {
-    /// Nonce below the sender's next nonce in the chain.
-    #[error("nonce too low: next nonce {expected}, transaction nonce {got}")]
-    NonceTooLow {
-        /// Next nonce at head.
-        expected: u64,
-        /// Transaction nonce.
-        got: u64,
-    },
-    /// Balance at head does not cover amount + fee.
-    #[error("insufficient funds for fee + amount: balance {balance}, cost {cost}")]
-    InsufficientFunds {
-        /// Balance at head.
-        balance: u64,
-        /// amount + fee.
-        cost: u64,
-    },
-    /// Same sender and nonce already pooled with a fee less than 10 % lower.
-    #[error("replacement transaction underpriced")]
-    ReplacementUnderpriced,
-    /// The fee is below the rolling minimum fee (Bitcoin Core's "mempool min fee not met").
-    #[error("mempool min fee not met, {fee} < {min}")]
-    FeeTooLow {
-        /// Offered fee.
-        fee: u64,
-        /// Current minimum.
-        min: u64,
-    },
-    /// The pool is full and this transaction's fee does not beat the lowest evictable one.
-    #[error("mempool full: fee {fee} does not beat the lowest evictable fee {min}")]
-    Full {
-        /// Offered fee.
-        fee: u64,
-        /// Lowest fee that could be evicted.
-        min: u64,
-    },
-    /// The sender already has [`MempoolConfig::max_per_sender`] transactions pooled.
-    #[error("account limit exceeded: {limit} transactions of this sender pooled")]
-    SenderLimit {
-        /// The limit.
-        limit: usize,
-    },
-    /// The transaction would be queued (nonce gap) and the sender's or the pool's queue is full.
-    #[error("queue limit exceeded: {limit} queued transactions")]
-    QueueFull {
-        /// The limit that was hit.
-        limit: usize,
-    },
-    /// Already included in a block.
-    #[error("transaction already in block chain")]
-    AlreadyInChain,
-}
 
 /// Result of a successful [`Mempool::insert`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -721,6 +637,18 @@ impl Mempool {
         }
         self.attach(sender, true);
         doomed.len()
+    }
+
+    /// Re-checks every sender against `state` (after missed head notifications: the caller
+    /// fell behind the chain's broadcast). Returns how many transactions were dropped.
+    pub fn recheck_all(&mut self, state: &dyn StateView) -> usize {
+        let senders: Vec<Address> = self.senders.keys().copied().collect();
+        let dropped = senders
+            .iter()
+            .map(|s| self.recheck(s, state.account(s)))
+            .sum();
+        self.head_since_bump = true;
+        dropped
     }
 
     /// Drops queued transactions older than the queued lifetime (call periodically). Returns

@@ -1,0 +1,172 @@
+//! `store check`: verifies a chain store's invariants offline (like `git fsck`), naming the
+//! first damage it finds.
+
+use super::store::{ChainStore, StoreError, TxLocation, ACCOUNT, CANONICAL, TXINDEX};
+use crate::genesis::ChainSpec;
+use crate::state::Account;
+use crate::types::{encoding, Address, Hash};
+
+/// What `store check` verified.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// Head height.
+    pub head_height: u64,
+    /// Head hash.
+    pub head_hash: Hash,
+    /// Canonical blocks checked (including genesis).
+    pub blocks: u64,
+    /// Canonical transactions checked.
+    pub txs: u64,
+    /// Accounts compared with the replay.
+    pub accounts: u64,
+}
+
+/// Why `store check` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An invariant does not hold.
+    #[error("invariant violated: {0}")]
+    Invariant(String),
+}
+
+impl ChainStore {
+    fn space_len(&self, space: u8) -> usize {
+        self.tree.scan_prefix([space]).count()
+    }
+
+    /// Verifies the store's invariants: the canonical chain links back to `spec`'s genesis
+    /// (hashes, heights, parents, tx roots, producer signatures), every canonical block has an
+    /// undo record, the height index has nothing above the head, the tx index holds exactly the
+    /// canonical transactions at their places, and the accounts equal a replay of the
+    /// canonical blocks from the genesis allocations.
+    pub fn check(&self, spec: &ChainSpec) -> Result<CheckReport, CheckError> {
+        let bad = |m: String| CheckError::Invariant(m);
+        let genesis = spec.genesis_block();
+        if self.hash_at(0)? != Some(genesis.hash()) {
+            return Err(bad("height 0 is not the genesis of the stored spec".into()));
+        }
+        let head_hash = self.head_hash()?;
+        let head = self
+            .block(&head_hash)?
+            .ok_or_else(|| bad(format!("head block {head_hash} is missing")))?;
+        let head_height = head.header.height;
+        let mut state: std::collections::HashMap<Address, Account> = spec
+            .alloc
+            .iter()
+            .map(|(a, b)| {
+                (
+                    *a,
+                    Account {
+                        balance: *b,
+                        nonce: 0,
+                    },
+                )
+            })
+            .collect();
+        let mut txs = std::collections::HashMap::new();
+        let mut prev = genesis.hash();
+        for h in 1..=head_height {
+            let hash = self
+                .hash_at(h)?
+                .ok_or_else(|| bad(format!("no canonical block at height {h}")))?;
+            let b = self
+                .block(&hash)?
+                .ok_or_else(|| bad(format!("canonical block {hash} (height {h}) is missing")))?;
+            if b.hash() != hash {
+                return Err(bad(format!(
+                    "block stored under {hash} hashes to {}",
+                    b.hash()
+                )));
+            }
+            if b.header.height != h || b.header.parent != prev {
+                return Err(bad(format!(
+                    "height {h} ({hash}) does not link to height {}",
+                    h - 1
+                )));
+            }
+            if b.computed_tx_root() != b.header.tx_root {
+                return Err(bad(format!("tx_root mismatch in block {h}")));
+            }
+            if b.header.producer != spec.producer_of(b.header.slot)
+                || crate::crypto::verify_block_header(&b).is_err()
+            {
+                return Err(bad(format!(
+                    "block {h} is not signed by the producer of its slot"
+                )));
+            }
+            if self.undo_record(&hash)?.is_none() {
+                return Err(bad(format!("block {h} has no undo record")));
+            }
+            let diff = crate::state::apply_block(&state, &b)
+                .map_err(|(i, e)| bad(format!("block {h} tx {i} does not apply on replay: {e}")))?;
+            state.extend(diff.changed);
+            for (i, t) in b.txs.iter().enumerate() {
+                txs.insert(
+                    t.hash(),
+                    TxLocation {
+                        block: hash,
+                        height: h,
+                        index: i as u32,
+                    },
+                );
+            }
+            prev = hash;
+        }
+        if prev != head_hash {
+            return Err(bad(format!(
+                "head {head_hash} is not the canonical block at height {head_height}"
+            )));
+        }
+        let canonical = self.space_len(CANONICAL) as u64;
+        if canonical != head_height + 1 {
+            return Err(bad(format!(
+                "{canonical} canonical heights for a head at {head_height}"
+            )));
+        }
+        for (h, loc) in &txs {
+            if self.tx_location(h)? != Some(*loc) {
+                return Err(bad(format!("tx index entry of {h} is missing or wrong")));
+            }
+        }
+        let indexed = self.space_len(TXINDEX);
+        if indexed != txs.len() {
+            return Err(bad(format!(
+                "tx index has {indexed} entries, the canonical chain {} transactions",
+                txs.len()
+            )));
+        }
+        let mut accounts = 0;
+        for kv in self.tree.scan_prefix([ACCOUNT]) {
+            let (k, v) = kv.map_err(StoreError::from)?;
+            let addr = Address(
+                k[1..]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("account key"))?,
+            );
+            let stored: Account =
+                encoding::decode(&v, 64).map_err(|_| StoreError::Corrupt("account"))?;
+            let replayed = state.get(&addr).copied().unwrap_or_default();
+            if stored != replayed {
+                return Err(bad(format!(
+                    "account {addr}: stored {stored:?}, replay gives {replayed:?}"
+                )));
+            }
+            accounts += 1;
+        }
+        for (addr, acc) in &state {
+            if self.get_account(addr)? != *acc {
+                return Err(bad(format!("account {addr} missing from the store")));
+            }
+        }
+        Ok(CheckReport {
+            head_height,
+            head_hash,
+            blocks: head_height + 1,
+            txs: txs.len() as u64,
+            accounts,
+        })
+    }
+}

@@ -1,0 +1,71 @@
+//! Transaction pool settings: pool limits and announcement tuning, each default stated where
+//! it is defined.
+
+use std::time::Duration;
+
+/// Pool limits. Defaults: 100,000 transactions, 64 MiB, 512 per sender of which 64 queued,
+/// 25,000 queued in all, queued lifetime 3 h (geth's `--txpool.lifetime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MempoolConfig {
+    /// Most transactions.
+    pub max_txs: usize,
+    /// Most encoded bytes.
+    pub max_bytes: usize,
+    /// Most transactions of one sender, pending and queued (geth's account slots + queue).
+    pub max_per_sender: usize,
+    /// Most queued transactions of one sender (geth's `--txpool.accountqueue`).
+    pub max_queued_per_sender: usize,
+    /// Most queued transactions in all (geth's `--txpool.globalqueue`).
+    pub max_queued: usize,
+    /// How long a queued transaction may wait for its gap to fill.
+    pub queued_lifetime: Duration,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> MempoolConfig {
+        MempoolConfig {
+            max_txs: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_per_sender: 512,
+            max_queued_per_sender: 64,
+            max_queued: 25_000,
+            queued_lifetime: Duration::from_secs(3 * 3600),
+        }
+    }
+}
+
+/// The admission service's settings: the pool limits plus the tuning of signature checks and
+/// announcements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxPoolConfig {
+    /// Pool limits (see [`MempoolConfig`] for their defaults).
+    pub pool: MempoolConfig,
+    /// Announcements waiting for a batch, at most. Default 8,192. RPC submitters wait while it
+    /// is full (backpressure); reorg returns beyond it are not announced (logged).
+    pub announce_queue: usize,
+    /// Most transactions in one `/txs/1` message. Default 512: 512 × ~156 bytes stays under
+    /// glibc's 128 KiB mmap threshold, so gossipsub's copies of each message come from the
+    /// heap, not fresh pages. Receivers accept up to [`crate::validation::MAX_TX_BATCH`].
+    pub announce_batch: usize,
+    /// How long the first transaction of a batch waits for company before the batch goes
+    /// out. Default 5 ms.
+    pub announce_delay: Duration,
+    /// Transaction hashes whose signatures are remembered as verified. Default 100,000
+    /// (about 6 MiB).
+    pub sig_cache: usize,
+    /// How often queued transactions past their lifetime are dropped. Default 5 s.
+    pub expiry_interval: Duration,
+}
+
+impl Default for TxPoolConfig {
+    fn default() -> TxPoolConfig {
+        TxPoolConfig {
+            pool: MempoolConfig::default(),
+            announce_queue: 8_192,
+            announce_batch: 512,
+            announce_delay: Duration::from_millis(5),
+            sig_cache: 100_000,
+            expiry_interval: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! Transaction admission: one service, one entry, [`TxPool::add`]`(origin, txs)`, after
+//! reth's `TransactionPool::add_transactions(origin, ..)`.
+//!
+//! ```text
+//! add(origin, txs)
+//!   -> already pooled (Known) / already in a block (AlreadyInChain)
+//!   -> validate: fields + signatures (SigCache hits skip theirs; the rest batch-verified),
+//!      Reorg returns skip both (their block was verified here)
+//!   -> Gossip: one invalid tx rejects the whole message
+//!   -> pool: nonce, balance, replacement, limits (geth txpool, Bitcoin Core mempool)
+//!   -> new: newPendingTransactions subscribers; relay policy: Rpc and Reorg go to the
+//!      announcer (`/txs/1` batches), Gossip is relayed by gossipsub itself
+//! ```
+//!
+//! Parts: [`pool`] (the data structure), [`validate`] (signature cache), [`maintain`] (new
+//! head, reorg, expiry: a subscriber of the chain's canonical notifications), [`announce`]
+//! (the announcer), [`config`], [`error`]. Block selection is [`pool::Mempool::select`].
+
+pub mod announce;
+pub mod config;
+pub mod error;
+pub mod maintain;
+pub mod pool;
+pub mod validate;
+
+pub use config::{MempoolConfig, TxPoolConfig};
+pub use error::{MempoolError, SubmitError};
+pub use pool::{Admission, Entry, Inserted, Mempool, MempoolInfo};
+pub use validate::SigCache;
+
+use crate::chain::Chain;
+use crate::state::StateView;
+use crate::types::{Address, Hash, SignedTx};
+use crate::validation::{self, Verified};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{broadcast, mpsc};
+use tracing::warn;
+
+/// Where transactions handed to [`TxPool::add`] come from; decides which checks run and
+/// whether new ones are announced (reth's `TransactionOrigin`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Submitted over JSON-RPC: every check; new ones are announced, and the caller waits
+    /// while the announcement queue is full (backpressure).
+    Rpc,
+    /// One gossip message (`/tx/1` or `/txs/1`): every check; one invalid transaction rejects
+    /// the whole message ([`SubmitError::BatchRejected`]); gossipsub relays accepted messages,
+    /// so nothing is announced.
+    Gossip,
+    /// Back from blocks a reorg undid: their signatures and fields were verified with their
+    /// block, so only pool checks run; new ones are announced again (peers on the new chain
+    /// may never have seen them), without waiting.
+    Reorg,
+}
+
+/// What [`TxPool::add`] answers per transaction, in input order.
+pub type Outcome = Result<Inserted, SubmitError>;
+
+/// Read access to the pool ([`TxPool::read`]); holds the pool's lock until dropped, so keep
+/// it short and never across `.await`.
+pub struct PoolRead<'a>(MutexGuard<'a, Mempool>);
+
+impl std::ops::Deref for PoolRead<'_> {
+    type Target = Mempool;
+    fn deref(&self) -> &Mempool {
+        &self.0
+    }
+}
+
+struct Inner {
+    chain: Arc<Chain>,
+    /// `std::sync::Mutex`: every section (insert, select, re-check) is synchronous.
+    pool: Mutex<Mempool>,
+    sigs: SigCache,
+    new_txs: broadcast::Sender<Hash>,
+    announce: mpsc::Sender<SignedTx>,
+    threads: usize,
+}
+
+/// The admission service: a cloneable handle.
+#[derive(Clone)]
+pub struct TxPool {
+    inner: Arc<Inner>,
+}
+
+/// Events buffered for a slow `newPendingTransactions` subscriber.
+pub const NEW_TX_EVENTS: usize = 4096;
+
+impl TxPool {
+    /// A pool over `chain`'s state. Returns the pool and the receiving end of its announcement
+    /// queue, for [`announce::run`].
+    pub fn new(chain: Arc<Chain>, cfg: TxPoolConfig) -> (TxPool, mpsc::Receiver<SignedTx>) {
+        let (announce, rx) = mpsc::channel(cfg.announce_queue.max(1));
+        let pool = TxPool {
+            inner: Arc::new(Inner {
+                chain,
+                pool: Mutex::new(Mempool::with_config(cfg.pool)),
+                sigs: SigCache::new(cfg.sig_cache),
+                new_txs: broadcast::channel(NEW_TX_EVENTS).0,
+                announce,
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            }),
+        };
+        (pool, rx)
+    }
+
+    /// The one admission entry: checks `txs` as `origin` requires and admits what passes.
+    /// Returns an outcome per transaction, in input order: `Inserted::New` (admitted now),
+    /// `Inserted::Known` (already pooled), or why not ([`SubmitError`]).
+    ///
+    /// CPU-bound (signature checks): from async code, hand large bursts to a blocking thread.
+    /// Awaits only for `Origin::Rpc`, while the announcement queue is full.
+    pub async fn add(&self, origin: Origin, txs: Vec<SignedTx>) -> Vec<Outcome> {
+        let (outcomes, new) = self.admit(origin, txs);
+        match origin {
+            Origin::Rpc => {
+                for tx in new {
+                    // Waits while the queue is full: RPC submitters are slowed to what the
+                    // network carries instead of outrunning it.
+                    let _ = self.inner.announce.send(tx).await;
+                }
+            }
+            Origin::Reorg => {
+                for tx in new {
+                    if self.inner.announce.try_send(tx).is_err() {
+                        warn!("announcement queue full; a transaction is not announced");
+                    }
+                }
+            }
+            Origin::Gossip => {}
+        }
+        outcomes
+    }
+
+    /// The synchronous part of [`TxPool::add`]; returns the outcomes and the new transactions.
+    fn admit(&self, origin: Origin, txs: Vec<SignedTx>) -> (Vec<Outcome>, Vec<SignedTx>) {
+        let inner = &*self.inner;
+        let hashes: Vec<Hash> = txs.iter().map(SignedTx::hash).collect();
+        let mut out: Vec<Option<Outcome>> = (0..txs.len()).map(|_| None).collect();
+        {
+            let pool = self.lock();
+            for (o, h) in out.iter_mut().zip(&hashes) {
+                if pool.contains(h) {
+                    *o = Some(Ok(Inserted::Known(*h)));
+                }
+            }
+        }
+        for (o, h) in out.iter_mut().zip(&hashes) {
+            if o.is_none() && inner.chain.store.tx_location(h).ok().flatten().is_some() {
+                *o = Some(Err(MempoolError::AlreadyInChain.into()));
+            }
+        }
+        // Stateless checks of the undecided ones.
+        let todo: Vec<usize> = (0..txs.len()).filter(|&i| out[i].is_none()).collect();
+        let mut todo_txs: Vec<SignedTx> = Vec::with_capacity(todo.len());
+        let mut txs: Vec<Option<SignedTx>> = txs.into_iter().map(Some).collect();
+        for &i in &todo {
+            todo_txs.push(txs[i].take().expect("each index once"));
+        }
+        let checked: Vec<Result<Verified<SignedTx>, validation::ValidationError>> = match origin {
+            Origin::Reorg => todo_txs
+                .into_iter()
+                .map(|t| Ok(validation::verified_tx(t)))
+                .collect(),
+            Origin::Rpc | Origin::Gossip => {
+                let todo_hashes: Vec<Hash> = todo.iter().map(|&i| hashes[i]).collect();
+                let known = inner.sigs.contains_each(&todo_hashes);
+                let checked = validation::check_txs(
+                    todo_txs,
+                    inner.chain.spec.chain_id,
+                    inner.threads,
+                    &known,
+                );
+                inner.sigs.insert_all(
+                    checked
+                        .iter()
+                        .zip(&todo_hashes)
+                        .filter(|(c, _)| c.is_ok())
+                        .map(|(_, h)| *h),
+                );
+                checked
+            }
+        };
+        let any_invalid = checked.iter().any(|c| c.is_err());
+        let mut admit: Vec<(usize, Verified<SignedTx>, Address)> = Vec::new();
+        for (&i, c) in todo.iter().zip(checked) {
+            match c {
+                Err(e) => out[i] = Some(Err(e.into())),
+                Ok(_) if origin == Origin::Gossip && any_invalid => {
+                    out[i] = Some(Err(SubmitError::BatchRejected))
+                }
+                Ok(v) => {
+                    let sender = v.inner().sender();
+                    admit.push((i, v, sender));
+                }
+            }
+        }
+        // Accounts are read before the pool lock (sled reads).
+        let accounts: Vec<_> = admit
+            .iter()
+            .map(|(_, _, s)| inner.chain.store.account(s))
+            .collect();
+        let mut new = Vec::new();
+        {
+            let mut pool = self.lock();
+            for ((i, v, sender), account) in admit.into_iter().zip(accounts) {
+                let tx = v.inner().clone();
+                let r = pool.insert_keyed(v, hashes[i], sender, account);
+                if let Ok(Inserted::New(_)) = r {
+                    new.push(tx);
+                }
+                out[i] = Some(r.map_err(SubmitError::from));
+            }
+        }
+        for tx in &new {
+            let _ = inner.new_txs.send(tx.hash());
+        }
+        let outcomes = out
+            .into_iter()
+            .map(|o| o.expect("every transaction decided"))
+            .collect();
+        (outcomes, new)
+    }
+
+    /// Every check [`TxPool::add`] makes for `Origin::Rpc`, without admitting
+    /// (`testmempoolaccept`): what admission would do, or why it would refuse.
+    pub fn check(&self, tx: SignedTx) -> Result<Admission, SubmitError> {
+        let inner = &*self.inner;
+        let hash = tx.hash();
+        if inner
+            .chain
+            .store
+            .tx_location(&hash)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            return Err(MempoolError::AlreadyInChain.into());
+        }
+        let known = inner.sigs.contains(&hash);
+        let v = validation::check_txs(vec![tx], inner.chain.spec.chain_id, 1, &[known])
+            .pop()
+            .expect("one in, one out")?;
+        inner.sigs.insert_all([hash]);
+        let account = inner.chain.store.account(&v.inner().sender());
+        Ok(self.lock().check(v.inner(), account)?)
+    }
+
+    /// Verifies the signatures of a burst of transactions together (ed25519 batches over every
+    /// core) and remembers those that pass, so the [`TxPool::add`] calls that follow skip
+    /// them. Pooled and already remembered transactions are skipped. CPU-bound: call from a
+    /// blocking thread. Used for JSON-RPC batches and bursts of gossip messages.
+    pub fn preverify(&self, txs: &[&SignedTx]) {
+        let hashes: Vec<Hash> = txs.iter().map(|t| t.hash()).collect();
+        let known = self.inner.sigs.contains_each(&hashes);
+        let todo: Vec<(usize, &SignedTx)> = {
+            let pool = self.lock();
+            txs.iter()
+                .enumerate()
+                .filter(|(i, _)| !known[*i] && !pool.contains(&hashes[*i]))
+                .map(|(i, t)| (i, *t))
+                .collect()
+        };
+        let refs: Vec<&SignedTx> = todo.iter().map(|(_, t)| *t).collect();
+        let ok = crate::crypto::verify_txs_parallel(&refs, self.inner.threads);
+        self.inner.sigs.insert_all(
+            todo.iter()
+                .zip(ok)
+                .filter(|(_, ok)| *ok)
+                .map(|((i, _), _)| hashes[*i]),
+        );
+    }
+
+    /// Which of `hashes` have signatures verified here (pooled, or in the signature cache):
+    /// a block's check skips those (`already_verified` of [`Chain::import`]).
+    pub fn verified_among(&self, hashes: impl IntoIterator<Item = Hash>) -> HashSet<Hash> {
+        let pool = self.lock();
+        hashes
+            .into_iter()
+            .filter(|h| pool.contains(h) || self.inner.sigs.contains(h))
+            .collect()
+    }
+
+    /// Read access to the pool (RPC views, block selection).
+    pub fn read(&self) -> PoolRead<'_> {
+        PoolRead(self.lock())
+    }
+
+    /// Hashes of transactions newly admitted from now on (geth's `newPendingTransactions`).
+    /// A subscriber more than [`NEW_TX_EVENTS`] behind skips the oldest.
+    pub fn subscribe_new(&self) -> broadcast::Receiver<Hash> {
+        self.inner.new_txs.subscribe()
+    }
+
+    /// The chain this pool checks against.
+    pub fn chain(&self) -> &Arc<Chain> {
+        &self.inner.chain
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Mempool> {
+        self.inner.pool.lock().expect("mempool lock poisoned")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::CanonNotification;
+    use crate::crypto::Keypair;
+    use crate::types::{Signature, TxBody};
+    use crate::validation::{ValidationError, Verdict};
+
+    const CHAIN: u64 = 9;
+
+    fn chain(dir: &std::path::Path) -> Arc<Chain> {
+        Arc::new(Chain::open(dir, crate::genesis::test_spec(CHAIN, 1, 4, 1_000_000)).unwrap())
+    }
+
+    fn tx(from: u64, nonce: u64) -> SignedTx {
+        let k = Keypair::dev_account(from);
+        k.sign_tx(TxBody {
+            chain_id: CHAIN,
+            nonce,
+            from: k.public(),
+            to: Keypair::dev_account(3).address(),
+            amount: 5,
+            fee: 2,
+            data: vec![],
+        })
+    }
+
+    fn forged(from: u64, nonce: u64) -> SignedTx {
+        let mut t = tx(from, nonce);
+        t.signature = Signature([7; 64]);
+        t
+    }
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        futures::executor::block_on(f)
+    }
+
+    #[test]
+    fn rpc_origin_checks_everything_and_announces_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, mut announced) = TxPool::new(chain(dir.path()), TxPoolConfig::default());
+        let mut new_events = pool.subscribe_new();
+        let good = tx(0, 0);
+        let out = block_on(pool.add(Origin::Rpc, vec![good.clone(), forged(1, 0)]));
+        assert!(matches!(out[0], Ok(Inserted::New(h)) if h == good.hash()));
+        assert!(matches!(
+            out[1],
+            Err(SubmitError::Invalid(ValidationError::BadTxSignature))
+        ));
+        assert_eq!(announced.try_recv().unwrap().hash(), good.hash());
+        assert!(
+            announced.try_recv().is_err(),
+            "the invalid one is not announced"
+        );
+        assert_eq!(new_events.try_recv().unwrap(), good.hash());
+        // Again: Known, nothing announced.
+        let out = block_on(pool.add(Origin::Rpc, vec![good.clone()]));
+        assert!(matches!(out[0], Ok(Inserted::Known(_))));
+        assert!(announced.try_recv().is_err());
+        assert_eq!(pool.read().len(), 1);
+    }
+
+    #[test]
+    fn gossip_origin_rejects_a_message_whole_and_never_announces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, mut announced) = TxPool::new(chain(dir.path()), TxPoolConfig::default());
+        let (a, b) = (tx(0, 0), tx(1, 0));
+        let out = block_on(pool.add(Origin::Gossip, vec![a.clone(), forged(2, 0), b.clone()]));
+        assert!(matches!(out[0], Err(SubmitError::BatchRejected)));
+        assert!(matches!(
+            out[1],
+            Err(SubmitError::Invalid(ValidationError::BadTxSignature))
+        ));
+        assert!(matches!(out[2], Err(SubmitError::BatchRejected)));
+        assert!(out
+            .iter()
+            .all(|o| o.as_ref().unwrap_err().verdict() == Verdict::Reject));
+        assert!(
+            pool.read().is_empty(),
+            "nothing admitted from a rejected message"
+        );
+        let out = block_on(pool.add(Origin::Gossip, vec![a.clone(), b.clone()]));
+        assert!(out.iter().all(|o| matches!(o, Ok(Inserted::New(_)))));
+        assert_eq!(pool.read().len(), 2);
+        assert!(
+            announced.try_recv().is_err(),
+            "gossipsub relays gossip, not the announcer"
+        );
+        // Preverified signatures are remembered: a block carrying them needs no check.
+        let c = tx(2, 0);
+        pool.preverify(&[&c]);
+        let v = pool.verified_among([a.hash(), c.hash(), tx(3, 0).hash()]);
+        assert_eq!(v, HashSet::from([a.hash(), c.hash()]));
+    }
+
+    #[test]
+    fn reorg_origin_skips_signature_checks_and_announces_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, mut announced) = TxPool::new(chain(dir.path()), TxPoolConfig::default());
+        // A transaction out of a block this node verified: its signature is not checked again
+        // (a forged one shows that no check runs).
+        let t = forged(0, 0);
+        let out = block_on(pool.add(Origin::Reorg, vec![t.clone()]));
+        assert!(matches!(out[0], Ok(Inserted::New(_))), "{out:?}");
+        assert_eq!(announced.try_recv().unwrap().hash(), t.hash());
+        // Pool policy still applies: nonce 0 again with the same fee is a replacement that
+        // is underpriced.
+        let mut same_nonce = tx(0, 0);
+        same_nonce.body.amount = 6;
+        let out = block_on(pool.add(Origin::Reorg, vec![same_nonce]));
+        assert!(matches!(
+            out[0],
+            Err(SubmitError::Mempool(MempoolError::ReplacementUnderpriced))
+        ));
+    }
+
+    #[test]
+    fn canonical_notifications_drop_included_and_return_undone() {
+        // Block built on one node's chain; the pool of a second node with the same genesis.
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let producer_chain = chain(d1.path());
+        let (pool, mut announced) = TxPool::new(chain(d2.path()), TxPoolConfig::default());
+        let t = tx(0, 0);
+        block_on(pool.add(Origin::Rpc, vec![t.clone()]));
+        announced.try_recv().unwrap();
+        let key = Keypair::dev_validator(0);
+        let b = producer_chain
+            .produce(&key, 1, |_| vec![t.clone()])
+            .unwrap()
+            .unwrap()
+            .into_inner();
+        let applied = CanonNotification {
+            applied: vec![b.clone()],
+            undone: vec![],
+            committed_us: 1,
+        };
+        block_on(pool.on_canon(&applied));
+        assert!(pool.read().is_empty(), "included transaction dropped");
+        // The block leaves the chain (this pool's chain never stored it): its transaction
+        // returns and is announced again.
+        let undone = CanonNotification {
+            applied: vec![],
+            undone: vec![b],
+            committed_us: 2,
+        };
+        let (_, returned, lost) = block_on(pool.on_canon(&undone));
+        assert_eq!((returned, lost), (1, 0));
+        assert!(pool.read().contains(&t.hash()));
+        assert_eq!(announced.try_recv().unwrap().hash(), t.hash());
+    }
+}
