@@ -442,14 +442,16 @@ mod tests {
         let peer = PeerId::random();
         let genesis = sync.our_status().genesis;
         let s = sync.clone();
-        let run = tokio::spawn(async move { s.sync_with(peer).await });
+        let mut run = tokio::spawn(async move { s.sync_with(peer).await });
         let mut penalties = Vec::new();
         // Answer as the network task would, until the sync gives up on the peer.
-        while !run.is_finished() {
-            let cmd = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-                .await
-                .expect("the sync keeps asking until it gives up")
-                .expect("handle alive");
+        let r = loop {
+            let cmd = tokio::select! {
+                r = &mut run => break r.unwrap(),
+                cmd = tokio::time::timeout(Duration::from_secs(10), rx.recv()) => cmd
+                    .expect("the sync keeps asking until it gives up")
+                    .expect("handle alive"),
+            };
             match cmd {
                 Command::Request { req, reply, .. } => {
                     let resp = match req {
@@ -480,9 +482,7 @@ mod tests {
                 Command::Penalize { peer: p, by } => penalties.push((p, by)),
                 _ => {}
             }
-            tokio::task::yield_now().await;
-        }
-        let r = run.await.unwrap();
+        };
         // The range failed with "no peer left" (the only peer was dropped), which is not the
         // peer's fault in itself; the blame came when its segment was rejected.
         assert!(matches!(r, Err(SyncError::NoPeerLeft(1))), "{r:?}");
