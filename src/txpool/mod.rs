@@ -133,7 +133,8 @@ impl TxPool {
         outcomes
     }
 
-    /// The synchronous part of [`TxPool::add`]; returns the outcomes and the new transactions.
+    /// The synchronous part of [`TxPool::add`]; returns the outcomes and the new transactions
+    /// to announce (none for `Origin::Gossip`).
     fn admit(&self, origin: Origin, txs: Vec<SignedTx>) -> (Vec<Outcome>, Vec<SignedTx>) {
         let inner = &*self.inner;
         let hashes: Vec<Hash> = txs.iter().map(SignedTx::hash).collect();
@@ -201,20 +202,26 @@ impl TxPool {
             .iter()
             .map(|(_, _, s)| inner.chain.store.account(s))
             .collect();
+        // Relay policy: only what gossipsub does not relay by itself is kept for the announcer.
+        let announce = origin != Origin::Gossip;
         let mut new = Vec::new();
+        let mut new_hashes = Vec::new();
         {
             let mut pool = self.lock();
             for ((i, v, sender), account) in admit.into_iter().zip(accounts) {
-                let tx = v.inner().clone();
+                let tx = announce.then(|| v.inner().clone());
                 let r = pool.insert_keyed(v, hashes[i], sender, account);
-                if let Ok(Inserted::New(_)) = r {
-                    new.push(tx);
+                if let Ok(Inserted::New(h)) = r {
+                    new_hashes.push(h);
+                    new.extend(tx);
                 }
                 out[i] = Some(r.map_err(SubmitError::from));
             }
         }
-        for tx in &new {
-            let _ = inner.new_txs.send(tx.hash());
+        if inner.new_txs.receiver_count() > 0 {
+            for h in new_hashes {
+                let _ = inner.new_txs.send(h);
+            }
         }
         let outcomes = out
             .into_iter()
