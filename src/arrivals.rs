@@ -19,6 +19,9 @@ pub struct Arrival {
     pub height: u64,
     /// When gossip delivered it, before validation (None on its producer, or if it came by sync).
     pub first_seen_us: Option<u64>,
+    /// When gossip verification accepted it and it was handed back to gossipsub for relay,
+    /// before its state transition and commit (None if it did not come by gossip).
+    pub relayed_us: Option<u64>,
     /// When it was validated and committed to the canonical chain here (on the producer: when
     /// it was committed; after a reorg: when the reorg was committed).
     pub validated_us: Option<u64>,

@@ -14,7 +14,7 @@ use crate::genesis::ChainSpec;
 use crate::state::{apply_block, Account, Overlay, StateView};
 use crate::types::Address;
 use crate::types::{Block, BlockHeader, Hash};
-use crate::validation::{self, BlockContext, ValidationError, Verified};
+use crate::validation::{self, BlockContext, Unapplied, ValidationError, Verified};
 pub use fsck::{CheckError, CheckReport};
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -135,25 +135,35 @@ impl Chain {
         *self.head.read().expect("head lock poisoned")
     }
 
-    /// Imports a block: validates it, stores it, and applies fork choice (greatest height, then
-    /// lowest hash). A block on the head is fully validated and committed. A block on another
-    /// known block is checked without its state transition and stored as a side branch; if
-    /// that branch is now preferred, the node reorgs to it (undo to the fork point, apply the
-    /// branch with full validation, one atomic write). `already_verified` names transaction
-    /// signatures verified on mempool admission.
+    /// Imports a block: [`Chain::gossip_verify`], then [`Chain::import_verified`].
     ///
-    /// Errors: `Known` for a stored block, `UnknownParent` when the parent is missing (the
-    /// caller syncs), `InvalidParent` for a child of an invalid block, and any validation
-    /// failure (a branch block failing its state transition during a reorg is marked invalid
-    /// and the reorg is abandoned, leaving the head as it was).
+    /// Errors: as those two.
     pub fn import(
         &self,
         block: Block,
         already_verified: &HashSet<Hash>,
     ) -> Result<Imported, ImportError> {
-        let _g = self.lock.lock().expect("chain lock poisoned");
-        let hash = block.hash();
-        if self.store.has_block(&hash)? {
+        let verified = self.gossip_verify(block, already_verified)?;
+        self.import_verified(verified)
+    }
+
+    /// Gossip verification (Lighthouse's `GossipVerifiedBlock`; consensus-specs p2p
+    /// `beacon_block` rules): every check that needs no state. Not already stored; parent
+    /// known and not invalid; header (chain id, height, slot after the parent's, not in the
+    /// future, producer schedule, timestamp, producer signature); size, `tx_count`,
+    /// `tx_root`, duplicate transactions; every transaction's fields and signature (those in
+    /// `already_verified`, the pool's verified set, are skipped; the rest are batch-verified).
+    /// A block that passes may be relayed before its state transition runs.
+    ///
+    /// Errors: `Known` for a stored block, `UnknownParent` when the parent is missing (the
+    /// caller syncs), `InvalidParent` for a child of an invalid block, and any stateless
+    /// validation failure.
+    pub fn gossip_verify(
+        &self,
+        block: Block,
+        already_verified: &HashSet<Hash>,
+    ) -> Result<Unapplied, ImportError> {
+        if self.store.has_block(&block.hash())? {
             return Err(ValidationError::Known.into());
         }
         let parent_hash = block.header.parent;
@@ -171,16 +181,45 @@ impl Chain {
             state: &self.store,
             already_verified: &|h| already_verified.contains(h),
         };
+        Ok(validation::check_block_stateless(block, &ctx)?)
+    }
+
+    /// Imports a gossip-verified block and applies fork choice (greatest height, then lowest
+    /// hash). A block on the head gets its state transition and is committed; one that fails
+    /// it is marked invalid (never imported, and its descendants are refused as
+    /// `InvalidParent`). A block on another known block is stored as a side branch; if that
+    /// branch is now preferred, the node reorgs to it (undo to the fork point, apply the
+    /// branch with full validation, one atomic write). Broadcasts what became canonical.
+    ///
+    /// Errors: `Known` (imported meanwhile), `InvalidParent`, `InvalidBlockTx` for a state
+    /// transition that fails (on the head, or of a branch block during a reorg: then the
+    /// branch block is marked invalid and the head stays as it was), or the store.
+    pub fn import_verified(&self, block: Unapplied) -> Result<Imported, ImportError> {
+        let _g = self.lock.lock().expect("chain lock poisoned");
+        let hash = block.inner().hash();
+        if self.store.has_block(&hash)? {
+            return Err(ValidationError::Known.into());
+        }
+        let parent_hash = block.inner().header.parent;
+        if self.store.is_invalid(&parent_hash)? {
+            return Err(ValidationError::InvalidParent(parent_hash).into());
+        }
         let head = self.head();
         if parent_hash == head.hash {
             let t0 = std::time::Instant::now();
-            let (verified, diff) = validation::check_block(block, &ctx)?;
+            let (verified, diff) = match block.apply(&self.store) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.store.mark_invalid(&hash)?;
+                    return Err(e.into());
+                }
+            };
             let t1 = std::time::Instant::now();
             self.store.commit_block(&verified, &diff)?;
             tracing::debug!(
                 height = verified.inner().header.height,
                 txs = verified.inner().txs.len(),
-                check_us = (t1 - t0).as_micros() as u64,
+                apply_us = (t1 - t0).as_micros() as u64,
                 commit_us = t1.elapsed().as_micros() as u64,
                 "block import timing"
             );
@@ -188,9 +227,8 @@ impl Chain {
                 head_of(&verified.inner().header, hash);
             return Ok(self.notify(vec![], vec![verified.into_inner()]));
         }
-        let side = validation::check_block_stateless(block, &ctx)?;
-        let height = side.inner().header.height;
-        self.store.store_side_block(&side)?;
+        let height = block.inner().header.height;
+        self.store.store_side_block(&block)?;
         if !prefers(height, &hash, &head) {
             return Ok(Imported::default());
         }

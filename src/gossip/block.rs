@@ -1,36 +1,44 @@
-//! The block worker: gossip block -> first-seen record -> [`crate::chain::Chain::import`]
-//! (signatures the pool verified are not verified again) -> verdict; an unknown parent asks
-//! the sync for the sender's chain.
+//! The block worker: gossip block -> first-seen record -> [`Chain::gossip_verify`] (no state;
+//! signatures the pool verified are not verified again) -> verdict, so gossipsub relays an
+//! accepted block at once -> [`Chain::import_verified`] (state transition, commit) after the
+//! relay. An unknown parent asks the sync for the sender's chain.
+//!
+//! [`Chain::gossip_verify`]: crate::chain::Chain::gossip_verify
+//! [`Chain::import_verified`]: crate::chain::Chain::import_verified
 
 use super::Workers;
 use crate::chain::ImportError;
 use crate::p2p::GossipMessage;
 use crate::types::{Block, SignedTx};
 use crate::validation::{ValidationError, Verdict};
+use libp2p::gossipsub::MessageId;
+use libp2p::PeerId;
+use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 impl Workers {
-    /// Validates gossip blocks one at a time and reports each verdict. The chain's canonical
-    /// notification carries the rest (pool maintenance, subscriptions, the validated time).
-    /// Ends when the queue closes.
+    /// Handles gossip blocks one at a time. The chain's canonical notification carries the
+    /// rest (pool maintenance, subscriptions, the imported time). Ends when the queue closes.
     pub(super) fn block_worker(self, mut rx: mpsc::Receiver<GossipMessage<Block>>) {
         while let Some(m) = rx.blocking_recv() {
-            let verdict = self.import(m.source, m.payload, m.bytes, m.received_us);
-            self.net.report_blocking(m.id, m.source, verdict);
+            self.handle_block(m.id, m.source, m.payload, m.bytes, m.received_us);
         }
     }
 
-    /// Records the block's arrival, imports it and returns the gossip verdict.
-    pub fn import(
+    /// Records the block's arrival, gossip-verifies it, reports the verdict (the relay
+    /// decision), then imports an accepted block. Returns the verdict.
+    pub fn handle_block(
         &self,
-        source: libp2p::PeerId,
+        id: MessageId,
+        source: PeerId,
         block: Block,
         bytes: usize,
         received_us: u64,
     ) -> Verdict {
         let hash = block.hash();
         let height = block.header.height;
+        let producer = block.header.producer.address();
         self.arrivals.update(hash, |a| {
             a.height = height;
             a.first_seen_us.get_or_insert(received_us);
@@ -40,12 +48,37 @@ impl Workers {
         let verified = self
             .pool
             .verified_among(block.txs.iter().map(SignedTx::hash));
-        match self.chain.import(block, &verified) {
+        let block = match self.chain.gossip_verify(block, &verified) {
+            Ok(b) => b,
+            Err(e) => {
+                let verdict = self.verdict_for(source, hash, e);
+                self.net.report_blocking(id, source, verdict);
+                return verdict;
+            }
+        };
+        // Relay first: the state transition and the commit follow off the relay path.
+        self.net.report_blocking(id, source, Verdict::Accept);
+        let now = crate::now_us();
+        self.arrivals.update(hash, |a| a.relayed_us = Some(now));
+        match self.chain.import_verified(block) {
             Ok(imported) => {
                 debug!(height, %hash, canonical = imported.applied.len(), "imported gossip block");
-                Verdict::Accept
             }
+            Err(ImportError::Invalid(ValidationError::Known)) => {}
             Err(ImportError::Invalid(e)) => {
+                // Signed by its producer and valid without state: honest relays pass it on
+                // too, so no peer is blamed; it is counted and never imported.
+                self.stats.relayed_invalid.fetch_add(1, Ordering::Relaxed);
+                warn!(%hash, height, %producer, cause = %e, "relayed block failed its state transition; not imported");
+            }
+            Err(ImportError::Store(e)) => warn!(%hash, cause = %e, "store error importing block"),
+        }
+        Verdict::Accept
+    }
+
+    fn verdict_for(&self, source: PeerId, hash: crate::types::Hash, e: ImportError) -> Verdict {
+        match e {
+            ImportError::Invalid(e) => {
                 if let ValidationError::UnknownParent(_) = e {
                     // The sync asks the peer's Status; the block's height alone is not trusted.
                     self.sync.sync_with(source);
@@ -57,8 +90,8 @@ impl Workers {
                 }
                 e.verdict()
             }
-            Err(ImportError::Store(e)) => {
-                warn!(%hash, cause = %e, "store error importing block");
+            ImportError::Store(e) => {
+                warn!(%hash, cause = %e, "store error checking block");
                 Verdict::Ignore
             }
         }

@@ -36,6 +36,14 @@ impl Default for GossipConfig {
     }
 }
 
+/// Counters the workers keep (read by `meshnode_nodeInfo`).
+#[derive(Debug, Default)]
+pub struct GossipStats {
+    /// Blocks that passed gossip verification and were relayed, then failed their state
+    /// transition and were not imported.
+    pub relayed_invalid: std::sync::atomic::AtomicU64,
+}
+
 /// What the workers need: narrow handles only.
 #[derive(Clone)]
 pub struct Workers {
@@ -49,6 +57,8 @@ pub struct Workers {
     pub arrivals: Arc<ArrivalLog>,
     /// A block with an unknown parent asks for a sync with its sender.
     pub sync: SyncTrigger,
+    /// Counters.
+    pub stats: Arc<GossipStats>,
     /// Settings.
     pub cfg: GossipConfig,
 }

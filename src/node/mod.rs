@@ -6,7 +6,7 @@ use crate::arrivals::ArrivalLog;
 use crate::chain::Chain;
 use crate::config::{Config, NodeFile};
 use crate::crypto::Keypair;
-use crate::gossip::Workers;
+use crate::gossip::{GossipStats, Workers};
 use crate::p2p::{self, NetworkConfig};
 use crate::producer::Producer;
 use crate::rpc::server::RpcContext;
@@ -128,7 +128,9 @@ pub async fn run(
         };
         tasks.push(("producer", tokio::spawn(producer.run(stop_rx.clone()))));
     }
+    let gossip_stats = Arc::new(GossipStats::default());
     let workers = Workers {
+        stats: gossip_stats.clone(),
         chain: chain.clone(),
         pool: pool.clone(),
         net: net.clone(),
@@ -156,6 +158,7 @@ pub async fn run(
         net: net.clone(),
         sync: status.clone(),
         arrivals: arrivals.clone(),
+        gossip: gossip_stats,
         started: Instant::now(),
     };
     let rpc = crate::rpc::server::start(cfg.rpc_addr, rpc_ctx, auth).await?;

@@ -256,8 +256,10 @@ pub trait MeshnodeApi {
     fn sync_status(&self) -> RpcResult<Value>;
 
     /// `meshnode_nodeInfo` -> `{peerId, listenAddrs, chainId, genesisHash, head: {height, hash,
-    /// slot}, mempool: {size, bytes}, gossip: {accepted, rejected, ignored, droppedQueueFull},
-    /// uptime}` (uptime in seconds; the gossip counters are this node's verdicts).
+    /// slot}, mempool: {size, bytes}, gossip: {accepted, rejected, ignored, droppedQueueFull,
+    /// relayedNotImported}, uptime}` (uptime in seconds; the gossip counters are this node's
+    /// verdicts; `relayedNotImported` counts blocks that passed gossip verification, were
+    /// relayed, then failed their state transition).
     #[method(name = "nodeInfo")]
     async fn node_info(&self) -> RpcResult<Value>;
 }

@@ -60,6 +60,8 @@ pub struct RpcContext {
     pub sync: SyncStatus,
     /// `meshnode_blockArrival`, `blockArrivals`.
     pub arrivals: Arc<ArrivalLog>,
+    /// Gossip worker counters (`meshnode_nodeInfo`).
+    pub gossip: Arc<crate::gossip::GossipStats>,
     /// When the node started (`uptime`).
     pub started: Instant,
 }
@@ -362,6 +364,7 @@ impl MeshnodeApiServer for RpcImpl {
                 "rejected": info.verdicts[1],
                 "ignored": info.verdicts[2],
                 "droppedQueueFull": info.dropped_queue_full,
+                "relayedNotImported": self.ctx.gossip.relayed_invalid.load(std::sync::atomic::Ordering::Relaxed),
             },
             "uptime": self.ctx.started.elapsed().as_secs(),
         }))
