@@ -74,6 +74,14 @@ pub struct Summary {
     pub delivery_ms: Percentiles,
     /// Over all (block, receiving node) pairs: first seen -> validated, ms.
     pub validation_ms: Percentiles,
+    /// Over all (block, receiving node) pairs: first seen -> relayed (gossip verdict given),
+    /// ms: the relay decision each hop adds.
+    #[serde(default)]
+    pub relay_ms: Percentiles,
+    /// Over all (block, receiving node) pairs: relayed -> imported (state transition and
+    /// commit, off the relay path), ms.
+    #[serde(default)]
+    pub import_ms: Percentiles,
     /// Transactions submitted and accepted by RPC during the run.
     pub txs_submitted: u64,
     /// Transactions included in the measured blocks.
@@ -221,6 +229,10 @@ pub struct Collected {
     pub delivery: Vec<f64>,
     /// first seen -> validated, ms.
     pub validation: Vec<f64>,
+    /// first seen -> relayed, ms.
+    pub relay: Vec<f64>,
+    /// relayed -> imported, ms.
+    pub import: Vec<f64>,
 }
 
 /// Collects arrival records for heights `from..=to` from every node and computes the report.
@@ -232,6 +244,7 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
     let n = clients.len();
     let mut out = Vec::new();
     let (mut all_delivery, mut all_validation) = (Vec::new(), Vec::new());
+    let (mut relay, mut import) = (Vec::new(), Vec::new());
     for height in from..=to {
         let hash = clients[0]
             .getblockhash(height)
@@ -254,6 +267,10 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
             if let Some(f) = a.first_seen_us {
                 delivery.push(f.saturating_sub(p) as f64 / 1e3);
                 validation.push(v.saturating_sub(f) as f64 / 1e3);
+                if let Some(r) = a.relayed_us {
+                    relay.push(r.saturating_sub(f) as f64 / 1e3);
+                    import.push(v.saturating_sub(r) as f64 / 1e3);
+                }
             }
         }
         all_delivery.extend_from_slice(&delivery);
@@ -278,25 +295,23 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
         blocks: out,
         delivery: all_delivery,
         validation: all_validation,
+        relay,
+        import,
     })
 }
 
 /// Builds the summary from per-block reports and the per-pair samples.
-pub fn summarize(
-    blocks: &[BlockReport],
-    nodes: usize,
-    delivery: Vec<f64>,
-    validation: Vec<f64>,
-    submitted: u64,
-) -> Summary {
+pub fn summarize(blocks: &[BlockReport], nodes: usize, c: Collected, submitted: u64) -> Summary {
     Summary {
         blocks: blocks.len(),
         blocks_reaching_all: blocks.iter().filter(|b| b.reached == nodes).count(),
         t50_ms: percentiles(blocks.iter().filter_map(|b| b.t50_ms).collect()),
         t95_ms: percentiles(blocks.iter().filter_map(|b| b.t95_ms).collect()),
         t100_ms: percentiles(blocks.iter().filter_map(|b| b.t100_ms).collect()),
-        delivery_ms: percentiles(delivery),
-        validation_ms: percentiles(validation),
+        delivery_ms: percentiles(c.delivery),
+        validation_ms: percentiles(c.validation),
+        relay_ms: percentiles(c.relay),
+        import_ms: percentiles(c.import),
         txs_submitted: submitted,
         txs_in_blocks: blocks.iter().map(|b| b.txs).sum(),
         mean_block_bytes: if blocks.is_empty() {
@@ -394,16 +409,12 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
     load.await??;
     // Give the last measured block one more slot to reach everyone.
     tokio::time::sleep(Duration::from_millis(args.slot_ms)).await;
-    let Collected {
-        blocks,
-        delivery,
-        validation,
-    } = collect(&urls, first, last).await?;
+    let mut collected = collect(&urls, first, last).await?;
+    let blocks = std::mem::take(&mut collected.blocks);
     let summary = summarize(
         &blocks,
         args.nodes,
-        delivery,
-        validation,
+        collected,
         accepted.load(Ordering::Relaxed),
     );
     tokio::task::block_in_place(|| devnet.stop());
@@ -448,9 +459,11 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
         ("t100", &s.t100_ms),
         ("gossip delivery (per hop set)", &s.delivery_ms),
         ("validation", &s.validation_ms),
+        ("relay decision (first seen -> relayed)", &s.relay_ms),
+        ("import (relayed -> imported)", &s.import_ms),
     ] {
         println!(
-            "{name:>30}: p50 {} ms  p95 {} ms  max {} ms",
+            "{name:>40}: p50 {} ms  p95 {} ms  max {} ms",
             fmt_ms(p.p50),
             fmt_ms(p.p95),
             fmt_ms(p.max)
