@@ -25,6 +25,16 @@ pub struct Arrival {
     /// When it was validated and committed to the canonical chain here (on the producer: when
     /// it was committed; after a reorg: when the reorg was committed).
     pub validated_us: Option<u64>,
+    /// For a compact block: whether it was rebuilt from the pool alone (None for a full
+    /// block).
+    #[serde(default)]
+    pub rebuilt_without_roundtrip: Option<bool>,
+    /// For a compact block: transactions fetched with `getblocktxn`.
+    #[serde(default)]
+    pub fetched_txs: u64,
+    /// For a compact block: whether the full block had to be fetched instead.
+    #[serde(default)]
+    pub full_block_fallback: bool,
     /// On the producer only: when it was handed to gossipsub.
     pub published_us: Option<u64>,
     /// Encoded size of the block, bytes.

@@ -98,6 +98,11 @@ pub struct RunArgs {
     /// JSON-RPC password (with --rpc-user).
     #[arg(long, env = "MESHNODE_RPC_PASSWORD", requires = "rpc_user")]
     pub rpc_password: Option<String>,
+    /// How blocks this node produces are published: `compact` (BIP152-style compact blocks
+    /// on /cblock/1, rebuilt by peers from their mempools) or `gossip` (full blocks on
+    /// /block/1). Every node accepts both.
+    #[arg(long, env = "MESHNODE_RELAY", default_value = "compact", value_parser = ["compact", "gossip"])]
+    pub relay: String,
 }
 
 impl RunArgs {
@@ -120,6 +125,7 @@ impl RunArgs {
             mempool_queued_lifetime_secs: self.mempool_queued_lifetime_secs,
             rpc_user: self.rpc_user.clone(),
             rpc_password: self.rpc_password.clone(),
+            relay: self.relay.clone(),
         }
     }
 }
@@ -221,6 +227,11 @@ pub struct RpcConnArgs {
     /// JSON-RPC password.
     #[arg(long, env = "MESHNODE_RPC_PASSWORD", requires = "rpc_user")]
     pub rpc_password: Option<String>,
+    /// How blocks this node produces are published: `compact` (BIP152-style compact blocks
+    /// on /cblock/1, rebuilt by peers from their mempools) or `gossip` (full blocks on
+    /// /block/1). Every node accepts both.
+    #[arg(long, env = "MESHNODE_RELAY", default_value = "compact", value_parser = ["compact", "gossip"])]
+    pub relay: String,
 }
 
 /// `meshnode rpc METHOD [PARAMS…]`, used as `bitcoin-cli` is.

@@ -34,6 +34,8 @@ pub struct Config {
     pub gossip: crate::gossip::GossipConfig,
     /// Range sync tuning.
     pub sync: crate::sync::SyncConfig,
+    /// How this node publishes the blocks it produces.
+    pub relay: crate::producer::RelayMode,
     /// `user:password` from --rpc-user/--rpc-password; `None` means cookie auth.
     pub rpc_user_pass: Option<String>,
 }
@@ -74,6 +76,8 @@ pub struct RawConfig {
     pub rpc_user: Option<String>,
     /// `--rpc-password`.
     pub rpc_password: Option<String>,
+    /// `--relay`: `compact` or `gossip`.
+    pub relay: String,
 }
 
 impl Config {
@@ -141,6 +145,10 @@ impl Config {
             },
             gossip: Default::default(),
             sync: Default::default(),
+            relay: args
+                .relay
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--relay: {e}"))?,
             rpc_user_pass: match (&args.rpc_user, &args.rpc_password) {
                 (Some(u), Some(p)) => {
                     if u.contains(':') {

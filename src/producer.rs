@@ -1,5 +1,6 @@
 //! The block producer task: in each slot this node's validator key owns, select from the pool,
-//! build and commit through the chain, publish.
+//! build and commit through the chain, publish (a compact block or the full block, per
+//! [`RelayMode`]).
 
 use crate::arrivals::ArrivalLog;
 use crate::chain::{Chain, PRODUCER_MAX_BYTES, PRODUCER_MAX_TXS};
@@ -7,10 +8,39 @@ use crate::crypto::Keypair;
 use crate::p2p::{NetworkHandle, TopicKind};
 use crate::sync::SyncStatus;
 use crate::txpool::TxPool;
+use crate::types::{CompactBlock, SignedTx};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
+
+/// How new blocks are published. Receivers accept both forms whatever their own mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RelayMode {
+    /// Compact blocks on `/meshnode/N/cblock/1` (BIP152 after): header, short ids, and
+    /// prefilled the transactions peers likely lack. The default.
+    #[default]
+    Compact,
+    /// Full blocks on `/meshnode/N/block/1`.
+    Gossip,
+}
+
+impl std::str::FromStr for RelayMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RelayMode, String> {
+        match s {
+            "compact" => Ok(RelayMode::Compact),
+            "gossip" => Ok(RelayMode::Gossip),
+            other => Err(format!("unknown relay mode {other:?} (compact, gossip)")),
+        }
+    }
+}
+
+/// Transactions that entered the producer's pool less than this before production are
+/// prefilled in its compact blocks (peers have likely not received them yet: announcements
+/// wait up to 5 ms, gossip takes a few more). Default 50 ms.
+pub const PREFILL_WINDOW: Duration = Duration::from_millis(50);
 
 /// What the producer needs: narrow handles only.
 #[derive(Clone)]
@@ -27,6 +57,8 @@ pub struct Producer {
     pub arrivals: Arc<ArrivalLog>,
     /// The validator key.
     pub key: Keypair,
+    /// Compact or full blocks.
+    pub relay: RelayMode,
 }
 
 impl Producer {
@@ -60,20 +92,47 @@ impl Producer {
         let (chain, pool, key) = (self.chain.clone(), self.pool.clone(), self.key.clone());
         let res = tokio::task::spawn_blocking(move || {
             let me = key.address();
-            chain.produce(&key, slot, |state| {
-                pool.read()
-                    .select(state, &me, PRODUCER_MAX_TXS, PRODUCER_MAX_BYTES)
-            })
+            // Transactions that entered the pool in the last PREFILL_WINDOW, decided under
+            // the same pool lock as the selection.
+            let mut fresh = HashSet::new();
+            let b = chain.produce(&key, slot, |state| {
+                let pool = pool.read();
+                let txs = pool.select(state, &me, PRODUCER_MAX_TXS, PRODUCER_MAX_BYTES);
+                let now = std::time::Instant::now();
+                fresh = txs
+                    .iter()
+                    .map(SignedTx::hash)
+                    .filter(|h| {
+                        pool.get(h).is_some_and(|e| {
+                            now.saturating_duration_since(e.added) < PREFILL_WINDOW
+                        })
+                    })
+                    .collect();
+                txs
+            });
+            b.map(|b| b.map(|b| (b, fresh)))
         })
         .await;
-        let block = match res {
-            Ok(Ok(Some(b))) => b.into_inner(),
+        let (block, fresh) = match res {
+            Ok(Ok(Some((b, fresh)))) => (b.into_inner(), fresh),
             Ok(Ok(None)) => return,
             Ok(Err(e)) => return warn!(slot, cause = %e, "block production failed"),
             Err(e) => return warn!(slot, cause = %e, "block production panicked"),
         };
         let hash = block.hash();
-        let bytes = block.to_bytes();
+        let block = Arc::new(block);
+        self.chain.recent.insert(block.clone());
+        let (topic, bytes) = match self.relay {
+            RelayMode::Gossip => (TopicKind::Block, block.to_bytes()),
+            RelayMode::Compact => {
+                let mut nonce = [0u8; 8];
+                getrandom::fill(&mut nonce).expect("the OS random source is available");
+                let cb = CompactBlock::from_block(&block, u64::from_le_bytes(nonce), |_, tx| {
+                    fresh.contains(&tx.hash())
+                });
+                (TopicKind::CompactBlock, crate::types::encoding::encode(&cb))
+            }
+        };
         let now = crate::now_us();
         self.arrivals.update(hash, |a| {
             a.height = block.header.height;
@@ -82,7 +141,7 @@ impl Producer {
             a.txs = block.txs.len() as u64;
         });
         info!(height = block.header.height, slot, txs = block.txs.len(), %hash, "produced block");
-        if let Err(e) = self.net.publish(TopicKind::Block, bytes).await {
+        if let Err(e) = self.net.publish(topic, bytes).await {
             warn!(%hash, cause = %e, "publishing block failed");
         }
     }

@@ -8,7 +8,7 @@ use crate::crypto;
 use crate::genesis::ChainSpec;
 use crate::state::{apply_block, ApplyError, StateDiff, StateView};
 use crate::types::encoding::{self, DecodeError, MAX_BLOCK_BYTES, MAX_TX_BYTES};
-use crate::types::{Block, BlockHeader, Hash, SignedTx, MAX_TX_DATA};
+use crate::types::{Block, BlockHeader, CompactBlock, Hash, SignedTx, MAX_TX_DATA};
 use std::collections::HashSet;
 
 /// Most transactions one block may carry.
@@ -122,6 +122,11 @@ pub enum ValidationError {
     /// The same transaction twice in one block. Reject.
     #[error("duplicate transaction {0} in block")]
     DuplicateTx(Hash),
+    /// A compact block is malformed: its counts disagree with the header, a prefilled index
+    /// is out of range or out of order, or a `blocktxn` answer does not fit the request.
+    /// Reject.
+    #[error("malformed compact block: {0}")]
+    BadCompactBlock(String),
     /// A transaction in a block is invalid against the parent state. Reject.
     #[error("transaction {index} invalid: {reason}")]
     InvalidBlockTx {
@@ -182,6 +187,34 @@ pub fn decode_tx_batch(bytes: &[u8]) -> Result<Vec<SignedTx>, ValidationError> {
 /// Decodes a block from untrusted bytes (size-limited, canonical).
 pub fn decode_block(bytes: &[u8]) -> Result<Block, ValidationError> {
     Ok(encoding::decode(bytes, MAX_BLOCK_BYTES)?)
+}
+
+/// Decodes a compact block from untrusted bytes (size-limited, canonical) and checks its
+/// shape: as many short ids plus prefilled transactions as the header's `tx_count` (at most
+/// [`MAX_BLOCK_TXS`]), prefilled indexes strictly increasing and inside the block.
+pub fn decode_compact_block(bytes: &[u8]) -> Result<CompactBlock, ValidationError> {
+    let cb: CompactBlock = encoding::decode(bytes, MAX_BLOCK_BYTES)?;
+    let n = cb.tx_count();
+    if n != cb.header.tx_count as usize {
+        return Err(ValidationError::BadCompactBlock(format!(
+            "tx_count {} but {n} short ids and prefilled",
+            cb.header.tx_count
+        )));
+    }
+    if n > MAX_BLOCK_TXS {
+        return Err(ValidationError::Oversize(format!("{n} transactions")));
+    }
+    let mut next = 0u64;
+    for p in &cb.prefilled {
+        if (p.index as u64) < next || p.index as usize >= n {
+            return Err(ValidationError::BadCompactBlock(format!(
+                "prefilled index {} out of order or range (block of {n})",
+                p.index
+            )));
+        }
+        next = p.index as u64 + 1;
+    }
+    Ok(cb)
 }
 
 /// The stateless checks of [`check_tx`] without the signature: chain id, data size, cost

@@ -7,6 +7,7 @@
 //! pool: production takes the transactions its caller selects on the head's state.
 
 pub mod fsck;
+pub mod recent;
 pub mod store;
 
 use crate::crypto::Keypair;
@@ -86,6 +87,8 @@ pub struct Chain {
     head: RwLock<Head>,
     lock: Mutex<()>,
     canon: broadcast::Sender<Arc<CanonNotification>>,
+    /// Blocks seen lately, imported or not (served to peers rebuilding compact blocks).
+    pub recent: recent::RecentBlocks,
 }
 
 fn head_of(h: &BlockHeader, hash: Hash) -> Head {
@@ -110,6 +113,7 @@ impl Chain {
             spec,
             lock: Mutex::new(()),
             canon: broadcast::channel(CANON_CAPACITY).0,
+            recent: Default::default(),
         })
     }
 
@@ -233,6 +237,40 @@ impl Chain {
             return Ok(Imported::default());
         }
         self.reorg_to(hash, head)
+    }
+
+    /// A block by hash: a recent one (possibly not imported yet) or a stored one.
+    pub fn block_by_hash(&self, hash: &Hash) -> Result<Option<Arc<Block>>, StoreError> {
+        if let Some(b) = self.recent.get(hash) {
+            return Ok(Some(b));
+        }
+        Ok(self.store.block(hash)?.map(Arc::new))
+    }
+
+    /// The checks of [`Chain::gossip_verify`] that need only a header: not stored, parent
+    /// known and not invalid, and the header itself (chain id, height, slot, schedule,
+    /// timestamp, producer signature). `block` may have no transactions (a compact block's
+    /// header); the body is checked once rebuilt.
+    pub fn verify_header(&self, block: &Block) -> Result<(), ImportError> {
+        if self.store.has_block(&block.hash())? {
+            return Err(ValidationError::Known.into());
+        }
+        let parent_hash = block.header.parent;
+        if self.store.is_invalid(&parent_hash)? {
+            return Err(ValidationError::InvalidParent(parent_hash).into());
+        }
+        let parent = self
+            .store
+            .block(&parent_hash)?
+            .ok_or(ValidationError::UnknownParent(parent_hash))?;
+        let ctx = BlockContext {
+            spec: &self.spec,
+            parent: &parent.header,
+            now_ms: crate::now_ms(),
+            state: &self.store,
+            already_verified: &|_| false,
+        };
+        Ok(validation::check_header(block, &ctx)?)
     }
 
     /// Makes `tip` (a stored side-branch block) the head. Caller holds the chain lock.

@@ -1,4 +1,5 @@
-//! The block worker: gossip block -> first-seen record -> [`Chain::gossip_verify`] (no state;
+//! The block worker: gossip block (a compact one is rebuilt first, [`super::compact`]) ->
+//! first-seen record -> [`Chain::gossip_verify`] (no state;
 //! signatures the pool verified are not verified again) -> verdict, so gossipsub relays an
 //! accepted block at once -> [`Chain::import_verified`] (state transition, commit) after the
 //! relay. An unknown parent asks the sync for the sender's chain.
@@ -8,26 +9,38 @@
 
 use super::Workers;
 use crate::chain::ImportError;
-use crate::p2p::GossipMessage;
+use crate::p2p::{BlockPayload, GossipMessage};
 use crate::types::{Block, SignedTx};
 use crate::validation::{ValidationError, Verdict};
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 use std::sync::atomic::Ordering;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 impl Workers {
-    /// Handles gossip blocks one at a time. The chain's canonical notification carries the
-    /// rest (pool maintenance, subscriptions, the imported time). Ends when the queue closes.
-    pub(super) fn block_worker(self, mut rx: mpsc::Receiver<GossipMessage<Block>>) {
+    /// Handles gossip blocks (full or compact) one at a time. The chain's canonical
+    /// notification carries the rest (pool maintenance, subscriptions, the imported time).
+    /// Ends when the queue closes.
+    pub(super) fn block_worker(
+        self,
+        rt: Handle,
+        mut rx: mpsc::Receiver<GossipMessage<BlockPayload>>,
+    ) {
         while let Some(m) = rx.blocking_recv() {
-            self.handle_block(m.id, m.source, m.payload, m.bytes, m.received_us);
+            match m.payload {
+                BlockPayload::Full(b) => {
+                    self.handle_block(m.id, m.source, b, m.bytes, m.received_us);
+                }
+                BlockPayload::Compact(cb) => {
+                    self.handle_compact(&rt, m.id, m.source, cb, m.bytes, m.received_us);
+                }
+            }
         }
     }
 
-    /// Records the block's arrival, gossip-verifies it, reports the verdict (the relay
-    /// decision), then imports an accepted block. Returns the verdict.
+    /// Records a full block's arrival, then [`Workers::relay_and_import`].
     pub fn handle_block(
         &self,
         id: MessageId,
@@ -37,14 +50,21 @@ impl Workers {
         received_us: u64,
     ) -> Verdict {
         let hash = block.hash();
-        let height = block.header.height;
-        let producer = block.header.producer.address();
         self.arrivals.update(hash, |a| {
-            a.height = height;
+            a.height = block.header.height;
             a.first_seen_us.get_or_insert(received_us);
             a.bytes = bytes as u64;
             a.txs = block.txs.len() as u64;
         });
+        self.relay_and_import(id, source, block)
+    }
+
+    /// Gossip-verifies a block, reports the verdict (the relay decision), then imports an
+    /// accepted block. Returns the verdict.
+    pub fn relay_and_import(&self, id: MessageId, source: PeerId, block: Block) -> Verdict {
+        let hash = block.hash();
+        let height = block.header.height;
+        let producer = block.header.producer.address();
         let verified = self
             .pool
             .verified_among(block.txs.iter().map(SignedTx::hash));
@@ -60,6 +80,10 @@ impl Workers {
         self.net.report_blocking(id, source, Verdict::Accept);
         let now = crate::now_us();
         self.arrivals.update(hash, |a| a.relayed_us = Some(now));
+        // Peers rebuilding it from a compact block ask us for its transactions right away.
+        self.chain
+            .recent
+            .insert(std::sync::Arc::new(block.inner().clone()));
         match self.chain.import_verified(block) {
             Ok(imported) => {
                 debug!(height, %hash, canonical = imported.applied.len(), "imported gossip block");
@@ -76,7 +100,12 @@ impl Workers {
         Verdict::Accept
     }
 
-    fn verdict_for(&self, source: PeerId, hash: crate::types::Hash, e: ImportError) -> Verdict {
+    pub(super) fn verdict_for(
+        &self,
+        source: PeerId,
+        hash: crate::types::Hash,
+        e: ImportError,
+    ) -> Verdict {
         match e {
             ImportError::Invalid(e) => {
                 if let ValidationError::UnknownParent(_) = e {

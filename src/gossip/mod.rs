@@ -5,14 +5,15 @@
 //! (gossipsub relays on Accept, penalises the sender on Reject).
 
 pub mod block;
+pub mod compact;
 pub mod tx;
 
 use crate::arrivals::ArrivalLog;
 use crate::chain::Chain;
-use crate::p2p::{GossipMessage, NetworkHandle};
+use crate::p2p::{BlockPayload, GossipMessage, NetworkHandle};
 use crate::sync::SyncTrigger;
 use crate::txpool::TxPool;
-use crate::types::{Block, SignedTx};
+use crate::types::SignedTx;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -25,6 +26,9 @@ pub struct GossipConfig {
     /// Most transactions the transaction worker takes in one pass (their signatures are
     /// verified together over every core). Default 2,048.
     pub tx_burst: usize,
+    /// How long one `getblocktxn` or full-block request of compact relay may take before the
+    /// next peer is asked. Default 1 s.
+    pub fetch_timeout: std::time::Duration,
 }
 
 impl Default for GossipConfig {
@@ -32,6 +36,7 @@ impl Default for GossipConfig {
         GossipConfig {
             queue_len: 4096,
             tx_burst: 2048,
+            fetch_timeout: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -42,6 +47,12 @@ pub struct GossipStats {
     /// Blocks that passed gossip verification and were relayed, then failed their state
     /// transition and were not imported.
     pub relayed_invalid: std::sync::atomic::AtomicU64,
+    /// Compact blocks rebuilt from the pool alone (no round trip).
+    pub compact_without_roundtrip: std::sync::atomic::AtomicU64,
+    /// Compact blocks completed with `getblocktxn`.
+    pub compact_fetched: std::sync::atomic::AtomicU64,
+    /// Compact blocks completed by fetching the full block.
+    pub compact_full_fallback: std::sync::atomic::AtomicU64,
 }
 
 /// What the workers need: narrow handles only.
@@ -69,17 +80,19 @@ impl Workers {
     pub fn spawn(
         self,
         txs: mpsc::Receiver<GossipMessage<Vec<SignedTx>>>,
-        blocks: mpsc::Receiver<GossipMessage<Block>>,
+        blocks: mpsc::Receiver<GossipMessage<BlockPayload>>,
     ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
         let t = self.clone();
         let b = self;
+        // The block worker waits on compact-relay requests through the runtime.
+        let rt = tokio::runtime::Handle::current();
         Ok(vec![
             std::thread::Builder::new()
                 .name("tx-validation".into())
                 .spawn(move || t.tx_worker(txs))?,
             std::thread::Builder::new()
                 .name("block-validation".into())
-                .spawn(move || b.block_worker(blocks))?,
+                .spawn(move || b.block_worker(rt, blocks))?,
         ])
     }
 }

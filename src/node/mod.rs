@@ -125,6 +125,7 @@ pub async fn run(
             sync: status.clone(),
             arrivals: arrivals.clone(),
             key,
+            relay: cfg.relay,
         };
         tasks.push(("producer", tokio::spawn(producer.run(stop_rx.clone()))));
     }

@@ -1,9 +1,10 @@
-//! The request-response sync protocol `/meshnode/N/sync/1`: Status and BlocksByRange.
+//! The request-response sync protocol `/meshnode/N/sync/1`: Status, BlocksByRange,
+//! BlocksByHash, and BlockTxs (BIP152 `getblocktxn`/`blocktxn`).
 //!
 //! Frames: a 4-byte little-endian length, then the canonical bincode of the message.
-//! Requests are at most 1 KiB; responses at most [`MAX_RESPONSE_BYTES`].
+//! Requests are at most [`MAX_REQUEST_BYTES`]; responses at most [`MAX_RESPONSE_BYTES`].
 
-use crate::types::{encoding, Hash};
+use crate::types::{encoding, Hash, SignedTx};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use std::io;
@@ -12,7 +13,10 @@ use std::io;
 pub const MAX_BLOCKS_PER_REQUEST: u64 = 64;
 /// Largest response frame, bytes.
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
-const MAX_REQUEST_BYTES: usize = 1024;
+/// Largest request frame, bytes (a BlockTxs request for every transaction of a full block).
+pub const MAX_REQUEST_BYTES: usize = 128 * 1024;
+/// Most hashes in one BlocksByHash request.
+pub const MAX_BLOCKS_BY_HASH: usize = 16;
 
 /// The protocol name for chain `chain_id`.
 pub fn protocol(chain_id: u64) -> StreamProtocol {
@@ -42,6 +46,16 @@ pub enum SyncRequest {
         /// How many.
         count: u64,
     },
+    /// Blocks by hash, canonical or not, imported or only relayed (at most
+    /// [`MAX_BLOCKS_BY_HASH`]): the full-block fallback of compact relay.
+    BlocksByHash(Vec<Hash>),
+    /// Some transactions of a block, by position (BIP152 `getblocktxn`).
+    BlockTxs {
+        /// The block.
+        block: Hash,
+        /// Positions, strictly increasing.
+        indexes: Vec<u32>,
+    },
 }
 
 /// A sync response.
@@ -50,8 +64,13 @@ pub enum SyncResponse {
     /// Answer to [`SyncRequest::Status`].
     Status(Status),
     /// Answer to [`SyncRequest::BlocksByRange`]: encoded blocks in height order (possibly
-    /// fewer than asked; each is decoded and validated by the requester).
+    /// fewer than asked; each is decoded and validated by the requester). Answer to
+    /// [`SyncRequest::BlocksByHash`]: the blocks the server has, in request order.
     Blocks(Vec<Vec<u8>>),
+    /// Answer to [`SyncRequest::BlockTxs`] (BIP152 `blocktxn`): the transactions at the
+    /// requested positions, in order; empty when the server lacks the block or a position is
+    /// out of range.
+    Txs(Vec<SignedTx>),
 }
 
 /// Codec for [`SyncRequest`] / [`SyncResponse`].

@@ -8,7 +8,7 @@ use super::behaviour::{self, Behaviour, BehaviourEvent};
 use super::codec::{SyncRequest, SyncResponse};
 use super::handle::{Command, NetworkError, NetworkHandle, NetworkInfo, PeerSummary};
 use super::topics::TopicKind;
-use crate::types::{Block, SignedTx};
+use crate::types::{Block, CompactBlock, SignedTx};
 use crate::validation::{self, Verdict};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
@@ -52,6 +52,15 @@ pub struct GossipMessage<T> {
     pub received_us: u64,
 }
 
+/// A gossip block in either of its forms.
+#[derive(Debug)]
+pub enum BlockPayload {
+    /// A full block (`/block/1`).
+    Full(Block),
+    /// A compact block (`/cblock/1`), to rebuild from the pool.
+    Compact(CompactBlock),
+}
+
 /// Events the node must act on.
 pub enum NetworkEvent {
     /// A connection to a new peer was established.
@@ -74,7 +83,7 @@ pub struct NetworkChannels {
     /// Gossip transactions to validate.
     pub txs: mpsc::Receiver<GossipMessage<Vec<SignedTx>>>,
     /// Gossip blocks to validate.
-    pub blocks: mpsc::Receiver<GossipMessage<Block>>,
+    pub blocks: mpsc::Receiver<GossipMessage<BlockPayload>>,
     /// Other events.
     pub events: mpsc::Receiver<NetworkEvent>,
 }
@@ -94,7 +103,7 @@ struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     txs: mpsc::Sender<GossipMessage<Vec<SignedTx>>>,
-    blocks: mpsc::Sender<GossipMessage<Block>>,
+    blocks: mpsc::Sender<GossipMessage<BlockPayload>>,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, NetworkError>>>,
     peers: HashMap<PeerId, PeerState>,
     dialing: HashSet<PeerId>,
@@ -364,22 +373,28 @@ impl EventLoop {
                     return self.report(&id, &source, Verdict::Reject);
                 }
             },
-            Some(TopicKind::Block) => match validation::decode_block(&message.data) {
-                Ok(payload) => self
-                    .blocks
-                    .try_send(GossipMessage {
-                        id: id.clone(),
-                        source,
-                        payload,
-                        bytes,
-                        received_us,
-                    })
-                    .is_err(),
-                Err(e) => {
-                    warn!(peer = %source, cause = %e, "undecodable gossip block");
-                    return self.report(&id, &source, Verdict::Reject);
+            Some(kind @ (TopicKind::Block | TopicKind::CompactBlock)) => {
+                match if kind == TopicKind::Block {
+                    validation::decode_block(&message.data).map(BlockPayload::Full)
+                } else {
+                    validation::decode_compact_block(&message.data).map(BlockPayload::Compact)
+                } {
+                    Ok(payload) => self
+                        .blocks
+                        .try_send(GossipMessage {
+                            id: id.clone(),
+                            source,
+                            payload,
+                            bytes,
+                            received_us,
+                        })
+                        .is_err(),
+                    Err(e) => {
+                        warn!(peer = %source, cause = %e, "undecodable gossip block");
+                        return self.report(&id, &source, Verdict::Reject);
+                    }
                 }
-            },
+            }
             None => return self.report(&id, &source, Verdict::Reject),
         };
         if full {

@@ -8,7 +8,7 @@ pub mod handle;
 pub mod topics;
 
 pub use event_loop::{
-    peer_id_of, start, GossipMessage, NetworkChannels, NetworkConfig, NetworkEvent,
+    peer_id_of, start, BlockPayload, GossipMessage, NetworkChannels, NetworkConfig, NetworkEvent,
 };
 pub use handle::{NetworkError, NetworkHandle, NetworkInfo, PeerSummary};
 pub use topics::TopicKind;

@@ -13,13 +13,21 @@ pub enum TopicKind {
     /// gossipsub's per-message cost off each transaction, as devp2p's `Transactions` message
     /// carries many.
     TxBatch,
-    /// Full blocks: `/meshnode/N/block/1`.
+    /// Full blocks: `/meshnode/N/block/1` (`--relay gossip`).
     Block,
+    /// Compact blocks (BIP152 after; [`crate::types::CompactBlock`]):
+    /// `/meshnode/N/cblock/1` (`--relay compact`).
+    CompactBlock,
 }
 
 impl TopicKind {
     /// Every topic a node subscribes to.
-    pub const ALL: [TopicKind; 3] = [TopicKind::Tx, TopicKind::TxBatch, TopicKind::Block];
+    pub const ALL: [TopicKind; 4] = [
+        TopicKind::Tx,
+        TopicKind::TxBatch,
+        TopicKind::Block,
+        TopicKind::CompactBlock,
+    ];
 }
 
 impl TopicKind {
@@ -29,6 +37,7 @@ impl TopicKind {
             TopicKind::Tx => IdentTopic::new(format!("/meshnode/{chain_id}/tx/1")),
             TopicKind::TxBatch => IdentTopic::new(format!("/meshnode/{chain_id}/txs/1")),
             TopicKind::Block => IdentTopic::new(format!("/meshnode/{chain_id}/block/1")),
+            TopicKind::CompactBlock => IdentTopic::new(format!("/meshnode/{chain_id}/cblock/1")),
         }
     }
 

@@ -1,7 +1,10 @@
-//! The serving side of range sync: answers Status and BlocksByRange from the canonical chain.
+//! The serving side of the sync protocol: Status and BlocksByRange from the canonical chain;
+//! BlocksByHash and BlockTxs (BIP152 `getblocktxn`) from recent or stored blocks.
 
 use super::Sync;
-use crate::p2p::codec::{SyncRequest, SyncResponse, MAX_BLOCKS_PER_REQUEST, MAX_RESPONSE_BYTES};
+use crate::p2p::codec::{
+    SyncRequest, SyncResponse, MAX_BLOCKS_BY_HASH, MAX_BLOCKS_PER_REQUEST, MAX_RESPONSE_BYTES,
+};
 use libp2p::PeerId;
 use tracing::debug;
 
@@ -31,6 +34,35 @@ impl Sync {
                 }
                 debug!(%peer, start, served = out.len(), "served BlocksByRange");
                 SyncResponse::Blocks(out)
+            }
+            SyncRequest::BlocksByHash(hashes) => {
+                let mut out = Vec::new();
+                let mut total = 0usize;
+                for h in hashes.iter().take(MAX_BLOCKS_BY_HASH) {
+                    let Ok(Some(b)) = self.chain.block_by_hash(h) else {
+                        continue;
+                    };
+                    let bytes = b.to_bytes();
+                    total += bytes.len() + 8;
+                    if total > MAX_RESPONSE_BYTES - 1024 {
+                        break;
+                    }
+                    out.push(bytes);
+                }
+                debug!(%peer, asked = hashes.len(), served = out.len(), "served BlocksByHash");
+                SyncResponse::Blocks(out)
+            }
+            SyncRequest::BlockTxs { block, indexes } => {
+                let txs = match self.chain.block_by_hash(&block) {
+                    Ok(Some(b)) => indexes
+                        .iter()
+                        .map(|&i| b.txs.get(i as usize).cloned())
+                        .collect::<Option<Vec<_>>>()
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                debug!(%peer, %block, asked = indexes.len(), served = txs.len(), "served BlockTxs");
+                SyncResponse::Txs(txs)
             }
         }
     }

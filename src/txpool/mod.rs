@@ -30,9 +30,9 @@ pub use validate::SigCache;
 
 use crate::chain::Chain;
 use crate::state::StateView;
-use crate::types::{Address, Hash, SignedTx};
+use crate::types::{Address, CompactBlock, Hash, ShortId, SignedTx};
 use crate::validation::{self, Verified};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc};
 use tracing::warn;
@@ -53,6 +53,20 @@ pub enum Origin {
     /// may never have seen them), without waiting.
     Reorg,
 }
+
+/// A compact block rebuilt from the pool ([`TxPool::rebuild`]).
+#[derive(Debug)]
+pub struct Rebuilt {
+    /// The block's transactions; `None` where the pool had no match.
+    pub txs: Vec<Option<SignedTx>>,
+    /// Positions still missing (to ask for with BIP152 `getblocktxn`).
+    pub missing: Vec<u32>,
+}
+
+/// Two short ids of a compact block are equal, or one matches two pooled transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("short id collision")]
+pub struct ShortIdCollision;
 
 /// What [`TxPool::add`] answers per transaction, in input order.
 pub type Outcome = Result<Inserted, SubmitError>;
@@ -277,6 +291,48 @@ impl TxPool {
                 .filter(|(_, ok)| *ok)
                 .map(|((i, _), _)| hashes[*i]),
         );
+    }
+
+    /// Rebuilds a compact block's transactions from the pool (BIP152): prefilled ones in
+    /// place, each short id matched against every pooled transaction. Returns the block's
+    /// transactions with `None` where nothing matched, and those positions.
+    ///
+    /// Errors: [`ShortIdCollision`] when two short ids of the block are equal or one matches
+    /// two pooled transactions; BIP152's answer is to fetch the full block.
+    pub fn rebuild(&self, cb: &CompactBlock) -> Result<Rebuilt, ShortIdCollision> {
+        let keys = cb.keys();
+        let n = cb.tx_count();
+        let mut txs: Vec<Option<SignedTx>> = vec![None; n];
+        let mut slot_of: HashMap<ShortId, usize> = HashMap::with_capacity(cb.short_ids.len());
+        let mut prefilled = cb.prefilled.iter().peekable();
+        let mut sids = cb.short_ids.iter();
+        for (i, t) in txs.iter_mut().enumerate() {
+            if prefilled.peek().is_some_and(|p| p.index as usize == i) {
+                *t = prefilled.next().map(|p| p.tx.clone());
+            } else if let Some(sid) = sids.next() {
+                if slot_of.insert(*sid, i).is_some() {
+                    return Err(ShortIdCollision);
+                }
+            }
+        }
+        {
+            let pool = self.lock();
+            for e in pool.entries() {
+                if let Some(&i) = slot_of.get(&keys.short_id(&e.hash)) {
+                    if txs[i].is_some() {
+                        return Err(ShortIdCollision);
+                    }
+                    txs[i] = Some(e.tx.clone());
+                }
+            }
+        }
+        let missing = txs
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_none())
+            .map(|(i, _)| i as u32)
+            .collect();
+        Ok(Rebuilt { txs, missing })
     }
 
     /// Which of `hashes` have signatures verified here (pooled, or in the signature cache):

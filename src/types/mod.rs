@@ -2,12 +2,14 @@
 
 pub mod address;
 pub mod block;
+pub mod compact;
 pub mod encoding;
 pub mod hash;
 pub mod transaction;
 
 pub use address::Address;
 pub use block::{Block, BlockHeader};
+pub use compact::{CompactBlock, PrefilledTx, ShortId, ShortIdKeys};
 pub use hash::{merkle_root, sha256, Hash};
 pub use transaction::{PublicKey, SignedTx, TxBody, MAX_TX_DATA};
 
