@@ -9,10 +9,13 @@ use std::sync::{Arc, Mutex};
 /// Blocks kept, at most (oldest dropped first): a few slots' worth.
 pub const RECENT_BLOCKS: usize = 64;
 
+/// Blocks by hash plus their insertion order.
+type Lru = (HashMap<Hash, Arc<Block>>, VecDeque<Hash>);
+
 /// The cache. Uses a `std::sync::Mutex`: map operations only, never across `.await`.
 #[derive(Default)]
 pub struct RecentBlocks {
-    inner: Mutex<(HashMap<Hash, Arc<Block>>, VecDeque<Hash>)>,
+    inner: Mutex<Lru>,
 }
 
 impl RecentBlocks {

@@ -29,13 +29,20 @@ impl Workers {
         mut rx: mpsc::Receiver<GossipMessage<BlockPayload>>,
     ) {
         while let Some(m) = rx.blocking_recv() {
-            match m.payload {
-                BlockPayload::Full(b) => {
-                    self.handle_block(m.id, m.source, b, m.bytes, m.received_us);
-                }
-                BlockPayload::Compact(cb) => {
-                    self.handle_compact(&rt, m.id, m.source, cb, m.bytes, m.received_us);
-                }
+            let (id, source) = (m.id.clone(), m.source);
+            let handled =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match m.payload {
+                    BlockPayload::Full(b) => {
+                        self.handle_block(m.id, m.source, b, m.bytes, m.received_us);
+                    }
+                    BlockPayload::Compact(cb) => {
+                        self.handle_compact(&rt, m.id, m.source, cb, m.bytes, m.received_us);
+                    }
+                }));
+            if handled.is_err() {
+                // A bug, not the peer's fault: the worker survives and the message is dropped.
+                tracing::error!(peer = %source, "block worker panicked; message ignored");
+                self.net.report_blocking(id, source, Verdict::Ignore);
             }
         }
     }

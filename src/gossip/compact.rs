@@ -138,6 +138,18 @@ impl Workers {
         peers
     }
 
+    /// One request to `peer`, waited for at most `cfg.fetch_timeout` (the timer is made
+    /// inside the runtime: this runs on the worker's OS thread).
+    fn ask(
+        &self,
+        rt: &Handle,
+        peer: PeerId,
+        req: SyncRequest,
+    ) -> Result<Result<SyncResponse, crate::p2p::NetworkError>, tokio::time::error::Elapsed> {
+        let (net, limit) = (&self.net, self.cfg.fetch_timeout);
+        rt.block_on(async move { tokio::time::timeout(limit, net.request(peer, req)).await })
+    }
+
     /// BIP152 `getblocktxn` to `peer`, with the configured timeout.
     fn fetch_txs(
         &self,
@@ -150,8 +162,7 @@ impl Workers {
             block,
             indexes: indexes.to_vec(),
         };
-        let ask = tokio::time::timeout(self.cfg.fetch_timeout, self.net.request(peer, req));
-        match rt.block_on(ask) {
+        match self.ask(rt, peer, req) {
             Ok(Ok(SyncResponse::Txs(txs))) => Some(txs),
             other => {
                 debug!(%peer, %block, answer = ?other.map(|r| r.map(|_| "wrong answer")), "getblocktxn failed");
@@ -174,8 +185,7 @@ impl Workers {
         outcome.full_fallback = true;
         for peer in self.peers_to_ask(rt, source) {
             let req = SyncRequest::BlocksByHash(vec![hash]);
-            let ask = tokio::time::timeout(self.cfg.fetch_timeout, self.net.request(peer, req));
-            let Ok(Ok(SyncResponse::Blocks(mut bs))) = rt.block_on(ask) else {
+            let Ok(Ok(SyncResponse::Blocks(mut bs))) = self.ask(rt, peer, req) else {
                 continue;
             };
             let Some(bytes) = bs.pop() else { continue };

@@ -464,6 +464,7 @@ mod tests {
                         SyncRequest::BlocksByRange { .. } => {
                             SyncResponse::Blocks(vec![vec![0xde, 0xad]])
                         }
+                        _ => SyncResponse::Txs(vec![]),
                     };
                     let _ = reply.send(Ok(resp));
                 }

@@ -284,6 +284,8 @@ pub async fn sync_responder(
                         rr.fetch_add(1, Ordering::Relaxed);
                         SyncResponse::Blocks(vec![vec![0xAB; 300]; count.min(64) as usize])
                     }
+                    SyncRequest::BlocksByHash(_) => SyncResponse::Blocks(vec![]),
+                    SyncRequest::BlockTxs { .. } => SyncResponse::Txs(vec![]),
                 };
                 h.respond(channel, resp).await;
             }
