@@ -305,6 +305,13 @@ pub struct PropagationArgs {
     /// Genesis template.
     #[arg(long, default_value = "genesis/devnet.json")]
     pub genesis: PathBuf,
+    /// How every node publishes its blocks: `compact` or `gossip` (full blocks).
+    #[arg(long, default_value = "compact", value_parser = ["compact", "gossip"])]
+    pub relay: String,
+    /// Run several relay modes one after another with the same size and load, e.g.
+    /// `gossip,compact`, and print them side by side with ratios to the first.
+    #[arg(long, conflicts_with = "relay")]
+    pub compare: Option<String>,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::rpc::types::parse_qty;
 use crate::types::TxBody;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,9 +31,21 @@ pub struct BlockReport {
     pub hash: String,
     /// Transactions.
     pub txs: u64,
-    /// Encoded size, bytes.
+    /// Encoded size of the full block, bytes.
     pub bytes: u64,
-    /// Nodes that validated it (including the producer).
+    /// Mean over receiving nodes of the gossip message bytes that delivered it first (a
+    /// compact block or the full block), plus the transactions fetched for it; duplicates and
+    /// control traffic are not counted.
+    #[serde(default)]
+    pub received_bytes: f64,
+    /// ms from publish until every node had verified and relayed it (the producer: published).
+    #[serde(default)]
+    pub t100_relayed_ms: Option<f64>,
+    /// Receiving nodes that got it as a compact block, and of those, how many rebuilt it
+    /// without a round trip.
+    #[serde(default)]
+    pub compact: (usize, usize),
+    /// Nodes that imported it (including the producer).
     pub reached: usize,
     /// ms from publish until 50 % of nodes had validated it.
     pub t50_ms: Option<f64>,
@@ -88,6 +101,19 @@ pub struct Summary {
     pub txs_in_blocks: u64,
     /// Mean block size, bytes.
     pub mean_block_bytes: f64,
+    /// Over blocks: ms from publish until every node had verified and relayed it.
+    #[serde(default)]
+    pub t100_relayed_ms: Percentiles,
+    /// Mean bytes a node received per block (first delivery plus fetched transactions).
+    #[serde(default)]
+    pub bytes_per_node_per_block: f64,
+    /// `bytes_per_node_per_block` ÷ the mean full block size.
+    #[serde(default)]
+    pub bytes_ratio: f64,
+    /// Of the (block, node) pairs delivered as compact blocks, the fraction rebuilt from the
+    /// pool alone (None when no compact block was delivered).
+    #[serde(default)]
+    pub rebuilt_without_roundtrip: Option<f64>,
 }
 
 /// The report `--out` receives.
@@ -99,6 +125,9 @@ pub struct Report {
     pub slot_ms: u64,
     /// Target transactions per second.
     pub tps: u64,
+    /// How blocks were published (`--relay`).
+    #[serde(default)]
+    pub relay: String,
     /// Per block.
     pub blocks: Vec<BlockReport>,
     /// Over blocks.
@@ -256,10 +285,27 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
         }
         let published = records.iter().flatten().find_map(|a| a.published_us);
         let (mut times, mut delivery, mut validation) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut txs, mut bytes) = (0, 0);
+        let mut relayed_times = Vec::new();
+        let (mut txs, mut received, mut receivers) = (0, 0.0, 0usize);
+        let mut compact = (0usize, 0usize);
+        let full: Value = clients[0].getblock(hash.clone(), Some(0)).await?;
+        let bytes = full.as_str().map_or(0, |h| h.len() as u64 / 2);
         for a in records.iter().flatten() {
             txs = a.txs;
-            bytes = a.bytes;
+            if a.published_us.is_none() && a.first_seen_us.is_some() {
+                receivers += 1;
+                received +=
+                    a.bytes as f64 + a.fetched_txs as f64 * bytes as f64 / a.txs.max(1) as f64;
+                if let Some(no_trip) = a.rebuilt_without_roundtrip {
+                    compact.0 += 1;
+                    compact.1 += no_trip as usize;
+                }
+            }
+            if let Some(p) = published {
+                if let Some(r) = a.relayed_us.or(a.published_us).or(a.validated_us) {
+                    relayed_times.push(r.saturating_sub(p) as f64 / 1e3);
+                }
+            }
             let (Some(p), Some(v)) = (published, a.validated_us) else {
                 continue;
             };
@@ -276,6 +322,7 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
         all_delivery.extend_from_slice(&delivery);
         all_validation.extend_from_slice(&validation);
         times.sort_by(f64::total_cmp);
+        relayed_times.sort_by(f64::total_cmp);
         delivery.sort_by(f64::total_cmp);
         validation.sort_by(f64::total_cmp);
         out.push(BlockReport {
@@ -283,6 +330,13 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
             hash,
             txs,
             bytes,
+            received_bytes: if receivers == 0 {
+                0.0
+            } else {
+                received / receivers as f64
+            },
+            t100_relayed_ms: time_to_fraction(&relayed_times, n, 1.0),
+            compact,
             reached: times.len(),
             t50_ms: time_to_fraction(&times, n, 0.5),
             t95_ms: time_to_fraction(&times, n, 0.95),
@@ -314,21 +368,137 @@ pub fn summarize(blocks: &[BlockReport], nodes: usize, c: Collected, submitted: 
         import_ms: percentiles(c.import),
         txs_submitted: submitted,
         txs_in_blocks: blocks.iter().map(|b| b.txs).sum(),
-        mean_block_bytes: if blocks.is_empty() {
-            0.0
-        } else {
-            blocks.iter().map(|b| b.bytes as f64).sum::<f64>() / blocks.len() as f64
+        mean_block_bytes: mean(blocks.iter().map(|b| b.bytes as f64)),
+        t100_relayed_ms: percentiles(blocks.iter().filter_map(|b| b.t100_relayed_ms).collect()),
+        bytes_per_node_per_block: mean(blocks.iter().map(|b| b.received_bytes)),
+        bytes_ratio: {
+            let full = mean(blocks.iter().map(|b| b.bytes as f64));
+            if full > 0.0 {
+                mean(blocks.iter().map(|b| b.received_bytes)) / full
+            } else {
+                0.0
+            }
+        },
+        rebuilt_without_roundtrip: {
+            let (c, ok) = blocks
+                .iter()
+                .fold((0, 0), |(c, ok), b| (c + b.compact.0, ok + b.compact.1));
+            (c > 0).then(|| ok as f64 / c as f64)
         },
     }
 }
 
-/// `meshnode bench propagation`.
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f64
+    }
+}
+
+/// What `--out` receives with `--compare`: one report per mode, and each figure's ratio to the
+/// first mode's.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Per relay mode, in the order run.
+    pub modes: std::collections::BTreeMap<String, Report>,
+    /// Per mode: `{figure: value ÷ the first mode's value}`.
+    pub ratios: std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
+}
+
+/// The figures compared between modes: (name, value).
+fn figures(s: &Summary) -> Vec<(&'static str, Option<f64>)> {
+    vec![
+        ("t100_relayed_p50_ms", s.t100_relayed_ms.p50),
+        ("t100_relayed_p95_ms", s.t100_relayed_ms.p95),
+        ("t100_p50_ms", s.t100_ms.p50),
+        ("t100_p95_ms", s.t100_ms.p95),
+        ("relay_p50_ms", s.relay_ms.p50),
+        ("import_p50_ms", s.import_ms.p50),
+        ("bytes_per_node_per_block", Some(s.bytes_per_node_per_block)),
+        ("bytes_ratio", Some(s.bytes_ratio)),
+        ("rebuilt_without_roundtrip", s.rebuilt_without_roundtrip),
+    ]
+}
+
+/// `meshnode bench propagation`: one relay mode (`--relay`), or several one after another on
+/// the same devnet size and load (`--compare`).
 pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
     if args.nodes < 2 || args.blocks == 0 {
         bail!("need at least 2 nodes and 1 block");
     }
     let started = Instant::now();
-    let (dir, _tmp) = crate::devnet::work_dir(&args.dir, "meshnode-bench-")?;
+    let modes: Vec<String> = match &args.compare {
+        Some(list) => list.split(',').map(|m| m.trim().to_string()).collect(),
+        None => vec![args.relay.clone()],
+    };
+    for m in &modes {
+        m.parse::<crate::producer::RelayMode>()
+            .map_err(|e| anyhow::anyhow!("--compare/--relay: {e}"))?;
+    }
+    let mut reports = Vec::new();
+    for m in &modes {
+        println!("== relay mode {m}");
+        reports.push((m.clone(), run_mode(&args, m).await?));
+    }
+    if reports.len() == 1 {
+        let (_, report) = reports.pop().expect("one");
+        std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", args.out.display()))?;
+    } else {
+        println!();
+        print!("{:>28}", "figure");
+        for (m, _) in &reports {
+            print!(" {m:>12}");
+        }
+        for (m, _) in reports.iter().skip(1) {
+            print!(" {:>14}", format!("{m}/{}", reports[0].0));
+        }
+        println!();
+        let base = figures(&reports[0].1.summary);
+        let mut ratios = std::collections::BTreeMap::new();
+        for (i, (name, b)) in base.iter().enumerate() {
+            print!("{name:>28}");
+            for (_, r) in &reports {
+                print!(" {:>12}", fmt_ms(figures(&r.summary)[i].1));
+            }
+            for (m, r) in reports.iter().skip(1) {
+                let v = figures(&r.summary)[i].1;
+                let ratio = match (v, b) {
+                    (Some(v), Some(b)) if *b != 0.0 => Some(v / b),
+                    _ => None,
+                };
+                print!(" {:>14}", fmt_ms(ratio));
+                if let Some(x) = ratio {
+                    ratios
+                        .entry(m.clone())
+                        .or_insert_with(std::collections::BTreeMap::new)
+                        .insert(name.to_string(), x);
+                }
+            }
+            println!();
+        }
+        let cmp = Comparison {
+            modes: reports.into_iter().collect(),
+            ratios,
+        };
+        std::fs::write(&args.out, serde_json::to_vec_pretty(&cmp)?)
+            .with_context(|| format!("writing {}", args.out.display()))?;
+    }
+    println!(
+        "report written to {} ({:.1} s in all)",
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// One devnet run with every node publishing in `relay` mode.
+async fn run_mode(args: &PropagationArgs, relay: &str) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let dir = args.dir.as_ref().map(|d| d.join(relay));
+    let (dir, _tmp) = crate::devnet::work_dir(&dir, "meshnode-bench-")?;
     let opts = DevnetOptions {
         nodes: args.nodes,
         validators: args.nodes,
@@ -340,7 +510,7 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
         log: std::env::var("MESHNODE_NODE_LOG").unwrap_or_else(|_| "info".into()),
         dev_accounts: None,
         produce: true,
-        extra_args: Vec::new(),
+        extra_args: vec!["--relay".into(), relay.into()],
     };
     println!(
         "starting a devnet of {} nodes (slot {} ms) …",
@@ -457,6 +627,7 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
         ("t50", &s.t50_ms),
         ("t95", &s.t95_ms),
         ("t100", &s.t100_ms),
+        ("t100 verified and relayed", &s.t100_relayed_ms),
         ("gossip delivery (per hop set)", &s.delivery_ms),
         ("validation", &s.validation_ms),
         ("relay decision (first seen -> relayed)", &s.relay_ms),
@@ -473,21 +644,27 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
         "transactions: {} accepted by RPC, {} in the measured blocks; mean block {:.0} bytes",
         s.txs_submitted, s.txs_in_blocks, s.mean_block_bytes
     );
-    let report = Report {
+    println!(
+        "bytes received per node per block {:.0} ({:.3} of the full block){}; {:.1} s",
+        s.bytes_per_node_per_block,
+        s.bytes_ratio,
+        match s.rebuilt_without_roundtrip {
+            Some(f) => format!(
+                "; compact blocks rebuilt without a round trip: {:.1} %",
+                f * 100.0
+            ),
+            None => String::new(),
+        },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Report {
         nodes: args.nodes,
         slot_ms: args.slot_ms,
         tps: args.tps,
+        relay: relay.to_string(),
         blocks,
         summary,
-    };
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    println!(
-        "report written to {} ({:.1} s in all)",
-        args.out.display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    })
 }
 
 #[cfg(test)]
