@@ -103,6 +103,10 @@ pub struct RunArgs {
     /// /block/1). Every node accepts both.
     #[arg(long, env = "MESHNODE_RELAY", default_value = "compact", value_parser = ["compact", "gossip"])]
     pub relay: String,
+    /// gossipsub v1.2 IDONTWANT for messages of 1,000 bytes and more: `on` (the default) or
+    /// `off` (only to measure what it saves).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub idontwant: String,
 }
 
 impl RunArgs {
@@ -126,6 +130,7 @@ impl RunArgs {
             rpc_user: self.rpc_user.clone(),
             rpc_password: self.rpc_password.clone(),
             relay: self.relay.clone(),
+            idontwant: self.idontwant == "on",
         }
     }
 }
@@ -232,6 +237,10 @@ pub struct RpcConnArgs {
     /// /block/1). Every node accepts both.
     #[arg(long, env = "MESHNODE_RELAY", default_value = "compact", value_parser = ["compact", "gossip"])]
     pub relay: String,
+    /// gossipsub v1.2 IDONTWANT for messages of 1,000 bytes and more: `on` (the default) or
+    /// `off` (only to measure what it saves).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub idontwant: String,
 }
 
 /// `meshnode rpc METHOD [PARAMS…]`, used as `bitcoin-cli` is.
@@ -305,11 +314,13 @@ pub struct PropagationArgs {
     /// Genesis template.
     #[arg(long, default_value = "genesis/devnet.json")]
     pub genesis: PathBuf,
-    /// How every node publishes its blocks: `compact` or `gossip` (full blocks).
-    #[arg(long, default_value = "compact", value_parser = ["compact", "gossip"])]
+    /// How every node publishes its blocks: `compact` or `gossip` (full blocks); a
+    /// `-noidontwant` suffix also turns gossipsub IDONTWANT off.
+    #[arg(long, default_value = "compact", value_parser = ["compact", "gossip", "compact-noidontwant", "gossip-noidontwant"])]
     pub relay: String,
     /// Run several relay modes one after another with the same size and load, e.g.
-    /// `gossip,compact`, and print them side by side with ratios to the first.
+    /// `gossip,gossip-noidontwant,compact` (a `-noidontwant` suffix runs the nodes with
+    /// `--idontwant off`), and print them side by side with ratios to the first.
     #[arg(long, conflicts_with = "relay")]
     pub compare: Option<String>,
 }

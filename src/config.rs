@@ -78,6 +78,8 @@ pub struct RawConfig {
     pub rpc_password: Option<String>,
     /// `--relay`: `compact` or `gossip`.
     pub relay: String,
+    /// `--idontwant`: `on` or `off`.
+    pub idontwant: bool,
 }
 
 impl Config {
@@ -143,7 +145,10 @@ impl Config {
                 },
                 ..Default::default()
             },
-            gossip: Default::default(),
+            gossip: crate::gossip::GossipConfig {
+                idontwant: args.idontwant,
+                ..Default::default()
+            },
             sync: Default::default(),
             relay: args
                 .relay

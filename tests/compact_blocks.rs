@@ -80,6 +80,7 @@ async fn serving_peer(net: &TestNet, i: usize, genesis: Hash, answer: Answer) ->
         bootnodes: vec![target.listen_addrs[0].parse().unwrap()],
         target_peers: 0,
         queue_len: 64,
+        idontwant: true,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let (handle, mut chans, _task) = meshnode::p2p::start(key, cfg, async move {

@@ -41,6 +41,9 @@ pub struct BlockReport {
     /// ms from publish until every node had verified and relayed it (the producer: published).
     #[serde(default)]
     pub t100_relayed_ms: Option<f64>,
+    /// Mean over receiving nodes of the gossip message bytes that delivered it first.
+    #[serde(default)]
+    pub first_delivery_bytes: f64,
     /// Receiving nodes that got it as a compact block, and of those, how many rebuilt it
     /// without a round trip.
     #[serde(default)]
@@ -114,6 +117,14 @@ pub struct Summary {
     /// pool alone (None when no compact block was delivered).
     #[serde(default)]
     pub rebuilt_without_roundtrip: Option<f64>,
+    /// Per node per block on the block topics (`block`, `cblock`), from gossipsub's own
+    /// counters: messages received again after the first (duplicates).
+    #[serde(default)]
+    pub duplicates_per_node: f64,
+    /// Per node per block on the block topics: message bytes received, duplicates included
+    /// (gossipsub's counters; control messages are not counted), plus fetched transactions.
+    #[serde(default)]
+    pub bytes_with_duplicates_per_node_per_block: f64,
 }
 
 /// The report `--out` receives.
@@ -287,6 +298,7 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
         let (mut times, mut delivery, mut validation) = (Vec::new(), Vec::new(), Vec::new());
         let mut relayed_times = Vec::new();
         let (mut txs, mut received, mut receivers) = (0, 0.0, 0usize);
+        let mut first_delivery = 0.0;
         let mut compact = (0usize, 0usize);
         let full: Value = clients[0].getblock(hash.clone(), Some(0)).await?;
         let bytes = full.as_str().map_or(0, |h| h.len() as u64 / 2);
@@ -294,6 +306,7 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
             txs = a.txs;
             if a.published_us.is_none() && a.first_seen_us.is_some() {
                 receivers += 1;
+                first_delivery += a.bytes as f64;
                 received +=
                     a.bytes as f64 + a.fetched_txs as f64 * bytes as f64 / a.txs.max(1) as f64;
                 if let Some(no_trip) = a.rebuilt_without_roundtrip {
@@ -336,6 +349,11 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
                 received / receivers as f64
             },
             t100_relayed_ms: time_to_fraction(&relayed_times, n, 1.0),
+            first_delivery_bytes: if receivers == 0 {
+                0.0
+            } else {
+                first_delivery / receivers as f64
+            },
             compact,
             reached: times.len(),
             t50_ms: time_to_fraction(&times, n, 0.5),
@@ -385,6 +403,9 @@ pub fn summarize(blocks: &[BlockReport], nodes: usize, c: Collected, submitted: 
                 .fold((0, 0), |(c, ok), b| (c + b.compact.0, ok + b.compact.1));
             (c > 0).then(|| ok as f64 / c as f64)
         },
+        // Filled from gossipsub's counters by the caller.
+        duplicates_per_node: 0.0,
+        bytes_with_duplicates_per_node_per_block: 0.0,
     }
 }
 
@@ -419,6 +440,11 @@ fn figures(s: &Summary) -> Vec<(&'static str, Option<f64>)> {
         ("bytes_per_node_per_block", Some(s.bytes_per_node_per_block)),
         ("bytes_ratio", Some(s.bytes_ratio)),
         ("rebuilt_without_roundtrip", s.rebuilt_without_roundtrip),
+        ("duplicates_per_node", Some(s.duplicates_per_node)),
+        (
+            "bytes_with_duplicates_per_node_per_block",
+            Some(s.bytes_with_duplicates_per_node_per_block),
+        ),
     ]
 }
 
@@ -434,7 +460,8 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
         None => vec![args.relay.clone()],
     };
     for m in &modes {
-        m.parse::<crate::producer::RelayMode>()
+        m.trim_end_matches(NO_IDONTWANT)
+            .parse::<crate::producer::RelayMode>()
             .map_err(|e| anyhow::anyhow!("--compare/--relay: {e}"))?;
     }
     let mut reports = Vec::new();
@@ -494,10 +521,33 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A mode name ending in this runs its nodes with `--idontwant off`.
+pub const NO_IDONTWANT: &str = "-noidontwant";
+
+/// Block-topic counters summed over nodes: (received, with duplicates, bytes with duplicates).
+async fn block_traffic(urls: &[String]) -> anyhow::Result<(u64, u64, u64)> {
+    let mut t = (0, 0, 0);
+    for u in urls {
+        let info = http(u)?.node_info().await?;
+        for topic in ["block", "cblock"] {
+            let v = &info["gossip"]["topics"][topic];
+            t.0 += v["received"].as_u64().unwrap_or(0);
+            t.1 += v["receivedWithDuplicates"].as_u64().unwrap_or(0);
+            t.2 += v["bytesWithDuplicates"].as_u64().unwrap_or(0);
+        }
+    }
+    Ok(t)
+}
+
 /// One devnet run with every node publishing in `relay` mode.
-async fn run_mode(args: &PropagationArgs, relay: &str) -> anyhow::Result<Report> {
+async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> {
+    let relay = mode.trim_end_matches(NO_IDONTWANT);
+    let mut extra_args = vec!["--relay".to_string(), relay.to_string()];
+    if mode.ends_with(NO_IDONTWANT) {
+        extra_args.extend(["--idontwant".to_string(), "off".to_string()]);
+    }
     let started = Instant::now();
-    let dir = args.dir.as_ref().map(|d| d.join(relay));
+    let dir = args.dir.as_ref().map(|d| d.join(mode));
     let (dir, _tmp) = crate::devnet::work_dir(&dir, "meshnode-bench-")?;
     let opts = DevnetOptions {
         nodes: args.nodes,
@@ -510,7 +560,7 @@ async fn run_mode(args: &PropagationArgs, relay: &str) -> anyhow::Result<Report>
         log: std::env::var("MESHNODE_NODE_LOG").unwrap_or_else(|_| "info".into()),
         dev_accounts: None,
         produce: true,
-        extra_args: vec!["--relay".into(), relay.into()],
+        extra_args,
     };
     println!(
         "starting a devnet of {} nodes (slot {} ms) …",
@@ -558,10 +608,14 @@ async fn run_mode(args: &PropagationArgs, relay: &str) -> anyhow::Result<Report>
         + Duration::from_millis((args.blocks + 20) * args.slot_ms * 3)
         + Duration::from_secs(60);
     let mut shown = 0;
+    let mut traffic_from = None;
     loop {
         let h = c0.getblockcount().await?;
         if h > last {
             break;
+        }
+        if traffic_from.is_none() && h + 1 >= first {
+            traffic_from = Some((h, block_traffic(&urls).await?));
         }
         if h != shown && h >= first {
             println!("  height {h} ({}/{} blocks)", h + 1 - first, args.blocks);
@@ -579,14 +633,24 @@ async fn run_mode(args: &PropagationArgs, relay: &str) -> anyhow::Result<Report>
     load.await??;
     // Give the last measured block one more slot to reach everyone.
     tokio::time::sleep(Duration::from_millis(args.slot_ms)).await;
+    let (h0, t0) = traffic_from.unwrap_or((first - 1, (0, 0, 0)));
+    let t1 = block_traffic(&urls).await?;
+    let h1 = c0.getblockcount().await?;
     let mut collected = collect(&urls, first, last).await?;
     let blocks = std::mem::take(&mut collected.blocks);
-    let summary = summarize(
+    let mut summary = summarize(
         &blocks,
         args.nodes,
         collected,
         accepted.load(Ordering::Relaxed),
     );
+    // Blocks produced between the two readings, each received by every node but its producer.
+    let pairs = (h1.saturating_sub(h0) as f64 * (args.nodes as f64 - 1.0)).max(1.0);
+    summary.duplicates_per_node = (t1.1 - t0.1).saturating_sub(t1.0 - t0.0) as f64 / pairs;
+    let fetched =
+        summary.bytes_per_node_per_block - mean(blocks.iter().map(|b| b.first_delivery_bytes));
+    summary.bytes_with_duplicates_per_node_per_block =
+        (t1.2 - t0.2) as f64 / pairs + fetched.max(0.0);
     tokio::task::block_in_place(|| devnet.stop());
 
     println!();
@@ -643,6 +707,10 @@ async fn run_mode(args: &PropagationArgs, relay: &str) -> anyhow::Result<Report>
     println!(
         "transactions: {} accepted by RPC, {} in the measured blocks; mean block {:.0} bytes",
         s.txs_submitted, s.txs_in_blocks, s.mean_block_bytes
+    );
+    println!(
+        "duplicates per node per block {:.2}; bytes with duplicates per node per block {:.0}",
+        s.duplicates_per_node, s.bytes_with_duplicates_per_node_per_block
     );
     println!(
         "bytes received per node per block {:.0} ({:.3} of the full block){}; {:.1} s",

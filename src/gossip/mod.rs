@@ -29,6 +29,9 @@ pub struct GossipConfig {
     /// How long one `getblocktxn` or full-block request of compact relay may take before the
     /// next peer is asked. Default 1 s.
     pub fetch_timeout: std::time::Duration,
+    /// gossipsub v1.2 IDONTWANT for large messages. Default on (`--idontwant off` turns it
+    /// off, to measure what it saves).
+    pub idontwant: bool,
 }
 
 impl Default for GossipConfig {
@@ -37,6 +40,7 @@ impl Default for GossipConfig {
             queue_len: 4096,
             tx_burst: 2048,
             fetch_timeout: std::time::Duration::from_secs(1),
+            idontwant: true,
         }
     }
 }

@@ -62,6 +62,7 @@ pub async fn run(
         bootnodes: cfg.bootnodes.clone(),
         target_peers: cfg.target_peers,
         queue_len: cfg.gossip.queue_len,
+        idontwant: cfg.gossip.idontwant,
     };
     let (net, chans, net_task) = p2p::start(identity, net_cfg, async move {
         let _ = net_stop.changed().await;

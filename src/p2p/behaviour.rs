@@ -71,7 +71,18 @@ pub fn score_params(chain_id: u64) -> (gossipsub::PeerScoreParams, gossipsub::Pe
 /// Builds the behaviour for `key` on chain `chain_id`. Without `discovery` there is no
 /// Kademlia at all (its bootstrap queries dial every peer they ask): the peer keeps only the
 /// connections it makes itself.
-pub fn build(key: &identity::Keypair, chain_id: u64, discovery: bool) -> Result<Behaviour, String> {
+/// gossipsub's default IDONTWANT threshold (gossipsub v1.2): messages from this size on are
+/// announced with IDONTWANT to mesh peers as soon as they arrive, so those peers do not send
+/// them again.
+pub const IDONTWANT_THRESHOLD: usize = 1000;
+
+pub fn build(
+    key: &identity::Keypair,
+    chain_id: u64,
+    discovery: bool,
+    idontwant: bool,
+    metrics: &mut prometheus_client::registry::Registry,
+) -> Result<Behaviour, String> {
     let peer_id = key.public().to_peer_id();
     let gs_config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Anonymous)
@@ -79,10 +90,19 @@ pub fn build(key: &identity::Keypair, chain_id: u64, discovery: bool) -> Result<
         .message_id_fn(topics::message_id)
         .max_transmit_size(MAX_BLOCK_BYTES + 64 * 1024)
         .heartbeat_interval(Duration::from_millis(700))
+        .idontwant_message_size_threshold(if idontwant {
+            IDONTWANT_THRESHOLD
+        } else {
+            usize::MAX
+        })
         .build()
         .map_err(|e| e.to_string())?;
     let mut gossipsub =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gs_config)?;
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gs_config)?
+            .with_metrics(
+                metrics.sub_registry_with_prefix("gossipsub"),
+                Default::default(),
+            );
     let (params, thresholds) = score_params(chain_id);
     gossipsub.with_peer_score(params, thresholds)?;
 

@@ -6,7 +6,7 @@
 
 use super::behaviour::{self, Behaviour, BehaviourEvent};
 use super::codec::{SyncRequest, SyncResponse};
-use super::handle::{Command, NetworkError, NetworkHandle, NetworkInfo, PeerSummary};
+use super::handle::{Command, NetworkError, NetworkHandle, NetworkInfo, PeerSummary, TopicTraffic};
 use super::topics::TopicKind;
 use crate::types::{Block, CompactBlock, SignedTx};
 use crate::validation::{self, Verdict};
@@ -36,6 +36,10 @@ pub struct NetworkConfig {
     pub target_peers: usize,
     /// Capacity of each validation queue (tx, block).
     pub queue_len: usize,
+    /// Whether gossipsub v1.2 IDONTWANT is sent for messages of
+    /// [`behaviour::IDONTWANT_THRESHOLD`] bytes and more (true by default; off only to
+    /// measure what it saves).
+    pub idontwant: bool,
 }
 
 /// A decoded gossip message waiting for the node's verdict.
@@ -115,6 +119,8 @@ struct EventLoop {
     verdicts: [u64; 3],
     /// Application-specific scores (P5) of connected peers; dropped on disconnect.
     app_scores: HashMap<PeerId, f64>,
+    /// libp2p's own metrics (gossipsub's counters), read for [`NetworkInfo::traffic`].
+    metrics: prometheus_client::registry::Registry,
 }
 
 /// Builds the swarm, starts listening and dialling bootnodes, and spawns the network task.
@@ -128,6 +134,8 @@ pub fn start(
 ) -> anyhow::Result<(NetworkHandle, NetworkChannels, tokio::task::JoinHandle<()>)> {
     let chain_id = cfg.chain_id;
     let discovery = cfg.target_peers > 0;
+    let mut metrics = prometheus_client::registry::Registry::default();
+    let idontwant = cfg.idontwant;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -136,7 +144,7 @@ pub fn start(
             yamux::Config::default,
         )?
         .with_behaviour(|key| {
-            behaviour::build(key, chain_id, discovery)
+            behaviour::build(key, chain_id, discovery, idontwant, &mut metrics)
                 .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
@@ -185,6 +193,7 @@ pub fn start(
         dropped_queue_full: 0,
         verdicts: [0; 3],
         app_scores: HashMap::new(),
+        metrics,
     };
     let task = tokio::spawn(el.run(shutdown));
     Ok((
@@ -292,6 +301,7 @@ impl EventLoop {
                         .collect(),
                     dropped_queue_full: self.dropped_queue_full,
                     verdicts: self.verdicts,
+                    traffic: self.traffic(),
                 });
             }
             Command::Request { peer, req, reply } => {
@@ -347,6 +357,45 @@ impl EventLoop {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(id, source, acc);
+    }
+
+    /// Per topic kind, gossipsub's own receive counters (libp2p-gossipsub metrics), read from
+    /// its registry's text encoding.
+    fn traffic(&self) -> std::collections::BTreeMap<String, TopicTraffic> {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.metrics).is_err() {
+            return Default::default();
+        }
+        let mut out: std::collections::BTreeMap<String, TopicTraffic> = Default::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((name_labels, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let (name, labels) = name_labels.split_once('{').unwrap_or((name_labels, ""));
+            let topic = labels.split('"').nth(1).unwrap_or("");
+            let Some(kind) = TopicKind::ALL
+                .into_iter()
+                .find(|k| k.topic(self.chain_id).to_string() == topic)
+            else {
+                continue;
+            };
+            let t = out.entry(kind.short_name().to_string()).or_default();
+            let v = value as u64;
+            match name {
+                "gossipsub_topic_msg_recv_counts_total" => t.received = v,
+                "gossipsub_topic_msg_recv_counts_unfiltered_total" => {
+                    t.received_with_duplicates = v
+                }
+                "gossipsub_topic_msg_recv_bytes_total" => t.bytes = v,
+                "gossipsub_topic_msg_recv_bytes_unfiltered_total" => t.bytes_with_duplicates = v,
+                "gossipsub_topic_iwant_msgs_total" => t.iwant = v,
+                _ => {}
+            }
+        }
+        out
     }
 
     fn on_gossip(&mut self, id: MessageId, source: PeerId, message: gossipsub::Message) {

@@ -59,6 +59,25 @@ pub struct NetworkInfo {
     pub dropped_queue_full: u64,
     /// Gossip verdicts reported: [accept, reject, ignore].
     pub verdicts: [u64; 3],
+    /// Per topic (`tx`, `txs`, `block`, `cblock`): gossipsub's receive counters since start.
+    pub traffic: std::collections::BTreeMap<String, TopicTraffic>,
+}
+
+/// gossipsub's own receive counters for one topic (libp2p-gossipsub metrics
+/// `topic_msg_recv_*`, `topic_iwant_msgs`), since the node started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicTraffic {
+    /// Messages received, duplicates filtered out.
+    pub received: u64,
+    /// Messages received, duplicates included.
+    pub received_with_duplicates: u64,
+    /// Message bytes received, duplicates filtered out.
+    pub bytes: u64,
+    /// Message bytes received, duplicates included.
+    pub bytes_with_duplicates: u64,
+    /// IWANT requests for this topic's messages.
+    pub iwant: u64,
 }
 
 pub(crate) enum Command {

@@ -10,5 +10,5 @@ pub mod topics;
 pub use event_loop::{
     peer_id_of, start, BlockPayload, GossipMessage, NetworkChannels, NetworkConfig, NetworkEvent,
 };
-pub use handle::{NetworkError, NetworkHandle, NetworkInfo, PeerSummary};
+pub use handle::{NetworkError, NetworkHandle, NetworkInfo, PeerSummary, TopicTraffic};
 pub use topics::TopicKind;

@@ -31,6 +31,16 @@ impl TopicKind {
 }
 
 impl TopicKind {
+    /// The topic's short name: `tx`, `txs`, `block`, `cblock`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            TopicKind::Tx => "tx",
+            TopicKind::TxBatch => "txs",
+            TopicKind::Block => "block",
+            TopicKind::CompactBlock => "cblock",
+        }
+    }
+
     /// The topic for chain `chain_id`.
     pub fn topic(self, chain_id: u64) -> IdentTopic {
         match self {

@@ -365,6 +365,7 @@ impl MeshnodeApiServer for RpcImpl {
                 "ignored": info.verdicts[2],
                 "droppedQueueFull": info.dropped_queue_full,
                 "relayedNotImported": self.ctx.gossip.relayed_invalid.load(std::sync::atomic::Ordering::Relaxed),
+                "topics": info.traffic,
             },
             "uptime": self.ctx.started.elapsed().as_secs(),
         }))

@@ -155,6 +155,7 @@ pub async fn test_peer(net: &TestNet, i: usize, chain_id: u64) -> TestPeer {
         // came through node i.
         target_peers: 0,
         queue_len: 64,
+        idontwant: true,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id().to_string();
@@ -241,6 +242,7 @@ pub async fn sync_responder(
         bootnodes: bootnodes.iter().map(|b| b.parse().unwrap()).collect(),
         target_peers: 0,
         queue_len: 64,
+        idontwant: true,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id().to_string();
