@@ -12,13 +12,17 @@ use tokio::sync::{broadcast, watch};
 pub const KEEP: usize = 100_000;
 
 /// One block's record on this node (the `meshnode_blockArrival` result).
-#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Arrival {
     /// Block height.
     pub height: u64,
     /// When gossip delivered it, before validation (None on its producer, or if it came by sync).
     pub first_seen_us: Option<u64>,
+    /// The peer whose message delivered it first (libp2p peer id), from which the bench
+    /// rebuilds the delivery tree.
+    #[serde(default)]
+    pub first_from: Option<String>,
     /// When gossip verification accepted it and it was handed back to gossipsub for relay,
     /// before its state transition and commit (None if it did not come by gossip).
     pub relayed_us: Option<u64>,
@@ -105,7 +109,7 @@ impl ArrivalLog {
             let a = map.entry(hash).or_default();
             let was_validated = a.validated_us.is_some();
             f(a);
-            (!was_validated && a.validated_us.is_some()).then_some(*a)
+            (!was_validated && a.validated_us.is_some()).then(|| a.clone())
         };
         if let (Some(a), Some(tx)) = (record, &self.validated) {
             let _ = tx.send((hash, a));
@@ -119,7 +123,7 @@ impl ArrivalLog {
             .expect("arrivals lock poisoned")
             .0
             .get(hash)
-            .copied()
+            .cloned()
     }
 }
 

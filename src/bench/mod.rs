@@ -1,4 +1,5 @@
 //! Benchmarks run against real local devnets.
 
+pub mod plot;
 pub mod propagation;
 pub mod throughput;

@@ -8,6 +8,7 @@
 //! fewer nodes did). Over blocks, p50/p95/max use the nearest-rank method. All nodes run on
 //! one machine and share its clock, so differences are exact.
 
+use crate::arrivals::Arrival;
 use crate::cli::PropagationArgs;
 use crate::crypto::Keypair;
 use crate::devnet::{Devnet, DevnetOptions};
@@ -41,6 +42,14 @@ pub struct BlockReport {
     /// ms from publish until every node had verified and relayed it (the producer: published).
     #[serde(default)]
     pub t100_relayed_ms: Option<f64>,
+    /// Per node that had it: ms from publish until it had verified and relayed it (the
+    /// producer: published), ascending.
+    #[serde(default)]
+    pub relayed_ms: Vec<f64>,
+    /// Hop depth of each node in the block's delivery tree (who delivered it first to whom;
+    /// the producer is 0), None where the first deliverer is not a devnet node.
+    #[serde(default)]
+    pub hops: Vec<Option<u64>>,
     /// Mean over receiving nodes of the gossip message bytes that delivered it first.
     #[serde(default)]
     pub first_delivery_bytes: f64,
@@ -110,6 +119,9 @@ pub struct Summary {
     /// Mean bytes a node received per block (first delivery plus fetched transactions).
     #[serde(default)]
     pub bytes_per_node_per_block: f64,
+    /// Over all (block, receiving node) pairs: hop depth in the delivery tree.
+    #[serde(default)]
+    pub hops: Percentiles,
     /// `bytes_per_node_per_block` ÷ the mean full block size.
     #[serde(default)]
     pub bytes_ratio: f64,
@@ -282,6 +294,12 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
         .map(|u| http(u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let n = clients.len();
+    let mut peer_index = std::collections::HashMap::new();
+    for (i, c) in clients.iter().enumerate() {
+        if let Some(p) = c.node_info().await?["peerId"].as_str() {
+            peer_index.insert(p.to_string(), i);
+        }
+    }
     let mut out = Vec::new();
     let (mut all_delivery, mut all_validation) = (Vec::new(), Vec::new());
     let (mut relay, mut import) = (Vec::new(), Vec::new());
@@ -334,6 +352,7 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
         }
         all_delivery.extend_from_slice(&delivery);
         all_validation.extend_from_slice(&validation);
+        let hops = delivery_tree(&records, &peer_index);
         times.sort_by(f64::total_cmp);
         relayed_times.sort_by(f64::total_cmp);
         delivery.sort_by(f64::total_cmp);
@@ -349,6 +368,8 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
                 received / receivers as f64
             },
             t100_relayed_ms: time_to_fraction(&relayed_times, n, 1.0),
+            relayed_ms: relayed_times,
+            hops,
             first_delivery_bytes: if receivers == 0 {
                 0.0
             } else {
@@ -388,6 +409,13 @@ pub fn summarize(blocks: &[BlockReport], nodes: usize, c: Collected, submitted: 
         txs_in_blocks: blocks.iter().map(|b| b.txs).sum(),
         mean_block_bytes: mean(blocks.iter().map(|b| b.bytes as f64)),
         t100_relayed_ms: percentiles(blocks.iter().filter_map(|b| b.t100_relayed_ms).collect()),
+        hops: percentiles(
+            blocks
+                .iter()
+                .flat_map(|b| b.hops.iter().flatten().filter(|h| **h > 0))
+                .map(|h| *h as f64)
+                .collect(),
+        ),
         bytes_per_node_per_block: mean(blocks.iter().map(|b| b.received_bytes)),
         bytes_ratio: {
             let full = mean(blocks.iter().map(|b| b.bytes as f64));
@@ -407,6 +435,39 @@ pub fn summarize(blocks: &[BlockReport], nodes: usize, c: Collected, submitted: 
         duplicates_per_node: 0.0,
         bytes_with_duplicates_per_node_per_block: 0.0,
     }
+}
+
+/// Each node's hop depth in a block's delivery tree: the producer (the record with
+/// `published_us`) is 0, every other node is one more than the node that delivered the block
+/// to it first. None where the chain of first deliverers leaves the devnet or loops.
+pub fn delivery_tree(
+    records: &[Option<Arrival>],
+    peer_index: &std::collections::HashMap<String, usize>,
+) -> Vec<Option<u64>> {
+    let parent: Vec<Option<usize>> = records
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .and_then(|a| a.first_from.as_ref())
+                .and_then(|p| peer_index.get(p).copied())
+        })
+        .collect();
+    (0..records.len())
+        .map(|mut i| {
+            let mut depth = 0u64;
+            for _ in 0..=records.len() {
+                match &records[i] {
+                    Some(a) if a.published_us.is_some() => return Some(depth),
+                    Some(_) => {
+                        i = parent[i]?;
+                        depth += 1;
+                    }
+                    None => return None,
+                }
+            }
+            None
+        })
+        .collect()
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -436,6 +497,8 @@ fn figures(s: &Summary) -> Vec<(&'static str, Option<f64>)> {
         ("t100_p50_ms", s.t100_ms.p50),
         ("t100_p95_ms", s.t100_ms.p95),
         ("relay_p50_ms", s.relay_ms.p50),
+        ("hops_p50", s.hops.p50),
+        ("hops_max", s.hops.max),
         ("import_p50_ms", s.import_ms.p50),
         ("bytes_per_node_per_block", Some(s.bytes_per_node_per_block)),
         ("bytes_ratio", Some(s.bytes_ratio)),
@@ -468,6 +531,27 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
     for m in &modes {
         println!("== relay mode {m}");
         reports.push((m.clone(), run_mode(&args, m).await?));
+    }
+    let series: Vec<super::plot::Series> = reports
+        .iter()
+        .map(|(m, r)| super::plot::Series {
+            name: m.clone(),
+            arrival_ms: r
+                .blocks
+                .iter()
+                .flat_map(|b| b.relayed_ms.iter().copied().filter(|t| *t > 0.0))
+                .collect(),
+            bytes: r.summary.bytes_per_node_per_block,
+            bytes_with_duplicates: r.summary.bytes_with_duplicates_per_node_per_block,
+        })
+        .collect();
+    match super::plot::write(&args.out, args.nodes, &series) {
+        Ok(paths) => {
+            for p in paths {
+                println!("picture written to {}", p.display());
+            }
+        }
+        Err(e) => println!("no pictures: {e:#}"),
     }
     if reports.len() == 1 {
         let (_, report) = reports.pop().expect("one");
@@ -609,6 +693,17 @@ async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> 
         + Duration::from_secs(60);
     let mut shown = 0;
     let mut traffic_from = None;
+    // A progress bar on a terminal; plain lines otherwise (logs, CI).
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let b = indicatif::ProgressBar::new(args.blocks);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "  {bar:40} {pos}/{len} blocks measured, height {msg} ({elapsed})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
     loop {
         let h = c0.getblockcount().await?;
         if h > last {
@@ -618,7 +713,13 @@ async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> 
             traffic_from = Some((h, block_traffic(&urls).await?));
         }
         if h != shown && h >= first {
-            println!("  height {h} ({}/{} blocks)", h + 1 - first, args.blocks);
+            match &bar {
+                Some(b) => {
+                    b.set_position(h + 1 - first);
+                    b.set_message(h.to_string());
+                }
+                None => println!("  height {h} ({}/{} blocks)", h + 1 - first, args.blocks),
+            }
             shown = h;
         }
         if Instant::now() > deadline {
@@ -628,6 +729,9 @@ async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> 
             bail!("node{i} exited during the bench; see its node.log");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     stop.store(true, Ordering::Relaxed);
     load.await??;
@@ -692,6 +796,7 @@ async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> 
         ("t95", &s.t95_ms),
         ("t100", &s.t100_ms),
         ("t100 verified and relayed", &s.t100_relayed_ms),
+        ("hops in the delivery tree", &s.hops),
         ("gossip delivery (per hop set)", &s.delivery_ms),
         ("validation", &s.validation_ms),
         ("relay decision (first seen -> relayed)", &s.relay_ms),
@@ -747,5 +852,40 @@ mod tests {
         assert_eq!(time_to_fraction(&t, 5, 1.0), None, "a node never got it");
         assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 50.0), Some(3.0));
         assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn delivery_tree_depths() {
+        let rec = |published: bool, from: Option<&str>| {
+            Some(Arrival {
+                published_us: published.then_some(1),
+                first_from: from.map(str::to_string),
+                ..Default::default()
+            })
+        };
+        let idx: std::collections::HashMap<String, usize> =
+            [("a", 0), ("b", 1), ("c", 2), ("d", 3)]
+                .into_iter()
+                .map(|(p, i)| (p.to_string(), i))
+                .collect();
+        // a produced; b got it from a, c from b, d from a stranger; e never got it.
+        let records = vec![
+            rec(true, None),
+            rec(false, Some("a")),
+            rec(false, Some("b")),
+            rec(false, Some("zz")),
+            None,
+        ];
+        assert_eq!(
+            delivery_tree(&records, &idx),
+            [Some(0), Some(1), Some(2), None, None]
+        );
+        // A loop of first deliverers has no depth.
+        let looped = vec![
+            rec(true, None),
+            rec(false, Some("c")),
+            rec(false, Some("b")),
+        ];
+        assert_eq!(delivery_tree(&looped, &idx), [Some(0), None, None]);
     }
 }

@@ -59,7 +59,10 @@ impl Workers {
         let hash = block.hash();
         self.arrivals.update(hash, |a| {
             a.height = block.header.height;
-            a.first_seen_us.get_or_insert(received_us);
+            if a.first_seen_us.is_none() {
+                a.first_seen_us = Some(received_us);
+                a.first_from = Some(source.to_string());
+            }
             a.bytes = bytes as u64;
             a.txs = block.txs.len() as u64;
         });

@@ -1,0 +1,199 @@
+//! Pictures of a propagation report (plotters, SVG and PNG): the CDF of the time until each
+//! node had verified and relayed each block, per relay mode, and the bytes a node received
+//! per block, per mode.
+
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Fonts tried for the pictures' text, in order (Debian's `fonts-dejavu-core`).
+pub const FONTS: [&str; 2] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
+
+/// Registers the first font of [`FONTS`] that loads as "sans-serif" (once per process).
+///
+/// Errors: none of them is installed.
+fn font() -> anyhow::Result<()> {
+    static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *DONE.get_or_init(|| {
+        FONTS.iter().any(|p| {
+            std::fs::read(p).ok().is_some_and(|bytes| {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+            })
+        })
+    });
+    anyhow::ensure!(ok, "no font for the pictures (tried {})", FONTS.join(", "));
+    Ok(())
+}
+
+/// One relay mode's data for the pictures.
+pub struct Series {
+    /// Mode name (legend).
+    pub name: String,
+    /// Per (block, receiving node): ms from publish until it had verified and relayed it.
+    pub arrival_ms: Vec<f64>,
+    /// Mean bytes a node received per block: first delivery plus fetched transactions.
+    pub bytes: f64,
+    /// The same with gossipsub's duplicate deliveries.
+    pub bytes_with_duplicates: f64,
+}
+
+/// Writes `<stem>.cdf.{svg,png}` and `<stem>.bytes.{svg,png}` next to `out` (the JSON report);
+/// returns the paths written.
+///
+/// Errors: no font (see [`FONTS`]), or a file cannot be written.
+pub fn write(out: &Path, nodes: usize, series: &[Series]) -> anyhow::Result<Vec<PathBuf>> {
+    font()?;
+    let stem = out.with_extension("");
+    let path = |kind: &str, ext: &str| PathBuf::from(format!("{}.{kind}.{ext}", stem.display()));
+    let mut written = Vec::new();
+    let (cdf_svg, cdf_png) = (path("cdf", "svg"), path("cdf", "png"));
+    cdf(
+        SVGBackend::new(&cdf_svg, (900, 540)).into_drawing_area(),
+        nodes,
+        series,
+    )?;
+    cdf(
+        BitMapBackend::new(&cdf_png, (900, 540)).into_drawing_area(),
+        nodes,
+        series,
+    )?;
+    written.extend([cdf_svg, cdf_png]);
+    let (b_svg, b_png) = (path("bytes", "svg"), path("bytes", "png"));
+    bytes(
+        SVGBackend::new(&b_svg, (900, 540)).into_drawing_area(),
+        series,
+    )?;
+    bytes(
+        BitMapBackend::new(&b_png, (900, 540)).into_drawing_area(),
+        series,
+    )?;
+    written.extend([b_svg, b_png]);
+    Ok(written)
+}
+
+fn err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("drawing: {e}")
+}
+
+fn cdf<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    nodes: usize,
+    series: &[Series],
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let xmax = series
+        .iter()
+        .flat_map(|s| s.arrival_ms.iter().copied())
+        .fold(1.0f64, f64::max)
+        * 1.05;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("Time until a node has verified and relayed a block ({nodes} nodes)"),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..xmax, 0f64..1f64)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("ms from publish")
+        .y_desc("fraction of (block, node)")
+        .draw()
+        .map_err(err)?;
+    for (i, s) in series.iter().enumerate() {
+        let mut v = s.arrival_ms.clone();
+        v.sort_by(f64::total_cmp);
+        let n = v.len().max(1) as f64;
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                v.iter().enumerate().map(|(k, x)| (*x, (k + 1) as f64 / n)),
+                color.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(s.name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+fn bytes<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    series: &[Series],
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let ymax = series
+        .iter()
+        .map(|s| s.bytes_with_duplicates.max(s.bytes))
+        .fold(1.0f64, f64::max)
+        / 1024.0
+        * 1.1;
+    let n = series.len();
+    let mut chart = ChartBuilder::on(&root)
+        .caption("KiB a node receives per block", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..n as f64, 0f64..ymax)
+        .map_err(err)?;
+    let names: Vec<String> = series.iter().map(|s| s.name.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 && i < names.len() {
+                names[i].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("KiB per node per block")
+        .draw()
+        .map_err(err)?;
+    for (k, (label, color)) in [
+        ("first delivery + fetched", BLUE.mix(0.8)),
+        ("with duplicates", RED.mix(0.6)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        chart
+            .draw_series(series.iter().enumerate().map(|(i, s)| {
+                let v = if k == 0 {
+                    s.bytes
+                } else {
+                    s.bytes_with_duplicates
+                } / 1024.0;
+                let x0 = i as f64 + 0.15 + k as f64 * 0.35;
+                Rectangle::new([(x0, 0.0), (x0 + 0.33, v)], color.filled())
+            }))
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
