@@ -99,9 +99,10 @@ pub struct RunArgs {
     #[arg(long, env = "MESHNODE_RPC_PASSWORD", requires = "rpc_user")]
     pub rpc_password: Option<String>,
     /// How blocks this node produces are published: `compact` (BIP152-style compact blocks
-    /// on /cblock/1, rebuilt by peers from their mempools) or `gossip` (full blocks on
-    /// /block/1). Every node accepts both.
-    #[arg(long, env = "MESHNODE_RELAY", default_value = "compact", value_parser = ["compact", "gossip"])]
+    /// on /cblock/1, rebuilt by peers from their mempools), `gossip` (full blocks on
+    /// /block/1) or `flood` (full blocks pushed to every peer, which push them on after
+    /// verification; duplicates dropped by hash, 8 hops at most). Every node accepts all.
+    #[arg(long, env = "MESHNODE_RELAY", default_value = "compact", value_parser = ["compact", "gossip", "flood"])]
     pub relay: String,
     /// gossipsub v1.2 IDONTWANT for messages of 1,000 bytes and more: `on` (the default) or
     /// `off` (only to measure what it saves).
@@ -233,9 +234,10 @@ pub struct RpcConnArgs {
     #[arg(long, env = "MESHNODE_RPC_PASSWORD", requires = "rpc_user")]
     pub rpc_password: Option<String>,
     /// How blocks this node produces are published: `compact` (BIP152-style compact blocks
-    /// on /cblock/1, rebuilt by peers from their mempools) or `gossip` (full blocks on
-    /// /block/1). Every node accepts both.
-    #[arg(long, env = "MESHNODE_RELAY", default_value = "compact", value_parser = ["compact", "gossip"])]
+    /// on /cblock/1, rebuilt by peers from their mempools), `gossip` (full blocks on
+    /// /block/1) or `flood` (full blocks pushed to every peer, which push them on after
+    /// verification; duplicates dropped by hash, 8 hops at most). Every node accepts all.
+    #[arg(long, env = "MESHNODE_RELAY", default_value = "compact", value_parser = ["compact", "gossip", "flood"])]
     pub relay: String,
     /// gossipsub v1.2 IDONTWANT for messages of 1,000 bytes and more: `on` (the default) or
     /// `off` (only to measure what it saves).
@@ -316,7 +318,7 @@ pub struct PropagationArgs {
     pub genesis: PathBuf,
     /// How every node publishes its blocks: `compact` or `gossip` (full blocks); a
     /// `-noidontwant` suffix also turns gossipsub IDONTWANT off.
-    #[arg(long, default_value = "compact", value_parser = ["compact", "gossip", "compact-noidontwant", "gossip-noidontwant"])]
+    #[arg(long, default_value = "compact", value_parser = ["compact", "gossip", "flood", "compact-noidontwant", "gossip-noidontwant"])]
     pub relay: String,
     /// Run several relay modes one after another with the same size and load, e.g.
     /// `gossip,gossip-noidontwant,compact` (a `-noidontwant` suffix runs the nodes with

@@ -24,7 +24,14 @@ pub enum RelayMode {
     Compact,
     /// Full blocks on `/meshnode/N/block/1`.
     Gossip,
+    /// Flood with duplicates dropped, as simple nodes do: the full block pushed to every
+    /// connected peer (request-response `NewBlock`), each of which pushes it on after its
+    /// gossip verification to every peer but the sender, for at most [`FLOOD_TTL`] hops.
+    Flood,
 }
+
+/// Hops a flooded block may travel.
+pub const FLOOD_TTL: u8 = 8;
 
 impl std::str::FromStr for RelayMode {
     type Err = String;
@@ -32,7 +39,10 @@ impl std::str::FromStr for RelayMode {
         match s {
             "compact" => Ok(RelayMode::Compact),
             "gossip" => Ok(RelayMode::Gossip),
-            other => Err(format!("unknown relay mode {other:?} (compact, gossip)")),
+            "flood" => Ok(RelayMode::Flood),
+            other => Err(format!(
+                "unknown relay mode {other:?} (compact, gossip, flood)"
+            )),
         }
     }
 }
@@ -123,7 +133,7 @@ impl Producer {
         let block = Arc::new(block);
         self.chain.recent.insert(block.clone());
         let (topic, bytes) = match self.relay {
-            RelayMode::Gossip => (TopicKind::Block, block.to_bytes()),
+            RelayMode::Gossip | RelayMode::Flood => (TopicKind::Block, block.to_bytes()),
             RelayMode::Compact => {
                 let mut nonce = [0u8; 8];
                 getrandom::fill(&mut nonce).expect("the OS random source is available");
@@ -141,7 +151,9 @@ impl Producer {
             a.txs = block.txs.len() as u64;
         });
         info!(height = block.header.height, slot, txs = block.txs.len(), %hash, "produced block");
-        if let Err(e) = self.net.publish(topic, bytes).await {
+        if self.relay == RelayMode::Flood {
+            self.net.flood(hash, bytes, FLOOD_TTL).await;
+        } else if let Err(e) = self.net.publish(topic, bytes).await {
             warn!(%hash, cause = %e, "publishing block failed");
         }
     }

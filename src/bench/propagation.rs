@@ -613,7 +613,7 @@ async fn block_traffic(urls: &[String]) -> anyhow::Result<(u64, u64, u64)> {
     let mut t = (0, 0, 0);
     for u in urls {
         let info = http(u)?.node_info().await?;
-        for topic in ["block", "cblock"] {
+        for topic in ["block", "cblock", "flood"] {
             let v = &info["gossip"]["topics"][topic];
             t.0 += v["received"].as_u64().unwrap_or(0);
             t.1 += v["receivedWithDuplicates"].as_u64().unwrap_or(0);

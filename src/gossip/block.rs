@@ -19,6 +19,25 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+/// How a block is relayed once its gossip verification passes.
+#[derive(Clone, Debug)]
+pub enum Relay {
+    /// By gossipsub: report the verdict for this message.
+    Gossip(MessageId),
+    /// By flooding (`--relay flood`): push it to every other peer with this many hops left
+    /// after this one (none at 0).
+    Flood(u8),
+}
+
+impl Relay {
+    /// Reports `verdict` to gossipsub for a gossip message; nothing for a flooded block.
+    pub fn report(&self, net: &crate::p2p::NetworkHandle, source: PeerId, verdict: Verdict) {
+        if let Relay::Gossip(id) = self {
+            net.report_blocking(id.clone(), source, verdict);
+        }
+    }
+}
+
 impl Workers {
     /// Handles gossip blocks (full or compact) one at a time. The chain's canonical
     /// notification carries the rest (pool maintenance, subscriptions, the imported time).
@@ -29,7 +48,9 @@ impl Workers {
         mut rx: mpsc::Receiver<GossipMessage<BlockPayload>>,
     ) {
         while let Some(m) = rx.blocking_recv() {
-            let (id, source) = (m.id.clone(), m.source);
+            let source = m.source;
+            let gossip_id =
+                (!matches!(m.payload, BlockPayload::Flooded { .. })).then(|| m.id.clone());
             let handled =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match m.payload {
                     BlockPayload::Full(b) => {
@@ -38,11 +59,17 @@ impl Workers {
                     BlockPayload::Compact(cb) => {
                         self.handle_compact(&rt, m.id, m.source, cb, m.bytes, m.received_us);
                     }
+                    BlockPayload::Flooded { block, ttl } => {
+                        self.record_first_seen(&block, m.source, m.bytes, m.received_us);
+                        self.relay_and_import(Relay::Flood(ttl), m.source, block);
+                    }
                 }));
             if handled.is_err() {
                 // A bug, not the peer's fault: the worker survives and the message is dropped.
                 tracing::error!(peer = %source, "block worker panicked; message ignored");
-                self.net.report_blocking(id, source, Verdict::Ignore);
+                if let Some(id) = gossip_id {
+                    Relay::Gossip(id).report(&self.net, source, Verdict::Ignore);
+                }
             }
         }
     }
@@ -56,6 +83,11 @@ impl Workers {
         bytes: usize,
         received_us: u64,
     ) -> Verdict {
+        self.record_first_seen(&block, source, bytes, received_us);
+        self.relay_and_import(Relay::Gossip(id), source, block)
+    }
+
+    fn record_first_seen(&self, block: &Block, source: PeerId, bytes: usize, received_us: u64) {
         let hash = block.hash();
         self.arrivals.update(hash, |a| {
             a.height = block.header.height;
@@ -66,12 +98,11 @@ impl Workers {
             a.bytes = bytes as u64;
             a.txs = block.txs.len() as u64;
         });
-        self.relay_and_import(id, source, block)
     }
 
-    /// Gossip-verifies a block, reports the verdict (the relay decision), then imports an
-    /// accepted block. Returns the verdict.
-    pub fn relay_and_import(&self, id: MessageId, source: PeerId, block: Block) -> Verdict {
+    /// Gossip-verifies a block, relays it if it passes (gossip: the verdict; flood: pushed on
+    /// to every other peer while hops are left), then imports it. Returns the verdict.
+    pub fn relay_and_import(&self, how: Relay, source: PeerId, block: Block) -> Verdict {
         let hash = block.hash();
         let height = block.header.height;
         let producer = block.header.producer.address();
@@ -82,12 +113,19 @@ impl Workers {
             Ok(b) => b,
             Err(e) => {
                 let verdict = self.verdict_for(source, hash, e);
-                self.net.report_blocking(id, source, verdict);
+                how.report(&self.net, source, verdict);
                 return verdict;
             }
         };
         // Relay first: the state transition and the commit follow off the relay path.
-        self.net.report_blocking(id, source, Verdict::Accept);
+        match how {
+            Relay::Gossip(_) => how.report(&self.net, source, Verdict::Accept),
+            Relay::Flood(ttl) if ttl > 0 => {
+                self.net
+                    .flood_blocking(hash, block.inner().to_bytes(), ttl - 1, Some(source))
+            }
+            Relay::Flood(_) => {}
+        }
         let now = crate::now_us();
         self.arrivals.update(hash, |a| a.relayed_us = Some(now));
         // Peers rebuilding it from a compact block ask us for its transactions right away.

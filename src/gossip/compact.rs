@@ -72,7 +72,7 @@ impl Workers {
             a.fetched_txs = outcome.fetched;
             a.full_block_fallback = outcome.full_fallback;
         });
-        self.relay_and_import(id, source, block)
+        self.relay_and_import(super::block::Relay::Gossip(id), source, block)
     }
 
     /// The full block `cb` stands for, gossip-verified... not yet: only assembled and checked

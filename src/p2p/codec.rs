@@ -13,8 +13,8 @@ use std::io;
 pub const MAX_BLOCKS_PER_REQUEST: u64 = 64;
 /// Largest response frame, bytes.
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
-/// Largest request frame, bytes (a BlockTxs request for every transaction of a full block).
-pub const MAX_REQUEST_BYTES: usize = 128 * 1024;
+/// Largest request frame, bytes (a flooded block: [`SyncRequest::NewBlock`]).
+pub const MAX_REQUEST_BYTES: usize = encoding::MAX_BLOCK_BYTES + 64 * 1024;
 /// Most hashes in one BlocksByHash request.
 pub const MAX_BLOCKS_BY_HASH: usize = 16;
 
@@ -56,6 +56,14 @@ pub enum SyncRequest {
         /// Positions, strictly increasing.
         indexes: Vec<u32>,
     },
+    /// A new block pushed to us (`--relay flood`): the encoded block and how many more hops
+    /// it may travel. Answered with [`SyncResponse::Ack`] at once.
+    NewBlock {
+        /// Hops left after this one.
+        ttl: u8,
+        /// The encoded block.
+        block: Vec<u8>,
+    },
 }
 
 /// A sync response.
@@ -71,6 +79,8 @@ pub enum SyncResponse {
     /// requested positions, in order; empty when the server lacks the block or a position is
     /// out of range.
     Txs(Vec<SignedTx>),
+    /// Answer to [`SyncRequest::NewBlock`]: received (whether new or not).
+    Ack,
 }
 
 /// Codec for [`SyncRequest`] / [`SyncResponse`].

@@ -8,7 +8,7 @@ use super::behaviour::{self, Behaviour, BehaviourEvent};
 use super::codec::{SyncRequest, SyncResponse};
 use super::handle::{Command, NetworkError, NetworkHandle, NetworkInfo, PeerSummary, TopicTraffic};
 use super::topics::TopicKind;
-use crate::types::{Block, CompactBlock, SignedTx};
+use crate::types::{Block, CompactBlock, Hash, SignedTx};
 use crate::validation::{self, Verdict};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
@@ -63,6 +63,14 @@ pub enum BlockPayload {
     Full(Block),
     /// A compact block (`/cblock/1`), to rebuild from the pool.
     Compact(CompactBlock),
+    /// A full block pushed by a peer (`--relay flood`); `id` is synthetic and no gossipsub
+    /// verdict is due.
+    Flooded {
+        /// The block.
+        block: Block,
+        /// Hops it may travel on from here.
+        ttl: u8,
+    },
 }
 
 /// Events the node must act on.
@@ -121,7 +129,15 @@ struct EventLoop {
     app_scores: HashMap<PeerId, f64>,
     /// libp2p's own metrics (gossipsub's counters), read for [`NetworkInfo::traffic`].
     metrics: prometheus_client::registry::Registry,
+    /// Flooded blocks seen (by hash), oldest first in `flood_order`.
+    flood_seen: HashSet<Hash>,
+    flood_order: std::collections::VecDeque<Hash>,
+    /// Receive counters of `--relay flood` (the `flood` entry of [`NetworkInfo::traffic`]).
+    flood_traffic: TopicTraffic,
 }
+
+/// Flooded block hashes remembered for dropping duplicates.
+const FLOOD_SEEN: usize = 1024;
 
 /// Builds the swarm, starts listening and dialling bootnodes, and spawns the network task.
 ///
@@ -194,6 +210,9 @@ pub fn start(
         verdicts: [0; 3],
         app_scores: HashMap::new(),
         metrics,
+        flood_seen: HashSet::new(),
+        flood_order: Default::default(),
+        flood_traffic: TopicTraffic::default(),
     };
     let task = tokio::spawn(el.run(shutdown));
     Ok((
@@ -333,6 +352,12 @@ impl EventLoop {
                         .map_err(|e| NetworkError::Dial(e.to_string())),
                 );
             }
+            Command::Flood {
+                hash,
+                data,
+                ttl,
+                except,
+            } => self.flood(hash, data, ttl, except),
             Command::Penalize { peer, by } => {
                 let score = self.app_scores.entry(peer).or_default();
                 *score -= by;
@@ -357,6 +382,67 @@ impl EventLoop {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(id, source, acc);
+    }
+
+    /// A block pushed by `peer` (`--relay flood`): duplicates (by block hash) are counted and
+    /// dropped here; a new one goes to the block worker, which relays it on after its gossip
+    /// verification.
+    fn on_flooded(&mut self, peer: PeerId, ttl: u8, data: Vec<u8>) {
+        let received_us = crate::now_us();
+        let bytes = data.len();
+        let t = &mut self.flood_traffic;
+        t.received_with_duplicates += 1;
+        t.bytes_with_duplicates += bytes as u64;
+        let block = match validation::decode_block(&data) {
+            Ok(b) => b,
+            Err(e) => {
+                debug!(%peer, cause = %e, "undecodable flooded block");
+                return;
+            }
+        };
+        if !self.flood_seen.insert(block.hash()) {
+            return;
+        }
+        self.flood_order.push_back(block.hash());
+        if self.flood_order.len() > FLOOD_SEEN {
+            if let Some(old) = self.flood_order.pop_front() {
+                self.flood_seen.remove(&old);
+            }
+        }
+        let t = &mut self.flood_traffic;
+        t.received += 1;
+        t.bytes += bytes as u64;
+        let msg = GossipMessage {
+            id: MessageId::new(&block.hash().0[..20]),
+            source: peer,
+            payload: BlockPayload::Flooded { block, ttl },
+            bytes,
+            received_us,
+        };
+        if self.blocks.try_send(msg).is_err() {
+            self.dropped_queue_full += 1;
+        }
+    }
+
+    /// Sends an encoded block to every connected peer but `except` (`--relay flood`), and
+    /// remembers it so that echoes are dropped.
+    fn flood(&mut self, hash: Hash, data: Vec<u8>, ttl: u8, except: Option<PeerId>) {
+        if self.flood_seen.insert(hash) {
+            self.flood_order.push_back(hash);
+        }
+        let peers: Vec<PeerId> = self
+            .peers
+            .keys()
+            .filter(|p| Some(**p) != except)
+            .copied()
+            .collect();
+        for p in peers {
+            let req = SyncRequest::NewBlock {
+                ttl,
+                block: data.clone(),
+            };
+            self.swarm.behaviour_mut().sync.send_request(&p, req);
+        }
     }
 
     /// Per topic kind, gossipsub's own receive counters (libp2p-gossipsub metrics), read from
@@ -394,6 +480,9 @@ impl EventLoop {
                 "gossipsub_topic_iwant_msgs_total" => t.iwant = v,
                 _ => {}
             }
+        }
+        if self.flood_traffic != TopicTraffic::default() {
+            out.insert("flood".to_string(), self.flood_traffic);
         }
         out
     }
@@ -564,6 +653,18 @@ impl EventLoop {
             },
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => match ev {
                 request_response::Event::Message { peer, message, .. } => match message {
+                    request_response::Message::Request {
+                        request: SyncRequest::NewBlock { ttl, block },
+                        channel,
+                        ..
+                    } => {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_response(channel, SyncResponse::Ack);
+                        self.on_flooded(peer, ttl, block);
+                    }
                     request_response::Message::Request {
                         request, channel, ..
                     } => {

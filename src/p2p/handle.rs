@@ -118,6 +118,12 @@ pub(crate) enum Command {
         peer: PeerId,
         by: f64,
     },
+    Flood {
+        hash: crate::types::Hash,
+        data: Vec<u8>,
+        ttl: u8,
+        except: Option<PeerId>,
+    },
 }
 
 /// Cloneable handle to the network task. Every method fails with [`NetworkError::Stopped`]
@@ -195,6 +201,37 @@ impl NetworkHandle {
     /// while the peer stays connected. Fire and forget.
     pub async fn penalize(&self, peer: PeerId, by: f64) {
         let _ = self.tx.send(Command::Penalize { peer, by }).await;
+    }
+
+    /// `--relay flood`: pushes an encoded block (hash `hash`) to every connected peer but
+    /// `except` with `ttl` hops left (request-response `NewBlock`); echoes of it are then
+    /// dropped as duplicates. Fire and forget.
+    pub fn flood_blocking(
+        &self,
+        hash: crate::types::Hash,
+        data: Vec<u8>,
+        ttl: u8,
+        except: Option<PeerId>,
+    ) {
+        let _ = self.tx.blocking_send(Command::Flood {
+            hash,
+            data,
+            ttl,
+            except,
+        });
+    }
+
+    /// [`NetworkHandle::flood_blocking`] from async code.
+    pub async fn flood(&self, hash: crate::types::Hash, data: Vec<u8>, ttl: u8) {
+        let _ = self
+            .tx
+            .send(Command::Flood {
+                hash,
+                data,
+                ttl,
+                except: None,
+            })
+            .await;
     }
 
     /// Dials a multiaddr (which should end in `/p2p/<peer id>`); a removed peer may be

@@ -64,6 +64,8 @@ impl Sync {
                 debug!(%peer, %block, asked = indexes.len(), served = txs.len(), "served BlockTxs");
                 SyncResponse::Txs(txs)
             }
+            // The network task answers these itself (`--relay flood`).
+            SyncRequest::NewBlock { .. } => SyncResponse::Ack,
         }
     }
 }

@@ -288,6 +288,7 @@ pub async fn sync_responder(
                     }
                     SyncRequest::BlocksByHash(_) => SyncResponse::Blocks(vec![]),
                     SyncRequest::BlockTxs { .. } => SyncResponse::Txs(vec![]),
+                    SyncRequest::NewBlock { .. } => SyncResponse::Ack,
                 };
                 h.respond(channel, resp).await;
             }
