@@ -114,23 +114,7 @@ async fn serving_peer(net: &TestNet, i: usize, genesis: Hash, answer: Answer) ->
             }
         }
     });
-    wait_for(
-        &format!("the serving peer in node{i}'s block mesh"),
-        Duration::from_secs(30),
-        || {
-            let h = handle.clone();
-            let t = target.peer_id.clone();
-            async move {
-                h.peers()
-                    .await
-                    .unwrap()
-                    .iter()
-                    .any(|p| p.peer_id == t && p.in_block_mesh)
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    wait_in_block_mesh(&handle, &target.peer_id, &format!("node{i}")).await;
     ServingPeer {
         handle,
         requests,

@@ -167,17 +167,7 @@ impl Chain {
         block: Block,
         already_verified: &HashSet<Hash>,
     ) -> Result<Unapplied, ImportError> {
-        if self.store.has_block(&block.hash())? {
-            return Err(ValidationError::Known.into());
-        }
-        let parent_hash = block.header.parent;
-        if self.store.is_invalid(&parent_hash)? {
-            return Err(ValidationError::InvalidParent(parent_hash).into());
-        }
-        let parent = self
-            .store
-            .block(&parent_hash)?
-            .ok_or(ValidationError::UnknownParent(parent_hash))?;
+        let parent = self.new_block_parent(&block)?;
         let ctx = BlockContext {
             spec: &self.spec,
             parent: &parent.header,
@@ -186,6 +176,22 @@ impl Chain {
             already_verified: &|h| already_verified.contains(h),
         };
         Ok(validation::check_block_stateless(block, &ctx)?)
+    }
+
+    /// The parent of a block not stored yet. Errors: `Known` (stored), `InvalidParent`,
+    /// `UnknownParent`, or the store.
+    fn new_block_parent(&self, block: &Block) -> Result<Block, ImportError> {
+        if self.store.has_block(&block.hash())? {
+            return Err(ValidationError::Known.into());
+        }
+        let parent_hash = block.header.parent;
+        if self.store.is_invalid(&parent_hash)? {
+            return Err(ValidationError::InvalidParent(parent_hash).into());
+        }
+        Ok(self
+            .store
+            .block(&parent_hash)?
+            .ok_or(ValidationError::UnknownParent(parent_hash))?)
     }
 
     /// Imports a gossip-verified block and applies fork choice (greatest height, then lowest
@@ -252,17 +258,7 @@ impl Chain {
     /// timestamp, producer signature). `block` may have no transactions (a compact block's
     /// header); the body is checked once rebuilt.
     pub fn verify_header(&self, block: &Block) -> Result<(), ImportError> {
-        if self.store.has_block(&block.hash())? {
-            return Err(ValidationError::Known.into());
-        }
-        let parent_hash = block.header.parent;
-        if self.store.is_invalid(&parent_hash)? {
-            return Err(ValidationError::InvalidParent(parent_hash).into());
-        }
-        let parent = self
-            .store
-            .block(&parent_hash)?
-            .ok_or(ValidationError::UnknownParent(parent_hash))?;
+        let parent = self.new_block_parent(block)?;
         let ctx = BlockContext {
             spec: &self.spec,
             parent: &parent.header,

@@ -163,12 +163,24 @@ pub async fn test_peer(net: &TestNet, i: usize, chain_id: u64) -> TestPeer {
         let _ = stop_rx.await;
     })
     .unwrap();
+    wait_in_block_mesh(&handle, &target.peer_id, &format!("node{i}")).await;
+    TestPeer {
+        handle,
+        peer_id,
+        _chans: chans,
+        stop: Some(stop),
+    }
+}
+
+/// Waits until the in-process peer behind `handle` has `target` (a peer id) in its block-topic
+/// mesh, so that what it publishes reaches that node.
+pub async fn wait_in_block_mesh(handle: &meshnode::p2p::NetworkHandle, target: &str, name: &str) {
     wait_for(
-        &format!("the test peer in node{i}'s block mesh"),
+        &format!("the test peer in {name}'s block mesh"),
         Duration::from_secs(30),
         || {
             let h = handle.clone();
-            let t = target.peer_id.clone();
+            let t = target.to_string();
             async move {
                 h.peers()
                     .await
@@ -180,12 +192,6 @@ pub async fn test_peer(net: &TestNet, i: usize, chain_id: u64) -> TestPeer {
         },
     )
     .await;
-    TestPeer {
-        handle,
-        peer_id,
-        _chans: chans,
-        stop: Some(stop),
-    }
 }
 
 /// The gossipsub score node `c` gives `peer_id` (None if unknown to it).
