@@ -71,6 +71,13 @@ pub fn score_params(chain_id: u64) -> (gossipsub::PeerScoreParams, gossipsub::Pe
 /// Builds the behaviour for `key` on chain `chain_id`. Without `discovery` there is no
 /// Kademlia at all (its bootstrap queries dial every peer they ask): the peer keeps only the
 /// connections it makes itself.
+/// Gossipsub mesh degree D (target peers per topic mesh); gossipsub's default is 6.
+pub const MESH_D: usize = 4;
+/// D_lo: below this, the heartbeat grafts peers (default 5).
+pub const MESH_D_LOW: usize = 3;
+/// D_hi: above this, the heartbeat prunes peers (default 12).
+pub const MESH_D_HIGH: usize = 8;
+
 /// gossipsub's default IDONTWANT threshold (gossipsub v1.2): messages from this size on are
 /// announced with IDONTWANT to mesh peers as soon as they arrive, so those peers do not send
 /// them again.
@@ -90,6 +97,17 @@ pub fn build(
         .message_id_fn(topics::message_id)
         .max_transmit_size(MAX_BLOCK_BYTES + 64 * 1024)
         .heartbeat_interval(Duration::from_millis(700))
+        // A publisher sends to its mesh only, and the mesh degree is 4 (gossipsub's default
+        // is 6, D_lo 5, D_hi 12). Measured with `bench propagation --nodes 16 --tps 1000
+        // --compare gossip,compact` on a 2-core host: duplicates per node per block fell
+        // from 2.71 (defaults) and 2.01 (flood publish off) to 1.01 for full blocks and to
+        // 0.60 for compact blocks, with the same t100; the delivery tree gets about one hop
+        // deeper at most.
+        .flood_publish(false)
+        .mesh_n(MESH_D)
+        .mesh_n_low(MESH_D_LOW)
+        .mesh_n_high(MESH_D_HIGH)
+        .mesh_outbound_min(2)
         .idontwant_message_size_threshold(if idontwant {
             IDONTWANT_THRESHOLD
         } else {
