@@ -802,8 +802,9 @@ async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> 
         ("relay decision (first seen -> relayed)", &s.relay_ms),
         ("import (relayed -> imported)", &s.import_ms),
     ] {
+        let unit = if name.starts_with("hops") { "" } else { " ms" };
         println!(
-            "{name:>40}: p50 {} ms  p95 {} ms  max {} ms",
+            "{name:>40}: p50 {}{unit}  p95 {}{unit}  max {}{unit}",
             fmt_ms(p.p50),
             fmt_ms(p.p95),
             fmt_ms(p.max)
