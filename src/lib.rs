@@ -35,9 +35,10 @@
 //!     gossipsub relays); unknown parent -> Ignore + SyncTrigger
 //!   sync (sync::download): Status -> BlocksByRange from every claiming peer -> Chain::import;
 //!     a peer serving bad ranges is blamed (SyncError::blames_peer -> NetworkHandle::penalize)
-//!   every commit -> CanonNotification {applied, undone} (broadcast) -> txpool::maintain
-//!     (drop included, re-check senders, reorg returns as Origin::Reorg), arrivals::follow
-//!     ("validated"), eth_subscribe newHeads
+//!   every commit -> CanonNotification {applied, undone}: first to the commit observers
+//!     (txpool::maintain::on_commit drops what the blocks include and re-checks senders the
+//!     moment they are readable), then flush, head, broadcast -> txpool::maintain (reorg
+//!     returns as Origin::Reorg), arrivals::follow ("validated"), eth_subscribe newHeads
 //! ```
 
 #![forbid(unsafe_code)]

@@ -63,6 +63,10 @@ pub struct CanonNotification {
 /// a side branch, which is not broadcast).
 pub type Imported = Arc<CanonNotification>;
 
+/// A synchronous observer of commits ([`Chain::observe`]): called with each notification and
+/// the store, under the chain lock, right after the commit and before the broadcast.
+pub type CommitObserver = Box<dyn Fn(&CanonNotification, &ChainStore) + Send + Sync>;
+
 /// Notifications buffered for a slow subscriber; one that falls further behind gets
 /// `Lagged` and must re-read the head.
 pub const CANON_CAPACITY: usize = 1024;
@@ -87,6 +91,8 @@ pub struct Chain {
     head: RwLock<Head>,
     lock: Mutex<()>,
     canon: broadcast::Sender<Arc<CanonNotification>>,
+    /// `std::sync::RwLock`: read on every commit, written once per observer at start-up.
+    observers: RwLock<Vec<CommitObserver>>,
     /// Blocks seen lately, imported or not (served to peers rebuilding compact blocks).
     pub recent: recent::RecentBlocks,
 }
@@ -113,6 +119,7 @@ impl Chain {
             spec,
             lock: Mutex::new(()),
             canon: broadcast::channel(CANON_CAPACITY).0,
+            observers: RwLock::new(Vec::new()),
             recent: Default::default(),
         })
     }
@@ -122,16 +129,44 @@ impl Chain {
         self.canon.subscribe()
     }
 
-    /// Broadcasts a committed change (call with the chain lock held, so subscribers see
-    /// changes in commit order).
-    fn notify(&self, undone: Vec<Block>, applied: Vec<Block>) -> Imported {
+    /// Registers a synchronous observer of commits: for effects that must be done before the
+    /// commit's caller goes on (the pool dropping what a new block includes, so that no RPC
+    /// caller sees a transaction both in a block and in the pool). Keep it short: it runs
+    /// under the chain lock. Everything else should follow [`Chain::subscribe`].
+    pub fn observe(&self, f: CommitObserver) {
+        self.observers
+            .write()
+            .expect("observers lock poisoned")
+            .push(f);
+    }
+
+    /// Finishes a change the store has written (readable, not yet durable): tells the
+    /// observers at once (so the pool drops what the blocks include the moment they are
+    /// readable), flushes, moves the head, broadcasts. Call with the chain lock held, so
+    /// everyone sees changes in commit order.
+    fn finish_commit(
+        &self,
+        undone: Vec<Block>,
+        applied: Vec<Block>,
+        head: Head,
+    ) -> Result<Imported, ImportError> {
         let n = Arc::new(CanonNotification {
             undone,
             applied,
             committed_us: crate::now_us(),
         });
+        for o in self
+            .observers
+            .read()
+            .expect("observers lock poisoned")
+            .iter()
+        {
+            o(&n, &self.store);
+        }
+        self.store.flush()?;
+        *self.head.write().expect("head lock poisoned") = head;
         let _ = self.canon.send(n.clone());
-        n
+        Ok(n)
     }
 
     /// The current head.
@@ -225,17 +260,18 @@ impl Chain {
                 }
             };
             let t1 = std::time::Instant::now();
-            self.store.commit_block(&verified, &diff)?;
+            self.store.write_block(&verified, &diff)?;
+            let new_head = head_of(&verified.inner().header, hash);
+            let txs = verified.inner().txs.len();
+            let n = self.finish_commit(vec![], vec![verified.into_inner()], new_head)?;
             tracing::debug!(
-                height = verified.inner().header.height,
-                txs = verified.inner().txs.len(),
+                height = new_head.height,
+                txs,
                 apply_us = (t1 - t0).as_micros() as u64,
                 commit_us = t1.elapsed().as_micros() as u64,
                 "block import timing"
             );
-            *self.head.write().expect("head lock poisoned") =
-                head_of(&verified.inner().header, hash);
-            return Ok(self.notify(vec![], vec![verified.into_inner()]));
+            return Ok(n);
         }
         let height = block.inner().header.height;
         self.store.store_side_block(&block)?;
@@ -327,7 +363,7 @@ impl Chain {
             accounts.extend(diff.changed);
             applied.push((verified, undo));
         }
-        self.store.commit_reorg(&ReorgWrite {
+        self.store.write_reorg(&ReorgWrite {
             undone: &undone,
             applied: &applied,
             accounts: &accounts,
@@ -339,7 +375,6 @@ impl Chain {
             .0
             .inner();
         let new_head = head_of(&new_tip.header, tip);
-        *self.head.write().expect("head lock poisoned") = new_head;
         tracing::info!(
             from = head.height,
             to = new_head.height,
@@ -348,10 +383,11 @@ impl Chain {
             hash = %tip,
             "reorg"
         );
-        Ok(self.notify(
+        self.finish_commit(
             undone,
             applied.into_iter().map(|(v, _)| v.into_inner()).collect(),
-        ))
+            new_head,
+        )
     }
 
     /// Builds, signs and commits a block for `slot` on top of the head with the transactions
@@ -399,10 +435,10 @@ impl Chain {
                 reason: e.to_string(),
             })?;
         let verified = validation::own_block(block);
-        self.store.commit_block(&verified, &diff)?;
+        self.store.write_block(&verified, &diff)?;
         let hash = verified.inner().hash();
-        *self.head.write().expect("head lock poisoned") = head_of(&verified.inner().header, hash);
-        self.notify(vec![], vec![verified.inner().clone()]);
+        let new_head = head_of(&verified.inner().header, hash);
+        self.finish_commit(vec![], vec![verified.inner().clone()], new_head)?;
         Ok(Some(verified))
     }
 

@@ -303,15 +303,19 @@ impl ChainStore {
         block: &Verified<Block>,
         diff: &StateDiff,
     ) -> Result<(), StoreError> {
+        self.write_block(block, diff)?;
+        self.flush()
+    }
+
+    /// The atomic write of [`ChainStore::commit_block`] without the flush: readable at once,
+    /// durable only after [`ChainStore::flush`].
+    pub fn write_block(&self, block: &Verified<Block>, diff: &StateDiff) -> Result<(), StoreError> {
         let t0 = std::time::Instant::now();
         self.commit(block.inner(), diff)?;
-        let t1 = std::time::Instant::now();
-        self.db.flush()?;
         tracing::debug!(
             height = block.inner().header.height,
-            txn_us = (t1 - t0).as_micros() as u64,
-            flush_us = t1.elapsed().as_micros() as u64,
-            "store commit timing"
+            txn_us = t0.elapsed().as_micros() as u64,
+            "store write timing"
         );
         Ok(())
     }
@@ -357,7 +361,6 @@ impl ChainStore {
         batch.remove(key(TIP, &b.header.parent.0));
         batch.insert(key(TIP, &b.hash().0), &[]);
         self.tree.apply_batch(batch)?;
-        self.db.flush()?;
         Ok(())
     }
 
@@ -365,6 +368,12 @@ impl ChainStore {
     /// blocks' heights and tx index entries, adds the applied blocks' heights, tx index entries
     /// and undo records, writes the final accounts, and moves the head to the last applied block.
     pub fn commit_reorg(&self, w: &ReorgWrite<'_>) -> Result<(), StoreError> {
+        self.write_reorg(w)?;
+        self.flush()
+    }
+
+    /// The atomic write of [`ChainStore::commit_reorg`] without the flush.
+    pub fn write_reorg(&self, w: &ReorgWrite<'_>) -> Result<(), StoreError> {
         let Some((tip, _)) = w.applied.last() else {
             return Ok(());
         };
@@ -398,7 +407,6 @@ impl ChainStore {
         }
         batch.insert(key(META, META_HEAD), &tip.hash().0);
         self.tree.apply_batch(batch)?;
-        self.db.flush()?;
         Ok(())
     }
 

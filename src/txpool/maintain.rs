@@ -1,6 +1,8 @@
-//! Pool maintenance: follows the chain's canonical notifications (drop what new blocks
-//! include, re-check affected senders, return a reorg's undone transactions) and expires
-//! queued transactions, after reth's `maintain_transaction_pool`.
+//! Pool maintenance, after reth's `maintain_transaction_pool`: on each commit, synchronously,
+//! drop what the new blocks include and re-check the affected senders ([`on_commit`], a
+//! [`crate::chain::Chain::observe`]r, so the pool never shows a transaction a committed block
+//! includes); from the canonical broadcast, return a reorg's undone transactions; on a timer,
+//! expire queued transactions.
 
 use super::{Inserted, Origin, TxPool};
 use crate::chain::CanonNotification;
@@ -11,22 +13,40 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
+/// The synchronous part: drops every transaction `n.applied` includes and re-checks the
+/// senders whose accounts may have changed against `store` (no signature checks). Returns how
+/// many were dropped by the re-check.
+pub fn on_commit(
+    pool: &std::sync::Mutex<super::Mempool>,
+    n: &CanonNotification,
+    store: &crate::chain::ChainStore,
+) -> usize {
+    let dropped = pool
+        .lock()
+        .expect("mempool lock poisoned")
+        .on_new_head(&n.applied, &n.undone, store);
+    if dropped > 0 {
+        debug!(dropped, "mempool re-check after new head");
+    }
+    dropped
+}
+
 impl TxPool {
-    /// Applies one canonical notification: drops every transaction `applied` includes,
-    /// re-checks the senders whose accounts may have changed (no signature checks), then hands
-    /// the undone blocks' transactions that the new chain does not include back to
-    /// [`TxPool::add`] as `Origin::Reorg`, lowest block first so each sender's nonces return
-    /// in order. Returns (dropped by the re-check, returned, not returned).
+    /// Applies one canonical notification whole: [`on_commit`], then
+    /// [`TxPool::return_undone`]. (The node does the first at commit time and the second from
+    /// the broadcast.) Returns (dropped by the re-check, returned, not returned).
     pub async fn on_canon(&self, n: &CanonNotification) -> (usize, usize, usize) {
-        let dropped = {
-            let chain = self.chain().clone();
-            self.lock().on_new_head(&n.applied, &n.undone, &chain.store)
-        };
-        if dropped > 0 {
-            debug!(dropped, "mempool re-check after new head");
-        }
+        let dropped = on_commit(&self.inner.pool, n, &self.chain().store);
+        let (returned, lost) = self.return_undone(n).await;
+        (dropped, returned, lost)
+    }
+
+    /// Hands the undone blocks' transactions that the new chain does not include back to
+    /// [`TxPool::add`] as `Origin::Reorg`, lowest block first so each sender's nonces return
+    /// in order. Returns (returned, not returned).
+    pub async fn return_undone(&self, n: &CanonNotification) -> (usize, usize) {
         if n.undone.is_empty() {
-            return (dropped, 0, 0);
+            return (0, 0);
         }
         let included: HashSet<Hash> = n
             .applied
@@ -52,13 +72,14 @@ impl TxPool {
             dropped = lost,
             "reorg: undone transactions back in the mempool"
         );
-        (dropped, returned, lost)
+        (returned, lost)
     }
 }
 
-/// Runs until `stop` turns true: applies each canonical notification in order, and every
-/// `expiry_interval` drops queued transactions past their lifetime. A receiver that lagged
-/// behind the broadcast re-checks every sender against the head instead.
+/// Runs until `stop` turns true: returns each reorg's undone transactions (the rest of a
+/// notification was applied at commit time by [`on_commit`]), and every `expiry_interval`
+/// drops queued transactions past their lifetime. A receiver that lagged behind the broadcast
+/// re-checks every sender against the head.
 pub async fn run(
     pool: TxPool,
     mut canon: broadcast::Receiver<Arc<CanonNotification>>,
@@ -71,7 +92,7 @@ pub async fn run(
         tokio::select! {
             n = canon.recv() => match n {
                 Ok(n) => {
-                    pool.on_canon(&n).await;
+                    pool.return_undone(&n).await;
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     let chain = pool.chain().clone();

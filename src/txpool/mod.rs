@@ -116,6 +116,14 @@ impl TxPool {
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             }),
         };
+        // Included transactions leave the pool before the commit's caller goes on
+        // (maintain::on_commit); a weak handle, so the chain does not keep the pool alive.
+        let weak = Arc::downgrade(&pool.inner);
+        pool.inner.chain.observe(Box::new(move |n, store| {
+            if let Some(inner) = weak.upgrade() {
+                maintain::on_commit(&inner.pool, n, store);
+            }
+        }));
         (pool, rx)
     }
 
