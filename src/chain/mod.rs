@@ -531,6 +531,17 @@ pub(crate) mod reorg_tests_support {
         })
     }
 
+    /// Two branches on `g`: A (a1, a2: dev:0 sends 100 twice) and the longer B (b1: dev:0
+    /// sends 50, b2: dev:1 sends 7, b3: empty). Returns [a1, a2, b1, b2, b3].
+    pub fn two_branches(s: &ChainSpec, g: &Block) -> [Block; 5] {
+        let a1 = block(s, g, 1, vec![transfer(0, 0, 100)]);
+        let a2 = block(s, &a1, 3, vec![transfer(0, 1, 100)]);
+        let b1 = block(s, g, 2, vec![transfer(0, 0, 50)]);
+        let b2 = block(s, &b1, 4, vec![transfer(1, 0, 7)]);
+        let b3 = block(s, &b2, 6, vec![]);
+        [a1, a2, b1, b2, b3]
+    }
+
     /// A block on `parent` in `slot`, signed by the slot's validator.
     pub fn block(s: &ChainSpec, parent: &Block, slot: u64, txs: Vec<SignedTx>) -> Block {
         let key = Keypair::dev_validator(slot % 2);
@@ -568,13 +579,7 @@ mod reorg_tests {
         let s = spec();
         let dir = tempfile::tempdir().unwrap();
         let g = s.genesis_block();
-        // Branch A: dev:0 sends 100 twice.
-        let a1 = block(&s, &g, 1, vec![transfer(0, 0, 100)]);
-        let a2 = block(&s, &a1, 3, vec![transfer(0, 1, 100)]);
-        // Branch B: dev:0 sends 50 once, dev:1 sends 7, then an empty block: longer.
-        let b1 = block(&s, &g, 2, vec![transfer(0, 0, 50)]);
-        let b2 = block(&s, &b1, 4, vec![transfer(1, 0, 7)]);
-        let b3 = block(&s, &b2, 6, vec![]);
+        let [a1, a2, b1, b2, b3] = two_branches(&s, &g);
         let chain = Chain::open(dir.path(), s.clone()).unwrap();
         assert_eq!(import(&chain, &a1).unwrap().applied.len(), 1);
         import(&chain, &a2).unwrap();
@@ -707,11 +712,7 @@ mod notification_tests {
         let s = spec();
         let dir = tempfile::tempdir().unwrap();
         let g = s.genesis_block();
-        let a1 = block(&s, &g, 1, vec![transfer(0, 0, 100)]);
-        let a2 = block(&s, &a1, 3, vec![transfer(0, 1, 100)]);
-        let b1 = block(&s, &g, 2, vec![transfer(0, 0, 50)]);
-        let b2 = block(&s, &b1, 4, vec![transfer(1, 0, 7)]);
-        let b3 = block(&s, &b2, 6, vec![]);
+        let [a1, a2, b1, b2, b3] = two_branches(&s, &g);
         let chain = Chain::open(dir.path(), s).unwrap();
         let mut rx = chain.subscribe();
         for b in [&a1, &a2, &b1, &b2, &b3] {

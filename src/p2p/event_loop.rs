@@ -490,22 +490,31 @@ impl EventLoop {
     fn on_gossip(&mut self, id: MessageId, source: PeerId, message: gossipsub::Message) {
         let received_us = crate::now_us();
         let bytes = message.data.len();
+        // Queues a decoded payload for its worker; true when the queue is full.
+        fn queue<T>(
+            tx: &mpsc::Sender<GossipMessage<T>>,
+            id: &MessageId,
+            source: PeerId,
+            payload: T,
+            bytes: usize,
+            received_us: u64,
+        ) -> bool {
+            tx.try_send(GossipMessage {
+                id: id.clone(),
+                source,
+                payload,
+                bytes,
+                received_us,
+            })
+            .is_err()
+        }
         let full = match TopicKind::of(&message.topic, self.chain_id) {
             Some(kind @ (TopicKind::Tx | TopicKind::TxBatch)) => match if kind == TopicKind::Tx {
                 validation::decode_tx(&message.data).map(|t| vec![t])
             } else {
                 validation::decode_tx_batch(&message.data)
             } {
-                Ok(payload) => self
-                    .txs
-                    .try_send(GossipMessage {
-                        id: id.clone(),
-                        source,
-                        payload,
-                        bytes,
-                        received_us,
-                    })
-                    .is_err(),
+                Ok(payload) => queue(&self.txs, &id, source, payload, bytes, received_us),
                 Err(e) => {
                     debug!(peer = %source, cause = %e, "undecodable gossip tx");
                     return self.report(&id, &source, Verdict::Reject);
@@ -517,16 +526,7 @@ impl EventLoop {
                 } else {
                     validation::decode_compact_block(&message.data).map(BlockPayload::Compact)
                 } {
-                    Ok(payload) => self
-                        .blocks
-                        .try_send(GossipMessage {
-                            id: id.clone(),
-                            source,
-                            payload,
-                            bytes,
-                            received_us,
-                        })
-                        .is_err(),
+                    Ok(payload) => queue(&self.blocks, &id, source, payload, bytes, received_us),
                     Err(e) => {
                         warn!(peer = %source, cause = %e, "undecodable gossip block");
                         return self.report(&id, &source, Verdict::Reject);
