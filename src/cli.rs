@@ -69,9 +69,19 @@ pub struct RunArgs {
     /// libp2p node key file (created on first start). Default: DATA_DIR/node.key.
     #[arg(long)]
     pub node_key: Option<PathBuf>,
-    /// Peers to dial up to through Kademlia random walks.
-    #[arg(long, default_value_t = 12)]
+    /// Peers to keep: every 5 s the excess above this is disconnected, least useful first
+    /// (not in a gossipsub mesh, low peer score). 0 turns discovery and pruning off: the
+    /// node keeps only the connections it is given.
+    #[arg(long, default_value_t = crate::p2p::PeerConfig::DEFAULT_TARGET)]
     pub target_peers: usize,
+    /// Outbound peers: Kademlia random walks dial until this many connections are ours;
+    /// pruning never takes outbound peers below it (Bitcoin Core's outbound slots).
+    #[arg(long, default_value_t = crate::p2p::PeerConfig::DEFAULT_OUTBOUND)]
+    pub outbound_peers: usize,
+    /// Hard limit on connected peers; inbound peers get this minus --outbound-peers.
+    /// Connections above it are refused (rust-libp2p `connection_limits`).
+    #[arg(long, default_value_t = crate::p2p::PeerConfig::DEFAULT_MAX)]
+    pub max_peers: usize,
     /// Most transactions in the mempool.
     #[arg(long, default_value_t = 100_000)]
     pub mempool_max_txs: usize,
@@ -122,6 +132,8 @@ impl RunArgs {
             validator_key: self.validator_key.clone(),
             node_key: self.node_key.clone(),
             target_peers: self.target_peers,
+            outbound_peers: self.outbound_peers,
+            max_peers: self.max_peers,
             mempool_max_txs: self.mempool_max_txs,
             mempool_max_bytes: self.mempool_max_bytes,
             mempool_max_per_sender: self.mempool_max_per_sender,
@@ -269,6 +281,72 @@ pub enum BenchCommand {
     /// accepts them, and report transactions per second reaching every node's mempool next to
     /// the signature-verification ceiling measured in the same run; plus RSS at 100k pooled.
     Throughput(ThroughputArgs),
+    /// Run the propagation bench at several network sizes with the same load and print, per
+    /// size, t100, relay and import time, peers per node, CPU per node per block, and the
+    /// ratio of t100 p95 to the smallest size; JSON and the scale curve (SVG, PNG).
+    Scale(ScaleArgs),
+    /// Start a devnet that carries no transactions, wait until its peer graph settles, and
+    /// report the cores its nodes use together (network upkeep plus one empty block per slot,
+    /// or none with --no-blocks).
+    Idle(IdleArgs),
+}
+
+/// `meshnode bench idle`.
+#[derive(Debug, Args, Clone)]
+pub struct IdleArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 64)]
+    pub nodes: usize,
+    /// Seconds between the two CPU readings.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// Slot length in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub slot_ms: u64,
+    /// No validator key: no blocks at all, only the network's upkeep.
+    #[arg(long)]
+    pub no_blocks: bool,
+    /// Write `{nodes, blocks, slot_ms, seconds, settled_after_s, cores, ms_per_node_per_s}`
+    /// here.
+    #[arg(long, default_value = "idle.json")]
+    pub out: PathBuf,
+    /// Keep the devnet directory (logs, data) here instead of a temporary one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Genesis template.
+    #[arg(long, default_value = "genesis/devnet.json")]
+    pub genesis: PathBuf,
+}
+
+/// `meshnode bench scale`.
+#[derive(Debug, Args, Clone)]
+pub struct ScaleArgs {
+    /// Network sizes, comma-separated, smallest first (the ratios are to the first).
+    #[arg(long, default_value = "8,16,32,64")]
+    pub nodes: String,
+    /// Blocks to measure at each size.
+    #[arg(long, default_value_t = 10)]
+    pub blocks: u64,
+    /// Transactions per second submitted at every size (spread over all nodes' RPC).
+    #[arg(long, default_value_t = 50)]
+    pub tps: u64,
+    /// Slot length in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub slot_ms: u64,
+    /// Relay mode of every node (as `bench propagation --relay`).
+    #[arg(long, default_value = "compact", value_parser = ["compact", "gossip", "flood"])]
+    pub relay: String,
+    /// Write `{relay, tps, slot_ms, blocks, sizes: [{nodes, blocks, blocks_reaching_all,
+    /// t100_ms: {p50, p95, max}, …}]}` here; the scale curve goes next to it
+    /// (`<stem>.curve.svg`, `.png`).
+    #[arg(long, default_value = "scale.json")]
+    pub out: PathBuf,
+    /// Keep each size's devnet directory under this one (`nN/<mode>`).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Genesis template.
+    #[arg(long, default_value = "genesis/devnet.json")]
+    pub genesis: PathBuf,
 }
 
 /// `meshnode bench throughput`.

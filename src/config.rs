@@ -26,8 +26,8 @@ pub struct Config {
     pub validator_key: Option<Keypair>,
     /// libp2p node key file.
     pub node_key: PathBuf,
-    /// Random-walk dial target.
-    pub target_peers: usize,
+    /// Peer manager counts (target, outbound target, maximum).
+    pub peers: crate::p2p::PeerConfig,
     /// Transaction pool limits and announcement tuning.
     pub txpool: crate::txpool::TxPoolConfig,
     /// Gossip validation worker tuning.
@@ -60,6 +60,10 @@ pub struct RawConfig {
     pub node_key: Option<PathBuf>,
     /// `--target-peers`.
     pub target_peers: usize,
+    /// `--outbound-peers`.
+    pub outbound_peers: usize,
+    /// `--max-peers`.
+    pub max_peers: usize,
     /// `--mempool-max-txs`.
     pub mempool_max_txs: usize,
     /// `--mempool-max-bytes`.
@@ -110,6 +114,16 @@ impl Config {
                 bootnodes.push(a);
             }
         }
+        let peers = crate::p2p::PeerConfig {
+            target: args.target_peers,
+            outbound: if args.target_peers == 0 {
+                0
+            } else {
+                args.outbound_peers
+            },
+            max: args.max_peers,
+        };
+        peers.validate().map_err(anyhow::Error::msg)?;
         let validator_key = match &args.validator_key {
             Some(s) => Some(Keypair::from_spec(s).context("loading --validator-key")?),
             None => None,
@@ -131,7 +145,7 @@ impl Config {
             rpc_addr: args.rpc,
             bootnodes,
             validator_key,
-            target_peers: args.target_peers,
+            peers,
             txpool: crate::txpool::TxPoolConfig {
                 pool: crate::txpool::MempoolConfig {
                     max_txs: args.mempool_max_txs,

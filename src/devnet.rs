@@ -1,5 +1,6 @@
 //! `meshnode devnet`: write a fresh genesis, start N node processes on 127.0.0.1 (the first
-//! three are bootnodes; every other node is given only the bootnodes), supervise, stop cleanly.
+//! few are bootnodes, see [`bootnode_count`]; every other node is given only the bootnodes),
+//! supervise, stop cleanly.
 //!
 //! Also the harness the bench and the integration tests use to run real node processes.
 
@@ -14,8 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How many of the first nodes serve as bootnodes.
-pub const BOOTNODES: usize = 3;
+/// How many of the first nodes of an `n`-node devnet serve as bootnodes: one per 16 nodes,
+/// at least 3 and at most 16, so that nodes joining a large devnet do not all queue at the
+/// same three (a bootnode accepts `--max-peers` connections at a time).
+pub fn bootnode_count(n: usize) -> usize {
+    (n / 16).clamp(3, 16).min(n)
+}
 
 /// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
 pub async fn stop_signal() {
@@ -128,6 +133,7 @@ impl Devnet {
         g.to_spec()?;
         let genesis = opts.dir.join("genesis.json");
         g.write(&genesis)?;
+        let boots = bootnode_count(opts.nodes);
         let mut dn = Devnet {
             dir: opts.dir.clone(),
             genesis: genesis.clone(),
@@ -152,12 +158,12 @@ impl Devnet {
             }
             args.extend(opts.extra_args.iter().cloned());
             // Bootnodes 1 and 2 learn bootnode 0 by flag; everyone else reads the genesis.
-            if i > 0 && i < BOOTNODES {
+            if i > 0 && i < boots {
                 let first = dn.nodes[0].info.as_ref().expect("started").listen_addrs[0].clone();
                 args.extend(["--bootnode".into(), first]);
             }
-            if i == BOOTNODES.min(opts.nodes) {
-                dn.write_bootnodes(&mut g)?;
+            if i == boots {
+                dn.write_bootnodes(&mut g, boots)?;
             }
             dn.nodes.push(DevnetNode {
                 index: i,
@@ -167,12 +173,12 @@ impl Devnet {
                 args,
             });
             dn.start_node(i)?;
-            if i < BOOTNODES {
+            if i < boots {
                 dn.wait_ready(i, Duration::from_secs(60)).await?;
             }
         }
-        if opts.nodes <= BOOTNODES {
-            dn.write_bootnodes(&mut g)?;
+        if opts.nodes <= boots {
+            dn.write_bootnodes(&mut g, boots)?;
         }
         for i in 0..opts.nodes {
             dn.wait_ready(i, Duration::from_secs(60)).await?;
@@ -180,11 +186,11 @@ impl Devnet {
         Ok(dn)
     }
 
-    fn write_bootnodes(&self, g: &mut GenesisFile) -> anyhow::Result<()> {
+    fn write_bootnodes(&self, g: &mut GenesisFile, boots: usize) -> anyhow::Result<()> {
         g.bootnodes = self
             .nodes
             .iter()
-            .take(BOOTNODES)
+            .take(boots)
             .filter_map(|n| n.info.as_ref().map(|i| i.listen_addrs[0].clone()))
             .collect();
         g.write(&self.genesis)?;
@@ -362,7 +368,7 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
         template: args.genesis.clone(),
         exe: std::env::current_exe()?,
         rpc_base_port: args.rpc_base_port,
-        log: "info".into(),
+        log: std::env::var("MESHNODE_NODE_LOG").unwrap_or_else(|_| "info".into()),
         dev_accounts: None,
         produce: true,
         extra_args: Vec::new(),
@@ -377,7 +383,7 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
         } else {
             "relay".into()
         };
-        let boot = if n.index < BOOTNODES {
+        let boot = if n.index < bootnode_count(dn.nodes.len()) {
             ", bootnode"
         } else {
             ""

@@ -78,7 +78,7 @@ async fn serving_peer(net: &TestNet, i: usize, genesis: Hash, answer: Answer) ->
         chain_id: CHAIN,
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         bootnodes: vec![target.listen_addrs[0].parse().unwrap()],
-        target_peers: 0,
+        peers: meshnode::p2p::PeerConfig::static_only(),
         queue_len: 64,
         idontwant: true,
     };

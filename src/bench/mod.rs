@@ -1,5 +1,7 @@
 //! Benchmarks run against real local devnets.
 
+pub mod idle;
 pub mod plot;
 pub mod propagation;
+pub mod scale;
 pub mod throughput;

@@ -1,6 +1,6 @@
 //! Pictures of a propagation report (plotters, SVG and PNG): the CDF of the time until each
 //! node had verified and relayed each block, per relay mode, and the bytes a node received
-//! per block, per mode.
+//! per block, per mode; and the scale curve of `bench scale`.
 
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -72,6 +72,96 @@ pub fn write(out: &Path, nodes: usize, series: &[Series]) -> anyhow::Result<Vec<
     )?;
     written.extend([b_svg, b_png]);
     Ok(written)
+}
+
+/// Writes the scale curve (t100 p50 and p95, imported and relayed, against the node count)
+/// as `<stem>.curve.{svg,png}` next to `out`; returns the paths written.
+///
+/// Errors: no font (see [`FONTS`]), no size with figures, or a file cannot be written.
+pub fn write_scale(out: &Path, report: &super::scale::ScaleReport) -> anyhow::Result<Vec<PathBuf>> {
+    font()?;
+    anyhow::ensure!(
+        report.sizes.iter().any(|s| s.t100_ms.p95.is_some()),
+        "no size has figures to draw"
+    );
+    let stem = out.with_extension("");
+    let svg = PathBuf::from(format!("{}.curve.svg", stem.display()));
+    let png = PathBuf::from(format!("{}.curve.png", stem.display()));
+    curve(
+        SVGBackend::new(&svg, (900, 540)).into_drawing_area(),
+        report,
+    )?;
+    curve(
+        BitMapBackend::new(&png, (900, 540)).into_drawing_area(),
+        report,
+    )?;
+    Ok(vec![svg, png])
+}
+
+fn curve<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    report: &super::scale::ScaleReport,
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    type Pick = fn(&super::scale::SizeReport) -> Option<f64>;
+    let lines: [(&str, Pick); 3] = [
+        ("t100 p50 (imported)", |s| s.t100_ms.p50),
+        ("t100 p95 (imported)", |s| s.t100_ms.p95),
+        ("t100 p95 (verified and relayed)", |s| s.t100_relayed_ms.p95),
+    ];
+    let ymax = report
+        .sizes
+        .iter()
+        .flat_map(|s| lines.iter().filter_map(move |(_, f)| f(s)))
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let xmax = report.sizes.iter().map(|s| s.nodes).max().unwrap_or(2) as f64 * 1.05;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Block propagation against network size ({} relay, {} tx/s)",
+                report.relay, report.tps
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("nodes")
+        .y_desc("ms from publish")
+        .draw()
+        .map_err(err)?;
+    for (i, (name, f)) in lines.iter().enumerate() {
+        let pts: Vec<(f64, f64)> = report
+            .sizes
+            .iter()
+            .filter_map(|s| f(s).map(|v| (s.nodes as f64, v)))
+            .collect();
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
 }
 
 fn err(e: impl std::fmt::Display) -> anyhow::Error {

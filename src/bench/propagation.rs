@@ -12,7 +12,7 @@ use crate::arrivals::Arrival;
 use crate::cli::PropagationArgs;
 use crate::crypto::Keypair;
 use crate::devnet::{Devnet, DevnetOptions};
-use crate::rpc::api::{BitcoinApiClient, EthApiClient, MeshnodeApiClient, NetApiClient};
+use crate::rpc::api::{BitcoinApiClient, EthApiClient, MeshnodeApiClient};
 use crate::rpc::client::http;
 use crate::rpc::types::parse_qty;
 use crate::types::TxBody;
@@ -139,6 +139,89 @@ pub struct Summary {
     pub bytes_with_duplicates_per_node_per_block: f64,
 }
 
+/// What the run cost the machine, and the peer graph it ran on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MachineLoad {
+    /// CPU seconds of the node processes (`/proc/PID/stat` utime + stime, every thread) per
+    /// node per block, over the measured blocks.
+    pub cpu_seconds_per_node_per_block: f64,
+    /// Cores the node processes used together on average over the measured blocks.
+    pub node_cores: f64,
+    /// Fraction of the machine's CPU time that was busy (every process, `/proc/stat`) over
+    /// the measured blocks.
+    pub machine_busy: f64,
+    /// Cores of the machine.
+    pub cores: usize,
+    /// `machine_busy ≥ 0.9`: the machine itself was the limit, and the times measure CPU
+    /// queueing as much as the network.
+    pub cpu_saturated: bool,
+    /// Connected peers per node at the end of the run (every connection type).
+    pub peers_per_node: Percentiles,
+    /// Smallest gossipsub mesh (block and compact-block topics) of any node at the end.
+    pub min_mesh: usize,
+}
+
+/// Machine busy fraction at or above which a run is reported as CPU-saturated.
+pub const SATURATED: f64 = 0.9;
+
+/// Sum of utime + stime of `pids` in clock ticks (threads included); exited ones count 0.
+pub fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .filter_map(|s| {
+            // Fields after the `(comm)`, which may hold spaces: state is field 3, utime 14.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+/// The machine's (busy, total) CPU ticks from the first line of `/proc/stat` (idle and
+/// iowait count as not busy).
+pub fn machine_ticks() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
+/// Clock ticks per second for [`cpu_ticks`] (`sysconf(_SC_CLK_TCK)`, 100 when unknown).
+pub fn clock_ticks() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|t| *t > 0)
+        .unwrap_or(100) as f64
+}
+
+/// Connected peers and the smallest block-topic mesh of every node.
+async fn peer_graph(urls: &[String]) -> anyhow::Result<(Vec<f64>, usize)> {
+    let mut peers = Vec::new();
+    let mut min_mesh = usize::MAX;
+    for u in urls {
+        let info = http(u)?.node_info().await?;
+        let p = &info["peers"];
+        let n: u64 = ["inbound", "outbound", "addrFetch", "manual"]
+            .iter()
+            .filter_map(|k| p[*k].as_u64())
+            .sum();
+        peers.push(n as f64);
+        for t in ["block", "cblock"] {
+            min_mesh = min_mesh.min(info["gossip"]["mesh"][t].as_u64().unwrap_or(0) as usize);
+        }
+    }
+    Ok((peers, if urls.is_empty() { 0 } else { min_mesh }))
+}
+
 /// The report `--out` receives.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
@@ -155,6 +238,9 @@ pub struct Report {
     pub blocks: Vec<BlockReport>,
     /// Over blocks.
     pub summary: Summary,
+    /// CPU and peers over the measured blocks.
+    #[serde(default)]
+    pub machine: MachineLoad,
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -182,19 +268,40 @@ pub fn time_to_fraction(sorted_ms: &[f64], n: usize, frac: f64) -> Option<f64> {
 }
 
 /// Waits until every node has at least `min_peers` peers.
-async fn wait_for_peers(urls: &[String], min_peers: u64, timeout: Duration) -> anyhow::Result<()> {
+/// Waits until the peer graph has settled: every node has at least `min_peers` peers and a
+/// gossipsub mesh of at least `min_mesh` on the block topics, and no short-lived
+/// `addr-fetch` connections remain.
+pub async fn wait_settled(
+    urls: &[String],
+    min_peers: u64,
+    min_mesh: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     for url in urls {
         let c = http(url)?;
         loop {
-            let n = parse_qty(&c.peer_count().await?).unwrap_or(0);
-            if n >= min_peers {
+            let info = c.node_info().await?;
+            let p = &info["peers"];
+            let get = |k: &str| p[k].as_u64().unwrap_or(0);
+            let n = get("inbound") + get("outbound") + get("manual");
+            let mesh = ["block", "cblock"]
+                .iter()
+                .map(|t| info["gossip"]["mesh"][*t].as_u64().unwrap_or(0))
+                .min()
+                .unwrap_or(0);
+            if n >= min_peers && mesh >= min_mesh && get("addrFetch") == 0 {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("{url} has {n} peers, wanted {min_peers}");
+                bail!(
+                    "{url} has not settled after {:.0} s: {n} peers (wanted {min_peers}), \
+                     block mesh {mesh} (wanted {min_mesh}), {}",
+                    timeout.as_secs_f64(),
+                    info["peers"]
+                );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
     Ok(())
@@ -623,8 +730,13 @@ async fn block_traffic(urls: &[String]) -> anyhow::Result<(u64, u64, u64)> {
     Ok(t)
 }
 
+/// How long a devnet of `nodes` may take to settle its peer graph: 60 s, plus 1 s per node.
+pub fn settle_timeout(nodes: usize) -> Duration {
+    Duration::from_secs(60 + nodes as u64)
+}
+
 /// One devnet run with every node publishing in `relay` mode.
-async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> {
+pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> {
     let relay = mode.trim_end_matches(NO_IDONTWANT);
     let mut extra_args = vec!["--relay".to_string(), relay.to_string()];
     if mode.ends_with(NO_IDONTWANT) {
@@ -652,12 +764,13 @@ async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> 
     );
     let mut devnet = Devnet::start(&opts).await?;
     let urls = devnet.rpc_urls();
-    wait_for_peers(
-        &urls,
-        (args.nodes as u64 - 1).min(3),
-        Duration::from_secs(60),
-    )
-    .await?;
+    let pids: Vec<u32> = devnet
+        .nodes
+        .iter()
+        .filter_map(|n| n.child.as_ref().map(|c| c.id()))
+        .collect();
+    let want = (args.nodes as u64 - 1).min(crate::p2p::behaviour::MESH_D_LOW as u64);
+    wait_settled(&urls, want, want, settle_timeout(args.nodes)).await?;
     let c0 = http(&urls[0])?;
     let chain_id = parse_qty(&c0.chain_id().await?).context("eth_chainId")?;
     let genesis = crate::genesis::GenesisFile::read(&devnet.genesis)?;
@@ -693,6 +806,7 @@ async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> 
         + Duration::from_secs(60);
     let mut shown = 0;
     let mut traffic_from = None;
+    let mut cpu_from = None;
     // A progress bar on a terminal; plain lines otherwise (logs, CI).
     let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
         let b = indicatif::ProgressBar::new(args.blocks);
@@ -711,6 +825,7 @@ async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> 
         }
         if traffic_from.is_none() && h + 1 >= first {
             traffic_from = Some((h, block_traffic(&urls).await?));
+            cpu_from = Some((cpu_ticks(&pids), machine_ticks()));
         }
         if h != shown && h >= first {
             match &bar {
@@ -739,7 +854,27 @@ async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> 
     tokio::time::sleep(Duration::from_millis(args.slot_ms)).await;
     let (h0, t0) = traffic_from.unwrap_or((first - 1, (0, 0, 0)));
     let t1 = block_traffic(&urls).await?;
+    let (cpu1, m1) = (cpu_ticks(&pids), machine_ticks());
     let h1 = c0.getblockcount().await?;
+    let machine = {
+        let (cpu0, m0) = cpu_from.unwrap_or((cpu1, m1));
+        let (peers, min_mesh) = peer_graph(&urls).await?;
+        let blocks_made = h1.saturating_sub(h0).max(1) as f64;
+        let cpu_s = cpu1.saturating_sub(cpu0) as f64 / clock_ticks();
+        let busy_total = m1.1.saturating_sub(m0.1).max(1) as f64;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let machine_busy = m1.0.saturating_sub(m0.0) as f64 / busy_total;
+        MachineLoad {
+            cpu_seconds_per_node_per_block: cpu_s / args.nodes as f64 / blocks_made,
+            // Ticks of the machine are summed over cores.
+            node_cores: cpu_s * cores as f64 / (busy_total / clock_ticks()),
+            machine_busy,
+            cores,
+            cpu_saturated: machine_busy >= SATURATED,
+            peers_per_node: percentiles(peers),
+            min_mesh,
+        }
+    };
     let mut collected = collect(&urls, first, last).await?;
     let blocks = std::mem::take(&mut collected.blocks);
     let mut summary = summarize(
@@ -818,6 +953,25 @@ async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> 
         "duplicates per node per block {:.2}; bytes with duplicates per node per block {:.0}",
         s.duplicates_per_node, s.bytes_with_duplicates_per_node_per_block
     );
+    let m = &machine;
+    println!(
+        "CPU: {:.4} s per node per block; nodes used {:.2} of {} cores, machine {:.0} % busy{}",
+        m.cpu_seconds_per_node_per_block,
+        m.node_cores,
+        m.cores,
+        m.machine_busy * 100.0,
+        if m.cpu_saturated {
+            " (CPU-saturated: the times include CPU queueing)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "peers per node: p50 {} max {}; smallest block mesh {}",
+        fmt_ms(m.peers_per_node.p50),
+        fmt_ms(m.peers_per_node.max),
+        m.min_mesh
+    );
     println!(
         "bytes received per node per block {:.0} ({:.3} of the full block){}; {:.1} s",
         s.bytes_per_node_per_block,
@@ -838,6 +992,7 @@ async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> 
         relay: relay.to_string(),
         blocks,
         summary,
+        machine,
     })
 }
 

@@ -117,7 +117,10 @@ impl ChainStore {
         // (up to 2 s). Another process holding the lock still fails after the wait.
         let mut tries = 0;
         let db = loop {
-            match sled::Config::new().path(dir).open() {
+            // No background flusher: every write path flushes itself (a commit before its
+            // notification, a side block, an invalid mark), so sled's 500 ms flusher thread
+            // would only wake an idle node twice a second for nothing.
+            match sled::Config::new().path(dir).flush_every_ms(None).open() {
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock") && tries < 40 =>
                 {
@@ -361,7 +364,7 @@ impl ChainStore {
         batch.remove(key(TIP, &b.header.parent.0));
         batch.insert(key(TIP, &b.hash().0), &[]);
         self.tree.apply_batch(batch)?;
-        Ok(())
+        self.flush()
     }
 
     /// Switches the canonical chain in one atomic batch (then flushes): removes the undone
@@ -437,7 +440,7 @@ impl ChainStore {
     /// Records that a block failed validation (its descendants are refused too).
     pub fn mark_invalid(&self, hash: &Hash) -> Result<(), StoreError> {
         self.tree.insert(key(INVALID, &hash.0), &[])?;
-        Ok(())
+        self.flush()
     }
 
     /// Whether a block was marked invalid.

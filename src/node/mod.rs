@@ -60,7 +60,7 @@ pub async fn run(
         chain_id: cfg.spec.chain_id,
         listen: cfg.listen.clone(),
         bootnodes: cfg.bootnodes.clone(),
-        target_peers: cfg.target_peers,
+        peers: cfg.peers,
         queue_len: cfg.gossip.queue_len,
         idontwant: cfg.gossip.idontwant,
     };

@@ -6,7 +6,10 @@
 
 use super::behaviour::{self, Behaviour, BehaviourEvent};
 use super::codec::{SyncRequest, SyncResponse};
-use super::handle::{Command, NetworkError, NetworkHandle, NetworkInfo, PeerSummary, TopicTraffic};
+use super::handle::{
+    Command, NetworkError, NetworkHandle, NetworkInfo, PeerCounts, PeerSummary, TopicTraffic,
+};
+use super::peers::{PeerConfig, PeerManager, PRUNE_INTERVAL};
 use super::topics::TopicKind;
 use crate::types::{Block, CompactBlock, Hash, SignedTx};
 use crate::validation::{self, Verdict};
@@ -31,9 +34,9 @@ pub struct NetworkConfig {
     pub listen: Vec<Multiaddr>,
     /// Bootnodes: `/ip4/…/tcp/…/p2p/<peer id>`.
     pub bootnodes: Vec<Multiaddr>,
-    /// Peers the random walk dials up to; 0 turns discovery off (no random walks, no
-    /// Kademlia bootstrap queries: the node keeps only the connections it is given).
-    pub target_peers: usize,
+    /// Peer counts: target, outbound target, maximum. A target of 0 turns discovery and
+    /// pruning off (no Kademlia: the node keeps only the connections it is given).
+    pub peers: PeerConfig,
     /// Capacity of each validation queue (tx, block).
     pub queue_len: usize,
     /// Whether gossipsub v1.2 IDONTWANT is sent for messages of
@@ -100,15 +103,6 @@ pub struct NetworkChannels {
     pub events: mpsc::Receiver<NetworkEvent>,
 }
 
-struct PeerState {
-    addr: Multiaddr,
-    inbound: bool,
-    conntime: u64,
-    agent: Option<String>,
-    rtt: Option<Duration>,
-    connections: usize,
-}
-
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     chain_id: u64,
@@ -117,12 +111,12 @@ struct EventLoop {
     txs: mpsc::Sender<GossipMessage<Vec<SignedTx>>>,
     blocks: mpsc::Sender<GossipMessage<BlockPayload>>,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, NetworkError>>>,
-    peers: HashMap<PeerId, PeerState>,
-    dialing: HashSet<PeerId>,
-    /// Peers removed by `admin_removePeer` / `addnode remove`: not dialled by discovery.
-    removed: HashSet<PeerId>,
+    peers: PeerManager,
+    /// Bootnode addresses, dialled again whenever the node has no peer at all.
+    bootnodes: Vec<Multiaddr>,
+    /// Walks that found no peer to dial (the random-walk query throttle).
+    walks_without_candidates: u64,
     listen_addrs: Vec<Multiaddr>,
-    target_peers: usize,
     dropped_queue_full: u64,
     verdicts: [u64; 3],
     /// Application-specific scores (P5) of connected peers; dropped on disconnect.
@@ -149,7 +143,7 @@ pub fn start(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(NetworkHandle, NetworkChannels, tokio::task::JoinHandle<()>)> {
     let chain_id = cfg.chain_id;
-    let discovery = cfg.target_peers > 0;
+    cfg.peers.validate().map_err(anyhow::Error::msg)?;
     let mut metrics = prometheus_client::registry::Registry::default();
     let idontwant = cfg.idontwant;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -160,7 +154,7 @@ pub fn start(
             yamux::Config::default,
         )?
         .with_behaviour(|key| {
-            behaviour::build(key, chain_id, discovery, idontwant, &mut metrics)
+            behaviour::build(key, chain_id, cfg.peers, idontwant, &mut metrics)
                 .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
@@ -201,11 +195,16 @@ pub fn start(
         txs: tx_tx,
         blocks: block_tx,
         pending: HashMap::new(),
-        peers: HashMap::new(),
-        dialing: HashSet::new(),
-        removed: HashSet::new(),
+        peers: {
+            let mut m = PeerManager::new(cfg.peers);
+            for p in cfg.bootnodes.iter().filter_map(peer_id_of) {
+                m.add_bootnode(p);
+            }
+            m
+        },
+        bootnodes: cfg.bootnodes.clone(),
+        walks_without_candidates: 0,
         listen_addrs: Vec::new(),
-        target_peers: cfg.target_peers,
         dropped_queue_full: 0,
         verdicts: [0; 3],
         app_scores: HashMap::new(),
@@ -240,16 +239,15 @@ fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
         .collect()
 }
 
-fn now_s() -> u64 {
-    crate::now_ms() / 1000
-}
-
 impl EventLoop {
     async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
-        // Random walk: often while below target, then every 30 s.
+        // Random walk every 2 s while outbound slots are free; Kademlia's own periodic
+        // bootstrap (every 5 min) keeps the routing table fresh otherwise.
         let mut walk = tokio::time::interval(Duration::from_secs(2));
-        let mut walks = 0u64;
+        walk.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -258,15 +256,8 @@ impl EventLoop {
                     None => break,
                 },
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
-                _ = walk.tick() => {
-                    walks += 1;
-                    let below = self.peers.len() < self.target_peers;
-                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                        if below || walks % 15 == 0 {
-                            kad.get_closest_peers(PeerId::random());
-                        }
-                    }
-                }
+                _ = walk.tick() => self.walk(),
+                _ = prune.tick() => self.prune(),
             }
         }
         debug!("network task stopped");
@@ -295,11 +286,13 @@ impl EventLoop {
                 let mesh: HashSet<PeerId> = gs.mesh_peers(&block_topic).copied().collect();
                 let list = self
                     .peers
+                    .peers
                     .iter()
                     .map(|(id, p)| PeerSummary {
                         peer_id: id.to_string(),
                         addr: p.addr.to_string(),
                         inbound: p.inbound,
+                        connection_type: p.kind.as_str(),
                         conntime: p.conntime,
                         agent: p.agent.clone(),
                         gossip_score: gs.peer_score(id),
@@ -321,6 +314,8 @@ impl EventLoop {
                     dropped_queue_full: self.dropped_queue_full,
                     verdicts: self.verdicts,
                     traffic: self.traffic(),
+                    mesh: self.mesh_sizes(),
+                    peers: self.peer_counts(),
                 });
             }
             Command::Request { peer, req, reply } => {
@@ -331,7 +326,7 @@ impl EventLoop {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
             }
             Command::Remove { peer, reply } => {
-                self.removed.insert(peer);
+                self.peers.on_removed(peer);
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                     kad.remove_peer(&peer);
                 }
@@ -339,7 +334,7 @@ impl EventLoop {
             }
             Command::Dial { addr, reply } => {
                 if let Some(p) = peer_id_of(&addr) {
-                    self.removed.remove(&p);
+                    self.peers.on_added(p);
                 }
                 if let (Some(p), Some(kad)) =
                     (peer_id_of(&addr), self.swarm.behaviour_mut().kad.as_mut())
@@ -431,6 +426,7 @@ impl EventLoop {
             self.flood_order.push_back(hash);
         }
         let peers: Vec<PeerId> = self
+            .peers
             .peers
             .keys()
             .filter(|p| Some(**p) != except)
@@ -542,20 +538,133 @@ impl EventLoop {
     }
 
     fn maybe_dial(&mut self, peer: PeerId) {
-        if self.target_peers == 0
-            || peer == *self.swarm.local_peer_id()
-            || self.peers.contains_key(&peer)
-            || self.dialing.contains(&peer)
-            || self.removed.contains(&peer)
-            || self.peers.len() + self.dialing.len() >= self.target_peers
-        {
+        let local = *self.swarm.local_peer_id();
+        if !self.peers.should_dial(peer, local) {
             return;
         }
         let opts = DialOpts::peer_id(peer)
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .build();
-        if self.swarm.dial(opts).is_ok() {
-            self.dialing.insert(peer);
+        if self.swarm.dial(opts).is_err() {
+            self.peers.dial_not_started(peer);
+        }
+    }
+
+    /// Fills free outbound slots: first with `addr-fetch` connections already open, then by
+    /// dialling peers of the routing table, and only then with a Kademlia random walk (its
+    /// query dials every peer it asks). The bootnodes are dialled again when the node has no
+    /// peer at all (every one of them was full or down).
+    fn walk(&mut self) {
+        if !self.peers.config().discovery() || self.peers.outbound_full() {
+            return;
+        }
+        if self.peers.promote_addr_fetch(false) > 0 && self.peers.outbound_full() {
+            return;
+        }
+        let known: Vec<PeerId> = match self.swarm.behaviour_mut().kad.as_mut() {
+            Some(kad) => kad
+                .kbuckets()
+                .flat_map(|b| b.iter().map(|e| *e.node.key.preimage()).collect::<Vec<_>>())
+                .collect(),
+            None => Vec::new(),
+        };
+        if !known.is_empty() {
+            // Start at a pseudo-random place so that nodes do not all dial the same peers.
+            let start = (crate::now_us() as usize) % known.len();
+            for i in 0..known.len() {
+                if self.peers.outbound_full() {
+                    return;
+                }
+                self.maybe_dial(known[(start + i) % known.len()]);
+            }
+        }
+        if self.peers.outbound_full() {
+            return;
+        }
+        if self.peers.peers.is_empty() {
+            for addr in self.bootnodes.clone() {
+                if peer_id_of(&addr) == Some(*self.swarm.local_peer_id()) {
+                    continue;
+                }
+                if let (Some(p), Some(kad)) =
+                    (peer_id_of(&addr), self.swarm.behaviour_mut().kad.as_mut())
+                {
+                    kad.add_address(&p, strip_p2p(&addr));
+                }
+                let _ = self.swarm.dial(addr);
+            }
+        }
+        // Nobody else known: bootnodes may take the free slots.
+        if self.peers.outbound_full() || self.peers.promote_addr_fetch(true) > 0 {
+            return;
+        }
+        // Every known peer is connected or backing off: look for new ones, but only every
+        // 30 s when the node has peers (a small network stays this way for good).
+        self.walks_without_candidates += 1;
+        if self.peers.peers.is_empty() || self.walks_without_candidates % 15 == 1 {
+            if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                kad.get_closest_peers(PeerId::random());
+            }
+        }
+    }
+
+    /// Disconnects the excess above the target ([`PeerManager::prune_candidates`]).
+    fn prune(&mut self) {
+        let gs = &self.swarm.behaviour().gossipsub;
+        let mesh: HashSet<PeerId> = TopicKind::ALL
+            .into_iter()
+            .flat_map(|k| {
+                gs.mesh_peers(&k.topic(self.chain_id).hash())
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let victims = self.peers.prune_candidates(
+            std::time::Instant::now(),
+            |p| mesh.contains(p),
+            |p| gs.peer_score(p).unwrap_or(0.0),
+        );
+        if victims.is_empty() {
+            return;
+        }
+        debug!(
+            count = victims.len(),
+            peers = self.peers.peers.len(),
+            "pruning peers above target"
+        );
+        self.peers.record_pruned(victims.len());
+        for p in victims {
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+    }
+
+    /// Gossipsub mesh size per topic (short name).
+    fn mesh_sizes(&self) -> std::collections::BTreeMap<String, usize> {
+        let gs = &self.swarm.behaviour().gossipsub;
+        TopicKind::ALL
+            .into_iter()
+            .map(|k| {
+                (
+                    k.short_name().to_string(),
+                    gs.mesh_peers(&k.topic(self.chain_id).hash()).count(),
+                )
+            })
+            .collect()
+    }
+
+    fn peer_counts(&self) -> PeerCounts {
+        let cfg = self.peers.config();
+        let outbound = self.peers.outbound();
+        PeerCounts {
+            inbound: self.peers.count(super::peers::ConnectionKind::Inbound),
+            outbound,
+            addr_fetch: self.peers.count(super::peers::ConnectionKind::AddrFetch),
+            manual: self.peers.count(super::peers::ConnectionKind::Manual),
+            target: cfg.target,
+            outbound_target: cfg.outbound,
+            max: cfg.max,
+            pruned: self.peers.pruned,
+            denied: self.peers.denied,
         }
     }
 
@@ -568,17 +677,12 @@ impl EventLoop {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
-                self.dialing.remove(&peer_id);
-                let p = self.peers.entry(peer_id).or_insert_with(|| PeerState {
-                    addr: endpoint.get_remote_address().clone(),
-                    inbound: endpoint.is_listener(),
-                    conntime: now_s(),
-                    agent: None,
-                    rtt: None,
-                    connections: 0,
-                });
-                p.connections += 1;
-                if p.connections == 1 {
+                let first = self.peers.on_connected(
+                    peer_id,
+                    endpoint.get_remote_address().clone(),
+                    endpoint.is_listener(),
+                );
+                if first {
                     debug!(peer = %peer_id, "connected");
                     let _ = self.events.try_send(NetworkEvent::PeerConnected(peer_id));
                 }
@@ -586,17 +690,16 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
+                cause,
                 ..
             } => {
-                if num_established == 0 {
-                    self.peers.remove(&peer_id);
+                debug!(peer = %peer_id, cause = ?cause, "connection closed");
+                if self.peers.on_closed(peer_id, num_established as usize) {
                     self.app_scores.remove(&peer_id);
                     debug!(peer = %peer_id, "disconnected");
                     let _ = self
                         .events
                         .try_send(NetworkEvent::PeerDisconnected(peer_id));
-                } else if let Some(p) = self.peers.get_mut(&peer_id) {
-                    p.connections = num_established as usize;
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -604,8 +707,16 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                self.dialing.remove(&p);
+                self.peers.on_dial_failed(p);
                 debug!(peer = %p, cause = %error, "dial failed");
+            }
+            SwarmEvent::IncomingConnectionError {
+                error: libp2p::swarm::ListenError::Denied { cause },
+                send_back_addr,
+                ..
+            } => {
+                self.peers.denied += 1;
+                debug!(addr = %send_back_addr, %cause, "inbound connection refused");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
@@ -617,7 +728,7 @@ impl EventLoop {
                 info,
                 ..
             })) => {
-                if let Some(p) = self.peers.get_mut(&peer_id) {
+                if let Some(p) = self.peers.peers.get_mut(&peer_id) {
                     p.agent = Some(info.agent_version.clone());
                 }
                 let kad_proto = behaviour::kad_protocol(self.chain_id);
@@ -635,7 +746,7 @@ impl EventLoop {
                 result: Ok(rtt),
                 ..
             })) => {
-                if let Some(p) = self.peers.get_mut(&peer) {
+                if let Some(p) = self.peers.peers.get_mut(&peer) {
                     p.rtt = Some(rtt);
                 }
             }

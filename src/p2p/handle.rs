@@ -36,6 +36,9 @@ pub struct PeerSummary {
     pub addr: String,
     /// Whether the peer dialled us.
     pub inbound: bool,
+    /// Bitcoin Core's `connection_type`: `inbound`, `outbound-full-relay`, `manual` or
+    /// `addr-fetch` ([`crate::p2p::peers::ConnectionKind`]).
+    pub connection_type: &'static str,
     /// Connection time, seconds since the Unix epoch.
     pub conntime: u64,
     /// Identify agent version, if received.
@@ -61,6 +64,35 @@ pub struct NetworkInfo {
     pub verdicts: [u64; 3],
     /// Per topic (`tx`, `txs`, `block`, `cblock`): gossipsub's receive counters since start.
     pub traffic: std::collections::BTreeMap<String, TopicTraffic>,
+    /// Per topic (`tx`, `txs`, `block`, `cblock`): peers in our gossipsub mesh.
+    pub mesh: std::collections::BTreeMap<String, usize>,
+    /// The peer manager's counts ([`crate::p2p::peers`]).
+    pub peers: PeerCounts,
+}
+
+/// Connected peers against the peer manager's limits ([`crate::p2p::peers::PeerConfig`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerCounts {
+    /// Peers that dialled us.
+    pub inbound: usize,
+    /// Peers in our outbound slots.
+    pub outbound: usize,
+    /// Short-lived connections Kademlia opened for its queries (closed after the grace
+    /// period).
+    pub addr_fetch: usize,
+    /// Peers added by RPC.
+    pub manual: usize,
+    /// Peers kept; the excess is pruned (0: discovery and pruning off).
+    pub target: usize,
+    /// Outbound peers discovery dials and pruning keeps.
+    pub outbound_target: usize,
+    /// Hard limit (rust-libp2p `connection_limits`).
+    pub max: usize,
+    /// Peers disconnected for being above the target, since start.
+    pub pruned: u64,
+    /// Inbound connections refused at the hard limit, since start.
+    pub denied: u64,
 }
 
 /// gossipsub's own receive counters for one topic (libp2p-gossipsub metrics

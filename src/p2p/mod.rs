@@ -5,10 +5,12 @@ pub mod behaviour;
 pub mod codec;
 pub mod event_loop;
 pub mod handle;
+pub mod peers;
 pub mod topics;
 
 pub use event_loop::{
     peer_id_of, start, BlockPayload, GossipMessage, NetworkChannels, NetworkConfig, NetworkEvent,
 };
-pub use handle::{NetworkError, NetworkHandle, NetworkInfo, PeerSummary, TopicTraffic};
+pub use handle::{NetworkError, NetworkHandle, NetworkInfo, PeerCounts, PeerSummary, TopicTraffic};
+pub use peers::PeerConfig;
 pub use topics::TopicKind;

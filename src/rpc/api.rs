@@ -115,7 +115,7 @@ pub trait BitcoinApi {
     #[method(name = "help")]
     fn help(&self, command: Option<String>) -> RpcResult<String>;
 
-    /// `getpeerinfo` -> connected peers (Bitcoin Core's fields id, addr, inbound, conntime,
+    /// `getpeerinfo` -> connected peers (Bitcoin Core's fields id, addr, inbound, connection_type, conntime,
     /// subver, pingtime, plus peer_id, gossip_score, in_block_mesh).
     #[method(name = "getpeerinfo")]
     async fn getpeerinfo(&self) -> RpcResult<Vec<Value>>;
@@ -257,9 +257,11 @@ pub trait MeshnodeApi {
 
     /// `meshnode_nodeInfo` -> `{peerId, listenAddrs, chainId, genesisHash, head: {height, hash,
     /// slot}, mempool: {size, bytes}, gossip: {accepted, rejected, ignored, droppedQueueFull,
-    /// relayedNotImported}, uptime}` (uptime in seconds; the gossip counters are this node's
+    /// relayedNotImported, topics, mesh}, peers: {inbound, outbound, target, outboundTarget,
+    /// max, pruned, denied}, uptime}` (uptime in seconds; the gossip counters are this node's
     /// verdicts; `relayedNotImported` counts blocks that passed gossip verification, were
-    /// relayed, then failed their state transition).
+    /// relayed, then failed their state transition; `mesh` is the gossipsub mesh size per
+    /// topic; `peers` is the peer manager's view, see `--target-peers`).
     #[method(name = "nodeInfo")]
     async fn node_info(&self) -> RpcResult<Value>;
 }

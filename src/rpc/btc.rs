@@ -379,6 +379,8 @@ impl BitcoinApiServer for RpcImpl {
                     "id": i,
                     "addr": p.addr,
                     "inbound": p.inbound,
+                    // Bitcoin Core 23+: "outbound-full-relay" | "inbound" | …
+                    "connection_type": p.connection_type,
                     "conntime": p.conntime,
                     "subver": p.agent.clone().unwrap_or_default(),
                     "pingtime": p.ping_ms.map(|ms| ms / 1e3),

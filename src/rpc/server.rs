@@ -366,7 +366,9 @@ impl MeshnodeApiServer for RpcImpl {
                 "droppedQueueFull": info.dropped_queue_full,
                 "relayedNotImported": self.ctx.gossip.relayed_invalid.load(std::sync::atomic::Ordering::Relaxed),
                 "topics": info.traffic,
+                "mesh": info.mesh,
             },
+            "peers": info.peers,
             "uptime": self.ctx.started.elapsed().as_secs(),
         }))
     }

@@ -473,6 +473,7 @@ mod tests {
                         peer_id: peer.to_string(),
                         addr: "/ip4/127.0.0.1/tcp/1".into(),
                         inbound: false,
+                        connection_type: "outbound-full-relay",
                         conntime: 0,
                         agent: None,
                         gossip_score: None,

@@ -153,7 +153,7 @@ pub async fn test_peer(net: &TestNet, i: usize, chain_id: u64) -> TestPeer {
         bootnodes: vec![target.listen_addrs[0].parse().unwrap()],
         // No discovery: it stays connected to node i only, so anything other nodes receive
         // came through node i.
-        target_peers: 0,
+        peers: meshnode::p2p::PeerConfig::static_only(),
         queue_len: 64,
         idontwant: true,
     };
@@ -246,7 +246,7 @@ pub async fn sync_responder(
         chain_id,
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         bootnodes: bootnodes.iter().map(|b| b.parse().unwrap()).collect(),
-        target_peers: 0,
+        peers: meshnode::p2p::PeerConfig::static_only(),
         queue_len: 64,
         idontwant: true,
     };

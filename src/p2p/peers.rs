@@ -1,0 +1,559 @@
+//! The peer manager: how many peers a node keeps, which peers discovery dials, and which
+//! peers are dropped when there are too many.
+//!
+//! Three numbers, after Bitcoin Core (8 full-relay outbound slots, 125 connections in all,
+//! inbound-only eviction) and Lighthouse (a target peer count, the excess pruned by score):
+//! - **outbound target**: discovery (Kademlia random walks) dials until this many outbound
+//!   slots are filled; a slot peer is never pruned. Connections Kademlia opens for its own
+//!   queries are short-lived (Bitcoin Core's `addr-fetch` connections): when no slot is free
+//!   they are closed after [`PRUNE_GRACE`], by the side that opened them.
+//! - **target**: every [`PRUNE_INTERVAL`] the excess above this count is disconnected, the
+//!   least useful first (see [`PeerManager::prune_candidates`]).
+//! - **max**: the hard limit, enforced on every connection by rust-libp2p's
+//!   `connection_limits` behaviour ([`PeerConfig::limits`]); inbound connections get
+//!   `max − outbound target` of it, so inbound peers can never take the outbound slots.
+//!
+//! Bootnodes are for finding peers, not for keeping (Bitcoin Core's DNS seeds): a connection
+//! to a bootnode is an `addr-fetch` connection, taken into a slot only when the routing table
+//! offers no other peer — otherwise every node of a devnet would hold a slot on the same three
+//! bootnodes.
+//!
+//! A peer connected for less than [`PRUNE_GRACE`] is not pruned: a node that has just joined
+//! through a full bootnode gets time to run its Kademlia queries there first. A peer that
+//! discovery has lost (pruned, refused or gone) is not dialled again by discovery for
+//! [`REDIAL_BACKOFF`], so that two nodes do not dial and prune each other in a loop.
+
+use libp2p::connection_limits::ConnectionLimits;
+use libp2p::{Multiaddr, PeerId};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// How often the excess above the target is pruned.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(5);
+/// A connection younger than this is never pruned.
+pub const PRUNE_GRACE: Duration = Duration::from_secs(10);
+/// After discovery loses a peer it does not dial it again for this long (RPC `addnode` and
+/// bootnodes still may).
+pub const REDIAL_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Peer counts (see the module doc). `target == 0` turns discovery and pruning off: the node
+/// keeps exactly the connections it is given (bootnodes, RPC `addnode`, inbound).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// Peers kept; the excess is pruned. Default [`PeerConfig::DEFAULT_TARGET`].
+    pub target: usize,
+    /// Outbound peers discovery dials and pruning keeps. Default
+    /// [`PeerConfig::DEFAULT_OUTBOUND`].
+    pub outbound: usize,
+    /// Hard limit on connected peers. Default [`PeerConfig::DEFAULT_MAX`].
+    pub max: usize,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            target: Self::DEFAULT_TARGET,
+            outbound: Self::DEFAULT_OUTBOUND,
+            max: Self::DEFAULT_MAX,
+        }
+    }
+}
+
+impl PeerConfig {
+    /// Default target: 12 peers. With 4 outbound peers per node a devnet averages 8 peers
+    /// per node (4 out, 4 in), so the target leaves room for uneven inbound counts without
+    /// pruning, and a 256-node devnet is far from a full mesh.
+    pub const DEFAULT_TARGET: usize = 12;
+    /// Default outbound target: 4, the gossipsub mesh degree D, so that every node can fill
+    /// its mesh with peers it chose itself.
+    pub const DEFAULT_OUTBOUND: usize = 4;
+    /// Default hard limit: 24 (twice the target): room for newcomers to bootstrap through a
+    /// full node before the excess is pruned.
+    pub const DEFAULT_MAX: usize = 24;
+
+    /// No discovery, no pruning: the node keeps the connections it is given, up to `max`.
+    pub fn static_only() -> Self {
+        PeerConfig {
+            target: 0,
+            outbound: 0,
+            max: Self::DEFAULT_MAX,
+        }
+    }
+
+    /// Whether discovery (Kademlia) and pruning run.
+    pub fn discovery(&self) -> bool {
+        self.target > 0
+    }
+
+    /// Checks `outbound ≤ target ≤ max` (with `target == 0`, only `max ≥ 1`).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max == 0 {
+            return Err("--max-peers must be at least 1".into());
+        }
+        if self.target > 0 && !(self.outbound <= self.target && self.target <= self.max) {
+            return Err(format!(
+                "peer counts must satisfy --outbound-peers ({}) <= --target-peers ({}) <= \
+                 --max-peers ({})",
+                self.outbound, self.target, self.max
+            ));
+        }
+        Ok(())
+    }
+
+    /// The hard limits for rust-libp2p's `connection_limits` behaviour: `max` established
+    /// connections, of which at most `max − outbound` inbound; at most `max` inbound
+    /// handshakes in flight (noise costs CPU); at most 2 connections per peer (two nodes
+    /// that dial each other at once keep both rather than each refusing one).
+    pub fn limits(&self) -> ConnectionLimits {
+        let max = u32::try_from(self.max).unwrap_or(u32::MAX);
+        let inbound =
+            u32::try_from(self.max.saturating_sub(self.outbound).max(1)).unwrap_or(u32::MAX);
+        ConnectionLimits::default()
+            .with_max_established(Some(max))
+            .with_max_established_incoming(Some(inbound))
+            .with_max_pending_incoming(Some(max))
+            .with_max_established_per_peer(Some(2))
+    }
+}
+
+/// What the node knows about a connected peer.
+#[derive(Clone, Debug)]
+pub struct PeerState {
+    /// Remote address of the first connection.
+    pub addr: Multiaddr,
+    /// Whether the peer dialled us.
+    pub inbound: bool,
+    /// Connection time, seconds since the Unix epoch.
+    pub conntime: u64,
+    /// When the first connection was established (for [`PRUNE_GRACE`]).
+    pub since: Instant,
+    /// Identify agent version, once received.
+    pub agent: Option<String>,
+    /// Last ping round-trip time.
+    pub rtt: Option<std::time::Duration>,
+    /// Open connections to the peer.
+    pub connections: usize,
+    /// What kind of connection this is.
+    pub kind: ConnectionKind,
+}
+
+/// Why a peer is connected (Bitcoin Core's `connection_type` in `getpeerinfo`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionKind {
+    /// The peer dialled us.
+    Inbound,
+    /// One of our outbound slots (dialled by discovery, a bootnode, or a Kademlia query
+    /// connection taken into a free slot). Never pruned.
+    OutboundSlot,
+    /// Added by RPC `addnode` / `admin_addPeer`. Never pruned.
+    Manual,
+    /// Opened by a Kademlia query while every slot was taken: closed after [`PRUNE_GRACE`].
+    AddrFetch,
+}
+
+impl ConnectionKind {
+    /// Bitcoin Core's name: `inbound`, `outbound-full-relay`, `manual`, `addr-fetch`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionKind::Inbound => "inbound",
+            ConnectionKind::OutboundSlot => "outbound-full-relay",
+            ConnectionKind::Manual => "manual",
+            ConnectionKind::AddrFetch => "addr-fetch",
+        }
+    }
+}
+
+/// Connected peers, dials in flight, and what pruning and discovery may do with them.
+#[derive(Debug)]
+pub struct PeerManager {
+    cfg: PeerConfig,
+    /// Connected peers.
+    pub peers: HashMap<PeerId, PeerState>,
+    dialing: HashSet<PeerId>,
+    /// Peers removed by `admin_removePeer` / `addnode remove`: never dialled by discovery.
+    removed: HashSet<PeerId>,
+    /// Peers added by RPC `addnode` / `admin_addPeer`: never pruned.
+    manual: HashSet<PeerId>,
+    /// Peers discovery does not dial again before the instant.
+    backoff: HashMap<PeerId, Instant>,
+    /// Bootnodes: taken into slots only as a last resort.
+    bootnodes: HashSet<PeerId>,
+    /// Peers disconnected by pruning since start.
+    pub pruned: u64,
+    /// Inbound connections refused by the limits since start.
+    pub denied: u64,
+}
+
+impl PeerManager {
+    /// An empty manager for `cfg`.
+    pub fn new(cfg: PeerConfig) -> Self {
+        PeerManager {
+            cfg,
+            peers: HashMap::new(),
+            dialing: HashSet::new(),
+            removed: HashSet::new(),
+            manual: HashSet::new(),
+            backoff: HashMap::new(),
+            bootnodes: HashSet::new(),
+            pruned: 0,
+            denied: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> PeerConfig {
+        self.cfg
+    }
+
+    /// Marks `peer` as a bootnode.
+    pub fn add_bootnode(&mut self, peer: PeerId) {
+        self.bootnodes.insert(peer);
+    }
+
+    /// Whether `peer` is a bootnode.
+    pub fn is_bootnode(&self, peer: &PeerId) -> bool {
+        self.bootnodes.contains(peer)
+    }
+
+    /// Connected peers in outbound slots.
+    pub fn outbound(&self) -> usize {
+        self.count(ConnectionKind::OutboundSlot)
+    }
+
+    /// Connected peers of one kind.
+    pub fn count(&self, kind: ConnectionKind) -> usize {
+        self.peers.values().filter(|p| p.kind == kind).count()
+    }
+
+    /// A connection to `peer` was established. Returns true for the peer's first connection.
+    /// An outbound connection takes the slot discovery reserved when it dialled; any other
+    /// outbound connection (a bootnode, a Kademlia query) is an `addr-fetch` connection
+    /// until [`PeerManager::promote_addr_fetch`] takes it into a free slot.
+    pub fn on_connected(&mut self, peer: PeerId, addr: Multiaddr, inbound: bool) -> bool {
+        let reserved = self.dialing.remove(&peer);
+        let kind = if inbound {
+            ConnectionKind::Inbound
+        } else if self.manual.contains(&peer) {
+            ConnectionKind::Manual
+        } else if reserved {
+            ConnectionKind::OutboundSlot
+        } else {
+            ConnectionKind::AddrFetch
+        };
+        let p = self.peers.entry(peer).or_insert_with(|| PeerState {
+            addr,
+            inbound,
+            conntime: crate::now_ms() / 1000,
+            since: Instant::now(),
+            agent: None,
+            rtt: None,
+            connections: 0,
+            kind,
+        });
+        p.connections += 1;
+        p.connections == 1
+    }
+
+    /// A connection to `peer` closed, `remaining` stay open. Returns true when the peer is
+    /// gone; discovery then leaves it alone for [`REDIAL_BACKOFF`].
+    pub fn on_closed(&mut self, peer: PeerId, remaining: usize) -> bool {
+        if remaining > 0 {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.connections = remaining;
+            }
+            return false;
+        }
+        self.backoff.insert(peer, Instant::now() + REDIAL_BACKOFF);
+        self.peers.remove(&peer).is_some()
+    }
+
+    /// A dial to `peer` failed.
+    pub fn on_dial_failed(&mut self, peer: PeerId) {
+        self.dialing.remove(&peer);
+        self.backoff.insert(peer, Instant::now() + REDIAL_BACKOFF);
+    }
+
+    /// `peer` was removed by RPC: discovery never dials it again, pruning forgets it.
+    pub fn on_removed(&mut self, peer: PeerId) {
+        self.removed.insert(peer);
+        self.manual.remove(&peer);
+    }
+
+    /// `peer` was added by RPC: never pruned, no backoff.
+    pub fn on_added(&mut self, peer: PeerId) {
+        self.removed.remove(&peer);
+        self.backoff.remove(&peer);
+        self.manual.insert(peer);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.kind = ConnectionKind::Manual;
+        }
+    }
+
+    /// Whether the outbound slots are full (dials in flight included).
+    pub fn outbound_full(&self) -> bool {
+        self.outbound() + self.dialing.len() >= self.cfg.outbound
+    }
+
+    /// Whether discovery should dial `peer` (found by a Kademlia walk) now: discovery on,
+    /// an outbound slot free, the peer not a bootnode, not connected, not being dialled, not
+    /// removed and not backing off. Records the dial (a reserved slot) when it answers yes.
+    pub fn should_dial(&mut self, peer: PeerId, local: PeerId) -> bool {
+        let now = Instant::now();
+        self.backoff.retain(|_, until| *until > now);
+        let yes = self.cfg.discovery()
+            && peer != local
+            && !self.bootnodes.contains(&peer)
+            && !self.outbound_full()
+            && self.peers.len() < self.cfg.max
+            && !self.peers.contains_key(&peer)
+            && !self.dialing.contains(&peer)
+            && !self.removed.contains(&peer)
+            && !self.backoff.contains_key(&peer);
+        if yes {
+            self.dialing.insert(peer);
+        }
+        yes
+    }
+
+    /// A dial recorded by [`PeerManager::should_dial`] could not even start.
+    pub fn dial_not_started(&mut self, peer: PeerId) {
+        self.dialing.remove(&peer);
+    }
+
+    /// The peers to disconnect now (none with discovery off): every `addr-fetch` connection
+    /// older than [`PRUNE_GRACE`], then inbound peers until at most `target` remain.
+    ///
+    /// Never pruned: slot and manual peers, and peers connected for less than
+    /// [`PRUNE_GRACE`]. Of the inbound peers, the least useful go first (Lighthouse prunes by
+    /// score; Bitcoin Core's eviction protects peers that relay blocks): peers in no
+    /// gossipsub mesh before mesh peers, then the lowest gossipsub score (`score`), then the
+    /// most recently connected.
+    pub fn prune_candidates(
+        &self,
+        now: Instant,
+        in_mesh: impl Fn(&PeerId) -> bool,
+        score: impl Fn(&PeerId) -> f64,
+    ) -> Vec<PeerId> {
+        if !self.cfg.discovery() {
+            return Vec::new();
+        }
+        let old = |p: &PeerState| now.saturating_duration_since(p.since) >= PRUNE_GRACE;
+        let mut out: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.kind == ConnectionKind::AddrFetch && old(p))
+            .map(|(id, _)| *id)
+            .collect();
+        // Inbound peers in their grace period do not count yet: many of them are other nodes'
+        // addr-fetch connections, which their dialers close; counting them would prune
+        // settled peers in their place.
+        let counted = self
+            .peers
+            .values()
+            .filter(|p| match p.kind {
+                ConnectionKind::AddrFetch => false,
+                ConnectionKind::Inbound => old(p),
+                ConnectionKind::OutboundSlot | ConnectionKind::Manual => true,
+            })
+            .count();
+        if counted <= self.cfg.target {
+            return out;
+        }
+        let excess = counted - self.cfg.target;
+        let mut order: Vec<(bool, f64, Instant, PeerId)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.kind == ConnectionKind::Inbound && old(p))
+            .map(|(id, p)| (in_mesh(id), score(id), p.since, *id))
+            .collect();
+        // Ascending: not in mesh first, then low score, then newest (largest `since`) first.
+        order.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(b.2.cmp(&a.2))
+                .then(a.3.cmp(&b.3))
+        });
+        out.extend(order.into_iter().take(excess).map(|(_, _, _, id)| id));
+        out
+    }
+
+    /// Moves `addr-fetch` connections, oldest first, into free outbound slots; bootnodes only
+    /// when `bootnodes` is true. Returns how many moved.
+    pub fn promote_addr_fetch(&mut self, bootnodes: bool) -> usize {
+        let mut fetch: Vec<(Instant, PeerId)> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| {
+                p.kind == ConnectionKind::AddrFetch && (bootnodes || !self.bootnodes.contains(id))
+            })
+            .map(|(id, p)| (p.since, *id))
+            .collect();
+        fetch.sort();
+        let mut moved = 0;
+        for (_, id) in fetch {
+            if self.outbound_full() {
+                break;
+            }
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.kind = ConnectionKind::OutboundSlot;
+                moved += 1;
+            }
+        }
+        moved
+    }
+
+    /// Counts pruned peers (after the caller disconnected them).
+    pub fn record_pruned(&mut self, n: usize) {
+        self.pruned += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manager(target: usize, outbound: usize, max: usize) -> PeerManager {
+        PeerManager::new(PeerConfig {
+            target,
+            outbound,
+            max,
+        })
+    }
+
+    fn connect(m: &mut PeerManager, inbound: bool, age: Duration) -> PeerId {
+        let p = PeerId::random();
+        if !inbound {
+            // Discovery reserves a slot while one is free; beyond, an addr-fetch connection.
+            m.should_dial(p, PeerId::random());
+        }
+        m.on_connected(p, "/ip4/127.0.0.1/tcp/1".parse().unwrap(), inbound);
+        m.peers.get_mut(&p).unwrap().since = Instant::now() - age;
+        p
+    }
+
+    const OLD: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn prunes_addr_fetch_then_the_inbound_excess_least_useful_first() {
+        let mut m = manager(4, 2, 10);
+        let out_a = connect(&mut m, false, OLD);
+        let out_b = connect(&mut m, false, OLD);
+        let fetch = connect(&mut m, false, OLD);
+        let fetch_young = connect(&mut m, false, Duration::from_secs(1));
+        assert_eq!(m.peers[&out_a].kind, ConnectionKind::OutboundSlot);
+        assert_eq!(m.peers[&fetch].kind, ConnectionKind::AddrFetch);
+        let in_mesh = connect(&mut m, true, OLD);
+        let in_good = connect(&mut m, true, OLD);
+        let in_bad = connect(&mut m, true, OLD);
+        let young = connect(&mut m, true, Duration::from_secs(1));
+        // The old addr-fetch connection goes. Counted against the target 4: 2 slots and 3
+        // old inbound peers (`young` is in its grace period), so the worst inbound one goes.
+        let mesh = [in_mesh, out_a];
+        let score = |p: &PeerId| {
+            if *p == in_bad {
+                -50.0
+            } else if *p == in_good {
+                5.0
+            } else {
+                0.0
+            }
+        };
+        let pruned = m.prune_candidates(Instant::now(), |p| mesh.contains(p), score);
+        assert_eq!(pruned, vec![fetch, in_bad], "{pruned:?}");
+        for kept in [out_a, out_b, young, fetch_young, in_mesh, in_good] {
+            assert!(!pruned.contains(&kept));
+        }
+    }
+
+    #[test]
+    fn nothing_pruned_at_or_below_target_or_without_discovery() {
+        let mut m = manager(3, 1, 10);
+        for _ in 0..3 {
+            connect(&mut m, true, OLD);
+        }
+        assert!(m
+            .prune_candidates(Instant::now(), |_| false, |_| 0.0)
+            .is_empty());
+        let mut s = PeerManager::new(PeerConfig::static_only());
+        for _ in 0..20 {
+            connect(&mut s, true, OLD);
+        }
+        assert!(s
+            .prune_candidates(Instant::now(), |_| false, |_| 0.0)
+            .is_empty());
+    }
+
+    #[test]
+    fn manual_peers_are_never_pruned() {
+        let mut m = manager(1, 1, 10);
+        let a = connect(&mut m, true, OLD);
+        let b = connect(&mut m, true, OLD);
+        m.on_added(a);
+        assert_eq!(
+            m.prune_candidates(Instant::now(), |_| false, |_| 0.0),
+            vec![b]
+        );
+    }
+
+    #[test]
+    fn discovery_dials_up_to_the_outbound_target_and_backs_off_lost_peers() {
+        let me = PeerId::random();
+        let mut m = manager(4, 2, 10);
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        assert!(m.should_dial(a, me));
+        assert!(!m.should_dial(a, me), "already dialling");
+        assert!(m.should_dial(b, me));
+        assert!(!m.should_dial(c, me), "outbound slots full");
+        assert!(!m.should_dial(me, me));
+        m.on_connected(a, "/ip4/127.0.0.1/tcp/1".parse().unwrap(), false);
+        assert_eq!(m.peers[&a].kind, ConnectionKind::OutboundSlot);
+        m.on_dial_failed(b);
+        assert!(!m.should_dial(b, me), "backing off after a failed dial");
+        assert!(m.should_dial(c, me));
+        m.on_closed(a, 0);
+        assert!(!m.should_dial(a, me), "backing off a lost peer");
+        m.on_added(a);
+        m.dial_not_started(c);
+        assert!(m.should_dial(a, me) || m.peers.contains_key(&a));
+    }
+
+    #[test]
+    fn bootnodes_fill_slots_only_as_a_last_resort() {
+        let me = PeerId::random();
+        let mut m = manager(4, 2, 10);
+        let boot = PeerId::random();
+        m.add_bootnode(boot);
+        assert!(
+            !m.should_dial(boot, me),
+            "discovery does not dial bootnodes into slots"
+        );
+        m.on_connected(boot, "/ip4/127.0.0.1/tcp/1".parse().unwrap(), false);
+        assert_eq!(m.peers[&boot].kind, ConnectionKind::AddrFetch);
+        let query = PeerId::random();
+        m.on_connected(query, "/ip4/127.0.0.1/tcp/2".parse().unwrap(), false);
+        assert_eq!(m.promote_addr_fetch(false), 1);
+        assert_eq!(m.peers[&query].kind, ConnectionKind::OutboundSlot);
+        assert_eq!(m.peers[&boot].kind, ConnectionKind::AddrFetch);
+        assert_eq!(m.promote_addr_fetch(true), 1);
+        assert_eq!(m.peers[&boot].kind, ConnectionKind::OutboundSlot);
+        assert!(m.outbound_full());
+    }
+
+    #[test]
+    fn config_is_checked() {
+        assert!(PeerConfig::default().validate().is_ok());
+        assert!(PeerConfig::static_only().validate().is_ok());
+        let bad = PeerConfig {
+            target: 4,
+            outbound: 8,
+            max: 24,
+        };
+        assert!(bad.validate().is_err());
+        let bad = PeerConfig {
+            target: 30,
+            outbound: 4,
+            max: 24,
+        };
+        assert!(bad.validate().is_err());
+    }
+}
