@@ -730,9 +730,10 @@ async fn block_traffic(urls: &[String]) -> anyhow::Result<(u64, u64, u64)> {
     Ok(t)
 }
 
-/// How long a devnet of `nodes` may take to settle its peer graph: 60 s, plus 1 s per node.
+/// How long a devnet of `nodes` may take to settle its peer graph: 60 s, plus 3 s per node
+/// (a 64-node devnet settles in about 2 minutes on 2 cores).
 pub fn settle_timeout(nodes: usize) -> Duration {
-    Duration::from_secs(60 + nodes as u64)
+    Duration::from_secs(60 + 3 * nodes as u64)
 }
 
 /// One devnet run with every node publishing in `relay` mode.
@@ -825,7 +826,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         }
         if traffic_from.is_none() && h + 1 >= first {
             traffic_from = Some((h, block_traffic(&urls).await?));
-            cpu_from = Some((cpu_ticks(&pids), machine_ticks()));
+            cpu_from = Some((cpu_ticks(&pids), machine_ticks(), Instant::now()));
         }
         if h != shown && h >= first {
             match &bar {
@@ -854,20 +855,24 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
     tokio::time::sleep(Duration::from_millis(args.slot_ms)).await;
     let (h0, t0) = traffic_from.unwrap_or((first - 1, (0, 0, 0)));
     let t1 = block_traffic(&urls).await?;
-    let (cpu1, m1) = (cpu_ticks(&pids), machine_ticks());
+    let (cpu1, m1, w1) = (cpu_ticks(&pids), machine_ticks(), Instant::now());
     let h1 = c0.getblockcount().await?;
     let machine = {
-        let (cpu0, m0) = cpu_from.unwrap_or((cpu1, m1));
+        let (cpu0, m0, w0) = cpu_from.unwrap_or((cpu1, m1, w1));
         let (peers, min_mesh) = peer_graph(&urls).await?;
         let blocks_made = h1.saturating_sub(h0).max(1) as f64;
         let cpu_s = cpu1.saturating_sub(cpu0) as f64 / clock_ticks();
-        let busy_total = m1.1.saturating_sub(m0.1).max(1) as f64;
+        let wall_s = (w1 - w0).as_secs_f64().max(1e-3);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let machine_busy = m1.0.saturating_sub(m0.0) as f64 / busy_total;
+        let node_cores = cpu_s / wall_s;
+        // The machine's busy share from /proc/stat, but never below the nodes' own share.
+        let total = m1.1.saturating_sub(m0.1).max(1) as f64;
+        let machine_busy = (m1.0.saturating_sub(m0.0) as f64 / total)
+            .max(node_cores / cores as f64)
+            .min(1.0);
         MachineLoad {
             cpu_seconds_per_node_per_block: cpu_s / args.nodes as f64 / blocks_made,
-            // Ticks of the machine are summed over cores.
-            node_cores: cpu_s * cores as f64 / (busy_total / clock_ticks()),
+            node_cores,
             machine_busy,
             cores,
             cpu_saturated: machine_busy >= SATURATED,

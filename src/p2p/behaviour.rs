@@ -133,6 +133,10 @@ pub fn build(
 
     let mut kad_cfg = kad::Config::new(kad_protocol(chain_id));
     kad_cfg.set_query_timeout(Duration::from_secs(30));
+    // No periodic bootstrap (default every 5 min): each one queries every bucket and opens a
+    // burst of short-lived connections on a node whose slots are full. The peer manager's
+    // random walk runs whenever an outbound slot is free instead.
+    kad_cfg.set_periodic_bootstrap_interval(None);
     let mut kad =
         kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
     kad.set_mode(Some(kad::Mode::Server));
