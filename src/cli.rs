@@ -50,9 +50,9 @@ pub struct RunArgs {
     /// Data directory (chain database, node key, node.json).
     #[arg(long, env = "MESHNODE_DATA_DIR", default_value = "./meshnode-data")]
     pub data_dir: PathBuf,
-    /// Genesis file.
-    #[arg(long, env = "MESHNODE_GENESIS", default_value = "genesis/devnet.json")]
-    pub genesis: PathBuf,
+    /// Genesis file (default: `genesis/devnet.json` if it exists here, else the devnet genesis built into the binary).
+    #[arg(long, env = "MESHNODE_GENESIS")]
+    pub genesis: Option<PathBuf>,
     /// libp2p listen multiaddr (repeatable). Port 0 picks a free port.
     #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
     pub listen: Vec<String>,
@@ -163,9 +163,10 @@ pub struct DevnetArgs {
     /// Number of validators (the first K nodes). Default: every node.
     #[arg(long)]
     pub validators: Option<usize>,
-    /// Genesis template (chain id, dev accounts); validators and time are rewritten.
-    #[arg(long, default_value = "genesis/devnet.json")]
-    pub genesis: PathBuf,
+    /// Genesis template (chain id, dev accounts); validators and time are rewritten
+    /// (default: `genesis/devnet.json` if it exists here, else the devnet genesis built into the binary).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
     /// First RPC port; node i listens on BASE+i. 0 picks free ports.
     #[arg(long, default_value_t = 8545)]
     pub rpc_base_port: u16,
@@ -313,9 +314,9 @@ pub struct IdleArgs {
     /// Keep the devnet directory (logs, data) here instead of a temporary one.
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Genesis template.
-    #[arg(long, default_value = "genesis/devnet.json")]
-    pub genesis: PathBuf,
+    /// Genesis template (default: `genesis/devnet.json` if it exists here, else the devnet genesis built into the binary).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
 }
 
 /// `meshnode bench scale`.
@@ -344,9 +345,9 @@ pub struct ScaleArgs {
     /// Keep each size's devnet directory under this one (`nN/<mode>`).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Genesis template.
-    #[arg(long, default_value = "genesis/devnet.json")]
-    pub genesis: PathBuf,
+    /// Genesis template (default: `genesis/devnet.json` if it exists here, else the devnet genesis built into the binary).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
 }
 
 /// `meshnode bench throughput`.
@@ -365,9 +366,9 @@ pub struct ThroughputArgs {
     /// Keep the devnet directory (logs, data) here instead of a temporary one.
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Genesis template.
-    #[arg(long, default_value = "genesis/devnet.json")]
-    pub genesis: PathBuf,
+    /// Genesis template (default: `genesis/devnet.json` if it exists here, else the devnet genesis built into the binary).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
 }
 
 /// `meshnode bench propagation`.
@@ -391,9 +392,9 @@ pub struct PropagationArgs {
     /// Keep the devnet directory (logs, data) here instead of a temporary one.
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Genesis template.
-    #[arg(long, default_value = "genesis/devnet.json")]
-    pub genesis: PathBuf,
+    /// Genesis template (default: `genesis/devnet.json` if it exists here, else the devnet genesis built into the binary).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
     /// How every node publishes its blocks: `compact` or `gossip` (full blocks); a
     /// `-noidontwant` suffix also turns gossipsub IDONTWANT off.
     #[arg(long, default_value = "compact", value_parser = ["compact", "gossip", "flood", "compact-noidontwant", "gossip-noidontwant"])]

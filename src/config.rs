@@ -46,8 +46,8 @@ pub struct Config {
 pub struct RawConfig {
     /// `--data-dir`.
     pub data_dir: PathBuf,
-    /// `--genesis`: the genesis file.
-    pub genesis: PathBuf,
+    /// `--genesis`: the genesis file (None: [`GenesisFile::load`]'s default).
+    pub genesis: Option<PathBuf>,
     /// `--listen` multiaddrs, unparsed.
     pub listen: Vec<String>,
     /// `--rpc`.
@@ -91,7 +91,7 @@ impl Config {
     ///
     /// Errors name the flag or file at fault.
     pub fn from_raw(args: &RawConfig) -> anyhow::Result<Config> {
-        let spec = GenesisFile::read(&args.genesis)?.to_spec()?;
+        let spec = GenesisFile::load(args.genesis.as_deref())?.to_spec()?;
         let parse = |s: &String, what: &str| -> anyhow::Result<Multiaddr> {
             s.parse()
                 .with_context(|| format!("invalid {what} multiaddr {s:?}"))

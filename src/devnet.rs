@@ -61,8 +61,8 @@ pub struct DevnetOptions {
     pub slot_ms: u64,
     /// Working directory (genesis.json, nodeI/).
     pub dir: PathBuf,
-    /// Genesis template (chain id, dev accounts).
-    pub template: PathBuf,
+    /// Genesis template (chain id, dev accounts); None: [`GenesisFile::load`]'s default.
+    pub template: Option<PathBuf>,
     /// The meshnode binary.
     pub exe: PathBuf,
     /// First RPC port (node i uses base + i); 0 = free ports.
@@ -120,7 +120,7 @@ impl Devnet {
             bail!("validators must be between 1 and the number of nodes");
         }
         std::fs::create_dir_all(&opts.dir)?;
-        let mut g = GenesisFile::read(&opts.template)?;
+        let mut g = GenesisFile::load(opts.template.as_deref())?;
         g.validators = (0..opts.validators as u64)
             .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
             .collect();

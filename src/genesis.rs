@@ -10,6 +10,15 @@ use crate::types::{encoding, Address, Block, BlockHeader, Hash, PublicKey, Signa
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The devnet genesis built into the binary: `genesis/devnet.json` of the source tree, used
+/// when no `--genesis` is given and [`DEFAULT_PATH`] does not exist, so that `meshnode` works
+/// from any directory and after `cargo install`.
+pub const BUILT_IN: &str = include_str!("../genesis/devnet.json");
+
+/// Where the default genesis is looked for (relative to the working directory) before the
+/// built-in one is used.
+pub const DEFAULT_PATH: &str = "genesis/devnet.json";
+
 /// The genesis file as written on disk.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,27 +73,45 @@ pub struct ChainSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum GenesisError {
     /// The file could not be read.
-    #[error("cannot read genesis file {path}: {source}")]
+    #[error("cannot read genesis file {path}: {cause}")]
     Io {
         /// Path.
         path: String,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (in the message; not also the error's `source()`, so it is printed once).
+        cause: std::io::Error,
     },
     /// The JSON is malformed or has unknown fields.
     #[error("malformed genesis file: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// A field has an invalid value.
     #[error("invalid genesis: {0}")]
     Invalid(String),
 }
 
+impl From<serde_json::Error> for GenesisError {
+    /// Its message includes the cause, so the cause is not also its `source()` (an error chain printed with `{:#}` names it once).
+    fn from(e: serde_json::Error) -> Self {
+        GenesisError::Json(e)
+    }
+}
+
 impl GenesisFile {
+    /// The genesis to use for a `--genesis` flag: the file when one is given; else
+    /// [`DEFAULT_PATH`] when it exists in the working directory; else [`BUILT_IN`]. Not yet
+    /// validated ([`GenesisFile::to_spec`]). Errors: the file cannot be read or parsed.
+    pub fn load(path: Option<&Path>) -> Result<GenesisFile, GenesisError> {
+        match path {
+            Some(p) => GenesisFile::read(p),
+            None if Path::new(DEFAULT_PATH).is_file() => GenesisFile::read(Path::new(DEFAULT_PATH)),
+            None => Ok(serde_json::from_str(BUILT_IN)?),
+        }
+    }
+
     /// Reads and parses a genesis file (not yet validated: see [`GenesisFile::to_spec`]).
     pub fn read(path: &Path) -> Result<GenesisFile, GenesisError> {
-        let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| GenesisError::Io {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Ok(serde_json::from_str(&text)?)
     }

@@ -34,7 +34,7 @@ async fn a_flood_keeps_the_highest_fees_within_the_bound_and_rpc_answering() {
         validators: 1,
         slot_ms: 500,
         dir: tmp.path().to_path_buf(),
-        template: repo_path("genesis/devnet.json"),
+        template: Some(repo_path("genesis/devnet.json")),
         exe: PathBuf::from(env!("CARGO_BIN_EXE_meshnode")),
         rpc_base_port: 0,
         log: "info".into(),

@@ -64,7 +64,7 @@ async fn a_64_node_devnet_keeps_every_node_within_its_peer_limits_and_mesh_bound
         validators: 1,
         slot_ms: 1000,
         dir: tmp.path().to_path_buf(),
-        template: repo_path("genesis/devnet.json"),
+        template: Some(repo_path("genesis/devnet.json")),
         exe: PathBuf::from(env!("CARGO_BIN_EXE_meshnode")),
         rpc_base_port: 0,
         log: "info".into(),

@@ -17,7 +17,7 @@ async fn flooded_blocks_reach_every_node_without_gossipsub() {
         validators: 2,
         slot_ms: 500,
         dir: tmp.path().to_path_buf(),
-        template: repo_path("genesis/devnet.json"),
+        template: Some(repo_path("genesis/devnet.json")),
         exe: PathBuf::from(env!("CARGO_BIN_EXE_meshnode")),
         rpc_base_port: 0,
         log: "info".into(),

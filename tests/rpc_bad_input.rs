@@ -3,7 +3,9 @@
 //! over the limit, garbage hex in both submit methods, unknown blocks and transactions. After
 //! all of it the node still serves and its chain still grows. Also: `rpc.discover` lists every
 //! registered method with its documentation, `help` answers, and the 257th connection gets
-//! HTTP 429 until others close.
+//! HTTP 429 until others close. Conformance as Bitcoin Core and geth answer: a `"jsonrpc":
+//! "1.0"` request sent as `text/plain` (Bitcoin Core's curl examples), a notification (HTTP
+//! 204, no body), extra parameters (-32602), a body that is not JSON or not UTF-8 (-32700).
 
 mod common;
 use common::*;
@@ -31,6 +33,21 @@ fn post(url: &str, body: &[u8]) -> (u16, Value) {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {text}"))
     };
     (status, v)
+}
+
+/// POSTs `body` with `content_type`; returns the HTTP status, Content-Type and body text.
+fn post_as(url: &str, content_type: &str, body: &[u8]) -> (u16, String, String) {
+    let resp = match ureq::post(url)
+        .set("Content-Type", content_type)
+        .send_bytes(body)
+    {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = resp.status();
+    let ct = resp.content_type().to_string();
+    (status, ct, resp.into_string().unwrap())
 }
 
 fn call(url: &str, method: &str, params: Value) -> (u16, Value) {
@@ -87,6 +104,58 @@ async fn bad_requests_get_their_documented_errors_and_the_node_keeps_serving() {
         expect_code(&r, -32602, "bad quantity");
         let r = call(url, "eth_getBalance", json!(["0x1234", "latest"]));
         expect_code(&r, -32602, "short address");
+
+        // Conformance. Bitcoin Core's curl example, verbatim: 1.0, text/plain.
+        let (status, ct, text) = post_as(
+            url,
+            "text/plain;",
+            br#"{"jsonrpc":"1.0","id":"curltest","method":"getblockcount","params":[]}"#,
+        );
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert!(
+            status == 200 && ct == "application/json" && v["result"].is_u64() && v["error"].is_null(),
+            "1.0 request as text/plain: HTTP {status} {ct} {text}"
+        );
+        assert_eq!(v["id"], json!("curltest"));
+        // A 2.0 request as text/plain is answered too.
+        let (status, _, text) = post_as(
+            url,
+            "text/plain",
+            br#"{"jsonrpc":"2.0","id":2,"method":"getblockcount","params":[]}"#,
+        );
+        assert!(status == 200 && text.contains("\"result\""), "HTTP {status} {text}");
+        // A notification, and a batch of them: no reply.
+        for body in [
+            &br#"{"jsonrpc":"2.0","method":"getblockcount","params":[]}"#[..],
+            br#"[{"jsonrpc":"2.0","method":"getblockcount"},{"jsonrpc":"2.0","method":"uptime"}]"#,
+        ] {
+            let (status, _, text) = post_as(url, "application/json", body);
+            assert!(status == 204 && text.is_empty(), "notification: HTTP {status} {text:?}");
+        }
+        // Extra parameters, single and in a batch.
+        let r = call(url, "eth_chainId", json!([1, 2, 3]));
+        let m = expect_code(&r, -32602, "extra parameters");
+        assert_eq!(m, "too many arguments, want at most 0");
+        note("extra parameters", &r);
+        let r = call(url, "getblockhash", json!([0, 1]));
+        expect_code(&r, -32602, "one parameter too many");
+        let r = post(
+            url,
+            br#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[1]},{"jsonrpc":"2.0","id":2,"method":"eth_chainId","params":[]}]"#,
+        );
+        let batch = r.1.as_array().expect("batch reply");
+        let by_id = |id: i64| batch.iter().find(|x| x["id"] == json!(id)).unwrap();
+        assert_eq!(by_id(1)["error"]["code"], json!(-32602), "{}", r.1);
+        assert!(by_id(2)["result"].is_string(), "{}", r.1);
+        // Not JSON, not UTF-8, cut short: -32700 with HTTP 200, as JSON, every time.
+        for body in [&b"{nope"[..], b"\xff\xfe{}", br#"{"jsonrpc":"2.0","id":1,"#, b"hello"] {
+            let (status, ct, text) = post_as(url, "application/json", body);
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            assert!(
+                status == 200 && ct == "application/json" && v["error"]["code"] == json!(-32700),
+                "{body:?}: HTTP {status} {ct} {text}"
+            );
+        }
 
         // Bitcoin Core's own codes on the Bitcoin family.
         let r = call(url, "sendrawtransaction", json!(["zz"]));

@@ -59,7 +59,14 @@ pub async fn run_cli(args: IdleArgs) -> anyhow::Result<()> {
         .filter_map(|n| n.child.as_ref().map(|c| c.id()))
         .collect();
     let want = (args.nodes as u64 - 1).min(crate::p2p::behaviour::MESH_D_LOW as u64);
-    wait_settled(&urls, want, want, settle_timeout(args.nodes) * 3).await?;
+    let unsettled = wait_settled(&urls, want, want, settle_timeout(args.nodes) * 3).await?;
+    if let Some(first) = unsettled.first() {
+        anyhow::bail!(
+            "peer graph not settled: {} of {} nodes outside the bounds (first: {first})",
+            unsettled.len(),
+            args.nodes
+        );
+    }
     let settled = started.elapsed().as_secs_f64();
     println!(
         "peer graph settled after {settled:.0} s; reading CPU for {} s",

@@ -35,6 +35,9 @@ pub struct SizeReport {
     pub peers_per_node: Percentiles,
     /// Smallest block-topic gossipsub mesh of any node.
     pub min_mesh: usize,
+    /// Nodes whose peer graph had not settled when the wait timed out (the run went on).
+    #[serde(default)]
+    pub unsettled_nodes: usize,
     /// CPU seconds per node per block (`/proc/PID/stat`).
     pub cpu_seconds_per_node_per_block: f64,
     /// Fraction of the machine's CPU busy during the measured blocks.
@@ -98,6 +101,7 @@ fn size_report(nodes: usize, r: &propagation::Report) -> SizeReport {
         hops: s.hops.clone(),
         peers_per_node: r.machine.peers_per_node.clone(),
         min_mesh: r.machine.min_mesh,
+        unsettled_nodes: r.machine.unsettled_nodes,
         cpu_seconds_per_node_per_block: r.machine.cpu_seconds_per_node_per_block,
         machine_busy: r.machine.machine_busy,
         cpu_saturated: r.machine.cpu_saturated,
@@ -183,10 +187,13 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
             s.cpu_seconds_per_node_per_block,
             s.machine_busy * 100.0,
             s.t100_p95_ratio.map_or("-".into(), |r| format!("{r:.2}x")),
-            if s.cpu_saturated {
-                "  CPU-saturated"
-            } else {
-                ""
+            match (s.cpu_saturated, s.unsettled_nodes) {
+                (true, 0) => "  CPU-saturated".to_string(),
+                (false, 0) => String::new(),
+                (sat, n) => format!(
+                    "{}  {n} nodes unsettled",
+                    if sat { "  CPU-saturated" } else { "" }
+                ),
             }
         );
     }

@@ -289,7 +289,7 @@ pub async fn run_cli(args: ThroughputArgs) -> anyhow::Result<()> {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let senders: u64 = 2_000;
-    let chain_id = crate::genesis::GenesisFile::read(&args.genesis)?
+    let chain_id = crate::genesis::GenesisFile::load(args.genesis.as_deref())?
         .to_spec()?
         .chain_id;
 

@@ -56,7 +56,7 @@ pub struct ReorgWrite<'a> {
 pub enum StoreError {
     /// sled reported an I/O or corruption error.
     #[error("database error: {0}")]
-    Db(#[from] sled::Error),
+    Db(sled::Error),
     /// The data dir belongs to another chain.
     #[error("data dir holds chain with genesis {found}, but the genesis file gives {expected}; use another --data-dir")]
     WrongGenesis {
@@ -79,6 +79,13 @@ pub enum StoreError {
     /// A stored value does not decode (corruption).
     #[error("corrupt store value in {0}")]
     Corrupt(&'static str),
+}
+
+impl From<sled::Error> for StoreError {
+    /// Its message includes the cause, so the cause is not also its `source()` (an error chain printed with `{:#}` names it once).
+    fn from(e: sled::Error) -> Self {
+        StoreError::Db(e)
+    }
 }
 
 /// The chain database.

@@ -555,6 +555,11 @@ impl EventLoop {
     /// query dials every peer it asks). The bootnodes are dialled again when the node has no
     /// peer at all (every one of them was full or down).
     fn walk(&mut self) {
+        let shortest = self.mesh_sizes().into_values().min().unwrap_or(0);
+        self.peers.set_mesh_deficit(
+            super::behaviour::MESH_D_LOW.saturating_sub(shortest),
+            std::time::Instant::now(),
+        );
         if !self.peers.config().discovery() || self.peers.outbound_full() {
             return;
         }

@@ -182,6 +182,9 @@ pub struct PeerManager {
     pub pruned: u64,
     /// Inbound connections refused by the limits since start.
     pub denied: u64,
+    /// Outbound slots while a gossipsub mesh is short, above the configured ones
+    /// ([`PeerManager::set_mesh_deficit`]).
+    extra_outbound: usize,
 }
 
 impl PeerManager {
@@ -196,6 +199,7 @@ impl PeerManager {
             backoff: HashMap::new(),
             bootnodes: HashSet::new(),
             pruned: 0,
+            extra_outbound: 0,
             denied: 0,
         }
     }
@@ -289,9 +293,31 @@ impl PeerManager {
         }
     }
 
-    /// Whether the outbound slots are full (dials in flight included).
+    /// Whether the outbound slots are full (dials in flight included), extra slots for a
+    /// short mesh counted.
     pub fn outbound_full(&self) -> bool {
-        self.outbound() + self.dialing.len() >= self.cfg.outbound
+        self.outbound() + self.dialing.len() >= self.cfg.outbound + self.extra_outbound
+    }
+
+    /// Says that the gossipsub mesh of some topic has `missing` peers fewer than D_lo (0: every
+    /// mesh is whole). A node whose few peers all have full meshes is pruned from them
+    /// (gossipsub v1.1: a GRAFT to a mesh at D_hi is answered with PRUNE and a backoff) and can
+    /// only fill its mesh from new peers, as Lighthouse dials more peers for a short mesh: while
+    /// the node is below its target and every peer has been connected for [`PRUNE_GRACE`] (a
+    /// mesh needs a heartbeat or two to form), `missing` outbound slots open beyond those in
+    /// use, again after each grace period while the mesh stays short. Once every mesh is whole
+    /// (or the target is reached) no slot beyond the configured ones stays open; peers already
+    /// connected are kept.
+    pub fn set_mesh_deficit(&mut self, missing: usize, now: Instant) {
+        let settled = self
+            .peers
+            .values()
+            .all(|p| now.saturating_duration_since(p.since) >= PRUNE_GRACE);
+        if missing == 0 || self.peers.len() >= self.cfg.target {
+            self.extra_outbound = 0;
+        } else if settled && self.dialing.is_empty() {
+            self.extra_outbound = (self.outbound() + missing).saturating_sub(self.cfg.outbound);
+        }
     }
 
     /// Whether discovery should dial `peer` (found by a Kademlia walk) now: discovery on,
@@ -432,6 +458,36 @@ mod tests {
     }
 
     const OLD: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_short_mesh_opens_extra_outbound_slots_only_when_settled_and_below_target() {
+        let mut m = manager(6, 2, 10);
+        connect(&mut m, false, OLD);
+        connect(&mut m, false, OLD);
+        assert!(m.outbound_full());
+        // Mesh two short, peers settled, 2 of target 6: two more slots.
+        m.set_mesh_deficit(2, Instant::now());
+        assert!(!m.outbound_full());
+        let extra = connect(&mut m, false, OLD);
+        assert_eq!(m.peers[&extra].kind, ConnectionKind::OutboundSlot);
+        connect(&mut m, false, OLD);
+        assert!(m.outbound_full());
+        // Still short once they are settled: slots open beyond those in use again.
+        m.set_mesh_deficit(1, Instant::now());
+        assert!(!m.outbound_full());
+        // A young peer: its mesh may still form, no new slot.
+        connect(&mut m, false, Duration::from_secs(1));
+        m.set_mesh_deficit(1, Instant::now());
+        assert!(m.outbound_full());
+        // The mesh whole: the slots close.
+        m.set_mesh_deficit(0, Instant::now());
+        assert!(m.outbound_full());
+        assert_eq!(m.extra_outbound, 0);
+        // At the target: none.
+        connect(&mut m, true, OLD);
+        m.set_mesh_deficit(3, Instant::now());
+        assert!(m.outbound_full());
+    }
 
     #[test]
     fn prunes_addr_fetch_then_the_inbound_excess_least_useful_first() {

@@ -6,9 +6,16 @@
 //! none is given) before jsonrpsee sees it, then returns `result` and `error` both present
 //! (`error` null on success, no `jsonrpc` member), HTTP 404 for "method not found", 500 for any
 //! other error, 200 otherwise (always 200 for a batch), and `Content-Type: application/json`.
+//! A `"jsonrpc":"1.0"` member counts as 1.0 (what Bitcoin Core's help texts show for curl).
 //! JSON-RPC 2.0 requests pass through unchanged but for the Content-Type, which becomes plain
 //! `application/json` as Bitcoin Core and geth send it; GETs and WebSocket upgrades pass
 //! through untouched.
+//!
+//! For every POST, as Bitcoin Core does, the request's Content-Type is not looked at (curl's
+//! `-H 'content-type: text/plain;'` works). A body that is not JSON (invalid UTF-8 included)
+//! gets error -32700 "Parse error" with id null, HTTP 200 as geth answers it. A JSON-RPC 2.0
+//! notification (no `id`), or a batch of notifications only, gets no body: HTTP 204, as the
+//! JSON-RPC 2.0 spec (§4.1, "the Server MUST NOT reply to a Notification") and Bitcoin Core 28.
 
 use http_body_util::{BodyExt, Limited};
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
@@ -21,6 +28,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// JSON-RPC 2.0 "method not found".
 const METHOD_NOT_FOUND: i64 = -32601;
+/// JSON-RPC 2.0 "parse error".
+const PARSE_ERROR: i64 = -32700;
 /// jsonrpsee's "request too big" code.
 const OVERSIZED_REQUEST: i32 = jsonrpsee::types::error::OVERSIZED_REQUEST_CODE;
 
@@ -48,13 +57,28 @@ pub struct Rpc10<S> {
     max_body: usize,
 }
 
-/// Whether a parsed body is (or, for a batch, contains) a request without `"jsonrpc"`.
+/// Whether one request object is JSON-RPC 1.0: no `"jsonrpc"` member, or one other than
+/// `"2.0"` (`"1.0"` in Bitcoin Core's curl examples).
+fn legacy_request(o: &serde_json::Map<String, Value>) -> bool {
+    o.get("jsonrpc").and_then(Value::as_str) != Some("2.0")
+}
+
+/// Whether a parsed body is (or, for a batch, contains) a JSON-RPC 1.0 request.
 fn is_legacy(v: &Value) -> bool {
     match v {
-        Value::Object(o) => !o.contains_key("jsonrpc"),
-        Value::Array(a) => a
-            .iter()
-            .any(|r| r.as_object().is_some_and(|o| !o.contains_key("jsonrpc"))),
+        Value::Object(o) => legacy_request(o),
+        Value::Array(a) => a.iter().any(|r| r.as_object().is_some_and(legacy_request)),
+        _ => false,
+    }
+}
+
+/// Whether a parsed JSON-RPC 2.0 body is a notification (no `id` member) or a non-empty batch
+/// of notifications only: no reply is due.
+fn only_notifications(v: &Value) -> bool {
+    let note = |r: &Value| r.as_object().is_some_and(|o| !o.contains_key("id"));
+    match v {
+        Value::Object(_) => note(v),
+        Value::Array(a) => !a.is_empty() && a.iter().all(note),
         _ => false,
     }
 }
@@ -117,7 +141,12 @@ where
             if req.method() != http::Method::POST || upgrade_req {
                 return inner.call(req).await;
             }
-            let (parts, body) = req.into_parts();
+            let (mut parts, body) = req.into_parts();
+            // Bitcoin Core reads the body whatever the Content-Type says.
+            parts.headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
             let bytes = match Limited::new(body, max_body).collect().await {
                 Ok(c) => c.to_bytes(),
                 Err(_) => {
@@ -137,8 +166,19 @@ where
                     ));
                 }
             };
-            let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-            let Some(mut v) = parsed.filter(is_legacy) else {
+            let Ok(parsed) = serde_json::from_slice::<Value>(&bytes) else {
+                let msg = serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "error": {"code": PARSE_ERROR, "message": "Parse error"},
+                    "id": null,
+                });
+                return Ok(json_response(
+                    http::StatusCode::OK,
+                    serde_json::to_vec(&msg)?,
+                ));
+            };
+            let notification = only_notifications(&parsed);
+            let Some(mut v) = Some(parsed).filter(is_legacy) else {
                 // JSON-RPC 2.0 (or not JSON at all): jsonrpsee answers as it does, with the
                 // plain `application/json` Bitcoin Core and geth send (JSON is UTF-8 by
                 // definition, RFC 8259; some clients compare the header exactly).
@@ -148,6 +188,11 @@ where
                         HttpBody::from(bytes.to_vec()),
                     ))
                     .await?;
+                if notification && resp.status().is_success() {
+                    let mut empty = HttpResponse::new(HttpBody::empty());
+                    *empty.status_mut() = http::StatusCode::NO_CONTENT;
+                    return Ok(empty);
+                }
                 let json = resp
                     .headers()
                     .get(http::header::CONTENT_TYPE)
@@ -211,6 +256,16 @@ mod tests {
         assert!(is_legacy(
             &serde_json::json!([{"jsonrpc": "2.0", "method": "x", "id": 1}, {"method": "y", "id": 2}])
         ));
+        assert!(is_legacy(
+            &serde_json::json!({"jsonrpc": "1.0", "id": "curltest", "method": "getblockcount"})
+        ));
+        assert!(only_notifications(
+            &serde_json::json!({"jsonrpc": "2.0", "method": "x"})
+        ));
+        assert!(!only_notifications(
+            &serde_json::json!([{"jsonrpc": "2.0", "method": "x"}, {"jsonrpc": "2.0", "method": "x", "id": null}])
+        ));
+        assert!(!only_notifications(&serde_json::json!([])));
         let mut r = serde_json::json!({"jsonrpc": "2.0", "result": 5, "id": 1});
         downgrade(&mut r);
         assert_eq!(r, serde_json::json!({"result": 5, "error": null, "id": 1}));

@@ -96,12 +96,12 @@ pub async fn start(
     let server = Server::builder()
         .set_config(config)
         .set_rpc_middleware(
-            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |inner| {
-                super::preverify::PreVerify {
+            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+                .layer_fn(|inner| super::params::TooManyParams { inner })
+                .layer_fn(move |inner| super::preverify::PreVerify {
                     inner,
                     txpool: txpool.clone(),
-                }
-            }),
+                }),
         )
         .set_http_middleware(tower::ServiceBuilder::new().layer(auth).layer(
             super::compat::Rpc10Layer {

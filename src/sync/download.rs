@@ -59,9 +59,9 @@ impl Sync {
     ) -> Result<(u64, u64, bool), SyncError> {
         let (mut n, mut next) = (0u64, start);
         for bytes in blocks {
-            let block = validation::decode_block(&bytes).map_err(|source| SyncError::Invalid {
+            let block = validation::decode_block(&bytes).map_err(|cause| SyncError::Invalid {
                 height: next,
-                source,
+                cause,
             })?;
             let height = block.header.height;
             if height != next {
@@ -79,8 +79,8 @@ impl Sync {
                 Err(ImportError::Invalid(ValidationError::UnknownParent(_))) => {
                     return Ok((n, next, true))
                 }
-                Err(ImportError::Invalid(source)) => {
-                    return Err(SyncError::Invalid { height, source })
+                Err(ImportError::Invalid(cause)) => {
+                    return Err(SyncError::Invalid { height, cause })
                 }
                 Err(ImportError::Store(e)) => return Err(e.into()),
             }

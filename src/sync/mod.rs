@@ -89,16 +89,16 @@ pub enum SyncError {
     },
     /// A served block failed validation. Blame when the error's gossip verdict is Reject
     /// (the block is invalid); none when it is Ignore (e.g. a future slot: clocks differ).
-    #[error("block {height}: {source}")]
+    #[error("block {height}: {cause}")]
     Invalid {
         /// Its height.
         height: u64,
-        /// Why.
-        source: ValidationError,
+        /// Why (in the message; not also the error's `source()`, so it is printed once).
+        cause: ValidationError,
     },
     /// Our store failed. No blame.
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// The peer's chain does not connect to our genesis. Blame.
     #[error("peer's chain does not connect to our genesis")]
     NoCommonAncestor,
@@ -113,6 +113,14 @@ pub enum SyncError {
     Task(String),
 }
 
+impl From<StoreError> for SyncError {
+    /// Its message includes the cause, so the cause is not also its `source()` (an error
+    /// chain printed with `{:#}` names it once).
+    fn from(e: StoreError) -> Self {
+        SyncError::Store(e)
+    }
+}
+
 impl SyncError {
     /// Whether the serving peer is at fault (and loses score).
     pub fn blames_peer(&self) -> bool {
@@ -122,7 +130,7 @@ impl SyncError {
             | SyncError::WrongHeight { .. }
             | SyncError::NoCommonAncestor
             | SyncError::ClaimNotServed => true,
-            SyncError::Invalid { source, .. } => source.verdict() == Verdict::Reject,
+            SyncError::Invalid { cause, .. } => cause.verdict() == Verdict::Reject,
             SyncError::Network(_)
             | SyncError::OtherGenesis(_)
             | SyncError::Store(_)
@@ -513,12 +521,12 @@ mod tests {
         .blames_peer());
         assert!(SyncError::Invalid {
             height: 1,
-            source: ValidationError::BadBlockSignature
+            cause: ValidationError::BadBlockSignature
         }
         .blames_peer());
         assert!(!SyncError::Invalid {
             height: 1,
-            source: ValidationError::FutureSlot(9)
+            cause: ValidationError::FutureSlot(9)
         }
         .blames_peer());
         assert!(!SyncError::Network(NetworkError::Request("timeout".into())).blames_peer());

@@ -29,10 +29,17 @@ pub enum DecodeError {
     },
     /// bincode rejected the bytes.
     #[error("malformed encoding: {0}")]
-    Malformed(#[from] bincode::error::DecodeError),
+    Malformed(bincode::error::DecodeError),
     /// Bytes were left after the value.
     #[error("{0} trailing bytes after the value")]
     Trailing(usize),
+}
+
+impl From<bincode::error::DecodeError> for DecodeError {
+    /// Its message includes the cause, so the cause is not also its `source()` (an error chain printed with `{:#}` names it once).
+    fn from(e: bincode::error::DecodeError) -> Self {
+        DecodeError::Malformed(e)
+    }
 }
 
 /// Canonical encoding of `value`.

@@ -47,7 +47,7 @@ pub async fn start_net(nodes: usize, validators: usize, slot_ms: u64) -> TestNet
         validators,
         slot_ms,
         dir: tmp.path().to_path_buf(),
-        template: repo_path("genesis/devnet.json"),
+        template: Some(repo_path("genesis/devnet.json")),
         exe: PathBuf::from(env!("CARGO_BIN_EXE_meshnode")),
         rpc_base_port: 0,
         log: "info,meshnode=debug".into(),
