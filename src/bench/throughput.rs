@@ -326,16 +326,16 @@ pub async fn run_cli(args: ThroughputArgs) -> anyhow::Result<()> {
         log: std::env::var("MESHNODE_NODE_LOG").unwrap_or_else(|_| "info".into()),
         dev_accounts: Some(senders + 2),
         produce: false,
-        extra_args: [
-            "--mempool-max-txs",
-            "250000",
-            "--mempool-max-bytes",
-            "268435456",
-            "--mempool-max-per-sender",
-            "1024",
-        ]
-        .map(String::from)
-        .to_vec(),
+        // Room for every pre-signed transaction (1 KiB each at most): a mempool that filled up
+        // would evict earlier ones and the achieved rate would fall with the run's length.
+        extra_args: vec![
+            "--mempool-max-txs".into(),
+            total.to_string(),
+            "--mempool-max-bytes".into(),
+            (total * 1024).to_string(),
+            "--mempool-max-per-sender".into(),
+            "1024".into(),
+        ],
     };
     println!("starting {} nodes that do not produce …", args.nodes);
     let mut devnet = Devnet::start(&opts).await?;
