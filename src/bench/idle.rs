@@ -2,9 +2,11 @@
 //! network's upkeep (gossipsub heartbeats, pings, Kademlia, the peer manager) and, unless
 //! `--no-blocks`, one empty block per slot.
 //!
-//! The devnet starts, its peer graph settles (see [`super::propagation::wait_settled`]), then
-//! the CPU time of every node process (`/proc/PID/stat` utime + stime, all threads) is read
-//! twice, `--seconds` apart: cores = CPU seconds ÷ wall seconds.
+//! The devnet starts, its peer graph settles (see [`super::propagation::wait_settled`]; if it
+//! has not within the propagation bench's wait, the reading goes on and the report counts
+//! the nodes outside the bounds), then the CPU time of every node process (`/proc/PID/stat`
+//! utime + stime, all threads) is read twice, `--seconds` apart: cores = CPU seconds ÷ wall
+//! seconds.
 
 use super::propagation::{clock_ticks, cpu_ticks, settle_timeout, wait_settled};
 use crate::cli::IdleArgs;
@@ -24,8 +26,11 @@ pub struct IdleReport {
     pub slot_ms: u64,
     /// Seconds between the two readings.
     pub seconds: f64,
-    /// Seconds from the start until the peer graph had settled.
+    /// Seconds from the start until the peer graph had settled (or the wait timed out).
     pub settled_after_s: f64,
+    /// Nodes still outside the settle bounds when the wait timed out (0: all settled).
+    #[serde(default)]
+    pub unsettled_nodes: usize,
     /// Cores the node processes used together.
     pub cores: f64,
     /// CPU milliseconds per node per second.
@@ -59,17 +64,23 @@ pub async fn run_cli(args: IdleArgs) -> anyhow::Result<()> {
         .filter_map(|n| n.child.as_ref().map(|c| c.id()))
         .collect();
     let want = (args.nodes as u64 - 1).min(crate::p2p::behaviour::MESH_D_LOW as u64);
-    let unsettled = wait_settled(&urls, want, want, settle_timeout(args.nodes) * 3).await?;
+    let unsettled = wait_settled(&urls, want, want, settle_timeout(args.nodes)).await?;
     if let Some(first) = unsettled.first() {
-        anyhow::bail!(
-            "peer graph not settled: {} of {} nodes outside the bounds (first: {first})",
+        println!(
+            "peer graph not settled: {} of {} nodes outside the bounds (first: {first}); \
+             reading anyway",
             unsettled.len(),
             args.nodes
         );
     }
     let settled = started.elapsed().as_secs_f64();
     println!(
-        "peer graph settled after {settled:.0} s; reading CPU for {} s",
+        "peer graph {} after {settled:.0} s; reading CPU for {} s",
+        if unsettled.is_empty() {
+            "settled"
+        } else {
+            "waited for"
+        },
         args.seconds
     );
     let (c0, t0) = (cpu_ticks(&pids), Instant::now());
@@ -87,6 +98,7 @@ pub async fn run_cli(args: IdleArgs) -> anyhow::Result<()> {
         slot_ms: args.slot_ms,
         seconds: secs,
         settled_after_s: settled,
+        unsettled_nodes: unsettled.len(),
         cores,
         ms_per_node_per_s: cores * 1000.0 / args.nodes as f64,
     };
