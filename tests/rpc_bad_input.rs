@@ -15,16 +15,7 @@ use std::time::Duration;
 
 /// POSTs `body` and returns the HTTP status and the parsed reply (Null if the body is empty).
 fn post(url: &str, body: &[u8]) -> (u16, Value) {
-    let resp = match ureq::post(url)
-        .set("Content-Type", "application/json")
-        .send_bytes(body)
-    {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("transport error: {e}"),
-    };
-    let status = resp.status();
-    let text = resp.into_string().unwrap();
+    let (status, _, text) = post_as(url, "application/json", body);
     let v = if status == 429 {
         Value::String(text) // jsonrpsee's plain-text "Too many connections"
     } else if text.trim().is_empty() {
