@@ -221,9 +221,45 @@ pub enum TxCommand {
         /// Nonce (default: the node's pending nonce for the sender).
         #[arg(long)]
         nonce: Option<u64>,
+        /// Payload, hex (0x optional), at most 1,024 bytes.
+        #[arg(long, default_value = "")]
+        data: String,
         /// Which node, and its credentials.
         #[command(flatten)]
         conn: RpcConnArgs,
+    },
+    /// Sign a transfer offline (no node) and print the raw transaction as hex, ready for
+    /// `sendrawtransaction` / `eth_sendRawTransaction`. The same fields give the same bytes
+    /// as `tx send` submits (ed25519 signatures are deterministic).
+    Sign {
+        /// Sender key: `dev:N` or a key file.
+        #[arg(long)]
+        from: String,
+        /// Recipient address (0x + 40 hex digits) or a key spec (`dev:N`).
+        #[arg(long)]
+        to: String,
+        /// Amount, base units.
+        #[arg(long)]
+        amount: u64,
+        /// Fee, base units.
+        #[arg(long, default_value_t = 1)]
+        fee: u64,
+        /// The sender's account nonce (`eth_getTransactionCount ADDR pending` on a node).
+        #[arg(long)]
+        nonce: u64,
+        /// Chain id of the network (`eth_chainId`; the devnet's is 1337).
+        #[arg(long)]
+        chain_id: u64,
+        /// Payload, hex (0x optional), at most 1,024 bytes.
+        #[arg(long, default_value = "")]
+        data: String,
+    },
+    /// Decode a raw transaction (hex, 0x optional; `-` reads it from stdin) and print it as
+    /// JSON: hash, size, chain id, nonce, sender address and public key, recipient, amount,
+    /// fee, data, signature and whether it verifies. Exits non-zero if it does not decode.
+    Decode {
+        /// The raw transaction.
+        hex: String,
     },
 }
 
@@ -246,16 +282,6 @@ pub struct RpcConnArgs {
     /// JSON-RPC password.
     #[arg(long, env = "MESHNODE_RPC_PASSWORD", requires = "rpc_user")]
     pub rpc_password: Option<String>,
-    /// How blocks this node produces are published: `compact` (BIP152-style compact blocks
-    /// on /cblock/1, rebuilt by peers from their mempools), `gossip` (full blocks on
-    /// /block/1) or `flood` (full blocks pushed to every peer, which push them on after
-    /// verification; duplicates dropped by hash, 8 hops at most). Every node accepts all.
-    #[arg(long, env = "MESHNODE_RELAY", default_value = "compact", value_parser = ["compact", "gossip", "flood"])]
-    pub relay: String,
-    /// gossipsub v1.2 IDONTWANT for messages of 1,000 bytes and more: `on` (the default) or
-    /// `off` (only to measure what it saves).
-    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    pub idontwant: String,
 }
 
 /// `meshnode rpc METHOD [PARAMS…]`, used as `bitcoin-cli` is.

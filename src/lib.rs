@@ -9,7 +9,8 @@
 //! `CanonNotification`) · `producer` (the slot task) · `gossip` (validation workers: verdict +
 //! peer action) · `sync` (Status, range download, BlocksByRange server, blame) · `p2p` (the
 //! Swarm's task, `NetworkHandle`, topics, codecs) · `arrivals` (per-block timings) · `rpc` ·
-//! `node` (wiring and shutdown only; nothing imports it) · `config`/`cli` · `devnet` · `bench`.
+//! `node` (wiring and shutdown only; nothing imports it) · `config`/`cli` · `devnet` · `bench` · `wallet` (offline
+//! signing and decoding).
 //!
 //! # The two flows
 //! ```text
@@ -62,6 +63,7 @@ pub mod sync;
 pub mod txpool;
 pub mod types;
 pub mod validation;
+pub mod wallet;
 
 /// Wall clock, milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {

@@ -51,6 +51,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Tx(TxCommand::Sign {
+            from,
+            to,
+            amount,
+            fee,
+            nonce,
+            chain_id,
+            data,
+        }) => {
+            let key = Keypair::from_spec(&from)?;
+            let tx = meshnode::wallet::sign_transfer(
+                &key,
+                meshnode::wallet::Transfer {
+                    chain_id,
+                    nonce,
+                    to: meshnode::rpc::client::parse_recipient(&to)?,
+                    amount,
+                    fee,
+                    data: meshnode::rpc::client::parse_data(&data)?,
+                },
+            )?;
+            println!("{}", hex::encode(tx.to_bytes()));
+            Ok(())
+        }
+        Command::Tx(TxCommand::Decode { hex }) => {
+            let hex = if hex == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                hex
+            };
+            let tx = meshnode::wallet::parse_raw(&hex)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&meshnode::wallet::describe(&tx))?
+            );
+            Ok(())
+        }
         Command::Keys(KeysCommand::Show { key }) => {
             let k = Keypair::from_spec(&key)?;
             println!("address:    {}", k.address());
@@ -77,12 +114,15 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
             amount,
             fee,
             nonce,
+            data,
             conn,
         }) => {
+            let data = meshnode::rpc::client::parse_data(&data)?;
             let client = meshnode::rpc::client::connect(&conn)?;
-            let hash =
-                meshnode::rpc::client::send_transfer_via(&client, &from, &to, amount, fee, nonce)
-                    .await?;
+            let hash = meshnode::rpc::client::send_transfer_via(
+                &client, &from, &to, amount, fee, nonce, data,
+            )
+            .await?;
             println!("{hash}");
             Ok(())
         }
@@ -103,6 +143,9 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Keys(_) | Command::Store(_) => unreachable!("handled without a runtime"),
+        Command::Keys(_)
+        | Command::Store(_)
+        | Command::Tx(TxCommand::Sign { .. })
+        | Command::Tx(TxCommand::Decode { .. }) => unreachable!("handled without a runtime"),
     }
 }

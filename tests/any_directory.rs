@@ -1,6 +1,7 @@
 //! `meshnode` outside the checkout: with no `--genesis` and no `genesis/devnet.json` in the
 //! working directory a node starts on the devnet genesis built into the binary; a genesis
-//! file that cannot be read is named, with its cause printed once.
+//! file that cannot be read is named, with its cause printed once; a copy of the binary in an
+//! empty directory runs `devnet` and `tx send`, and `tx sign` (offline) signs the same bytes.
 
 use meshnode::genesis::{GenesisFile, BUILT_IN};
 use std::path::Path;
@@ -101,4 +102,174 @@ fn a_genesis_file_that_cannot_be_read_is_named_with_its_cause_once() {
         "{err}"
     );
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
+/// A `devnet` process (and, by the pids in their node.json, its nodes) stopped when the test
+/// ends, passed or not: SIGINT first, as Ctrl-C, then SIGKILL.
+struct DevnetProcess {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for DevnetProcess {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for i in 0..2 {
+            let nf = self.dir.join(format!("node{i}/node.json"));
+            if let Ok(text) = std::fs::read_to_string(nf) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                    if let Some(pid) = v["pid"].as_i64() {
+                        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs the copied binary in `cwd` with `args`; its stdout, trimmed. Panics with stderr on a
+/// non-zero exit.
+fn meshnode(exe: &Path, cwd: &Path, args: &[&str]) -> String {
+    let out = Command::new(exe)
+        .current_dir(cwd)
+        .args(args)
+        .env_remove("MESHNODE_GENESIS")
+        .env_remove("MESHNODE_DATA_DIR")
+        .env_remove("MESHNODE_RPC_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "meshnode {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_copied_binary_runs_a_devnet_and_sends_what_tx_sign_signs_offline() {
+    let cwd = tempfile::tempdir().unwrap();
+    let exe = cwd.path().join("meshnode");
+    std::fs::copy(env!("CARGO_BIN_EXE_meshnode"), &exe).unwrap();
+    assert!(!cwd.path().join("genesis").exists());
+    let net_dir = cwd.path().join("net");
+    let devnet = DevnetProcess {
+        child: Command::new(&exe)
+            .current_dir(cwd.path())
+            .args([
+                "devnet",
+                "--nodes",
+                "2",
+                "--rpc-base-port",
+                "0",
+                "--dir",
+                "net",
+            ])
+            .env_remove("MESHNODE_GENESIS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        dir: net_dir.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !(0..2).all(|i| net_dir.join(format!("node{i}/node.json")).exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "the devnet did not start in 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let node0 = net_dir.join("node0");
+    let node0 = node0.to_str().unwrap();
+    let node1 = net_dir.join("node1");
+    let node1 = node1.to_str().unwrap();
+
+    // Offline: no node is asked for the chain id or the nonce.
+    let fields = [
+        "--from", "dev:1", "--to", "dev:2", "--amount", "777", "--fee", "2", "--data", "0xbeef",
+    ];
+    let mut sign = vec!["tx", "sign", "--nonce", "0", "--chain-id", "1337"];
+    sign.extend(fields);
+    let signed = meshnode(&exe, cwd.path(), &sign);
+    assert!(hex::decode(&signed).is_ok(), "{signed}");
+
+    let mut send = vec!["tx", "send", "--nonce", "0", "--data-dir", node0];
+    send.extend(fields);
+    let hash = meshnode(&exe, cwd.path(), &send);
+
+    // What the node holds is byte for byte what `tx sign` printed.
+    let held = meshnode(
+        &exe,
+        cwd.path(),
+        &["rpc", "--data-dir", node0, "getrawtransaction", &hash],
+    );
+    assert_eq!(held, signed);
+
+    // `tx decode` gives the fields back.
+    let decoded: serde_json::Value =
+        serde_json::from_str(&meshnode(&exe, cwd.path(), &["tx", "decode", &signed])).unwrap();
+    let address = |spec: &str| {
+        meshnode(&exe, cwd.path(), &["keys", "show", spec])
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("address:")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(decoded["hash"], serde_json::json!(hash), "{decoded}");
+    assert_eq!(decoded["from"], serde_json::json!(address("dev:1")));
+    assert_eq!(decoded["to"], serde_json::json!(address("dev:2")));
+    assert_eq!(decoded["amount"], 777);
+    assert_eq!(decoded["fee"], 2);
+    assert_eq!(decoded["nonce"], 0);
+    assert_eq!(decoded["chainId"], 1337);
+    assert_eq!(decoded["data"], "0xbeef");
+    assert_eq!(decoded["signatureValid"], true);
+    assert_eq!(decoded["hex"], serde_json::json!(signed));
+
+    // It spreads: the other node of the devnet gets it too (pool or chain).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new(&exe)
+            .current_dir(cwd.path())
+            .args(["rpc", "--data-dir", node1, "getrawtransaction", &hash])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), signed);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node1 never got {hash}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Damaged input is refused with a message, not a panic.
+    let out = Command::new(&exe)
+        .args(["tx", "decode", &signed[..signed.len() - 2]])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a meshnode transaction"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(devnet);
 }

@@ -5,7 +5,7 @@ use super::api::{BitcoinApiClient, EthApiClient};
 use super::types::parse_qty;
 use crate::cli::{RpcArgs, RpcConnArgs};
 use crate::crypto::Keypair;
-use crate::types::{Address, TxBody};
+use crate::types::Address;
 use anyhow::Context;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use serde_json::Value;
@@ -102,6 +102,12 @@ pub async fn call_cli(args: &RpcArgs) -> anyhow::Result<Value> {
     }
 }
 
+/// Parses a `--data` payload: hex, `0x` optional, empty for none.
+pub fn parse_data(s: &str) -> anyhow::Result<Vec<u8>> {
+    let s = s.trim();
+    hex::decode(s.strip_prefix("0x").unwrap_or(s)).context("--data is not hex")
+}
+
 /// Parses a recipient: a 0x address or a key spec (`dev:N`, `dev-validator:N`, key file).
 pub fn parse_recipient(to: &str) -> anyhow::Result<Address> {
     if let Ok(a) = to.parse::<Address>() {
@@ -122,10 +128,11 @@ pub async fn send_transfer(
     fee: u64,
     nonce: Option<u64>,
 ) -> anyhow::Result<String> {
-    send_transfer_via(&http(url)?, from, to, amount, fee, nonce).await
+    send_transfer_via(&http(url)?, from, to, amount, fee, nonce, vec![]).await
 }
 
-/// As [`send_transfer`], over a given client (e.g. one from [`connect`] with credentials).
+/// As [`send_transfer`], over a given client (e.g. one from [`connect`] with credentials),
+/// with a `data` payload; signed by [`crate::wallet::sign_transfer`], as `tx sign` signs.
 pub async fn send_transfer_via(
     client: &HttpClient,
     from: &str,
@@ -133,6 +140,7 @@ pub async fn send_transfer_via(
     amount: u64,
     fee: u64,
     nonce: Option<u64>,
+    data: Vec<u8>,
 ) -> anyhow::Result<String> {
     let key = Keypair::from_spec(from)?;
     let to = parse_recipient(to)?;
@@ -148,15 +156,17 @@ pub async fn send_transfer_via(
             parse_qty(&n).context("bad eth_getTransactionCount")?
         }
     };
-    let tx = key.sign_tx(TxBody {
-        chain_id,
-        nonce,
-        from: key.public(),
-        to,
-        amount,
-        fee,
-        data: vec![],
-    });
+    let tx = crate::wallet::sign_transfer(
+        &key,
+        crate::wallet::Transfer {
+            chain_id,
+            nonce,
+            to,
+            amount,
+            fee,
+            data,
+        },
+    )?;
     let hash = client
         .sendrawtransaction(hex::encode(tx.to_bytes()))
         .await
