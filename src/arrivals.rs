@@ -17,6 +17,10 @@ pub const KEEP: usize = 100_000;
 pub struct Arrival {
     /// Block height.
     pub height: u64,
+    /// The producer's timestamp in the header, ms since the Unix epoch (0 until the block is
+    /// canonical here).
+    #[serde(default)]
+    pub timestamp_ms: u64,
     /// When gossip delivered it, before validation (None on its producer, or if it came by sync).
     pub first_seen_us: Option<u64>,
     /// The peer whose message delivered it first (libp2p peer id), from which the bench
@@ -84,6 +88,7 @@ impl ArrivalLog {
         for b in &n.applied {
             self.update(b.hash(), |a| {
                 a.height = b.header.height;
+                a.timestamp_ms = b.header.timestamp_ms;
                 a.validated_us.get_or_insert(n.committed_us);
                 a.txs = b.txs.len() as u64;
                 if a.bytes == 0 {

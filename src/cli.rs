@@ -118,6 +118,11 @@ pub struct RunArgs {
     /// `off` (only to measure what it saves).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub idontwant: String,
+    /// Serve Prometheus metrics (OpenMetrics text) on http://ADDR/metrics, e.g.
+    /// `127.0.0.1:9100`; port 0 picks a free port (named in node.json as `metrics_url`).
+    /// Off by default.
+    #[arg(long, env = "MESHNODE_METRICS")]
+    pub metrics: Option<SocketAddr>,
 }
 
 impl RunArgs {
@@ -144,6 +149,7 @@ impl RunArgs {
             rpc_password: self.rpc_password.clone(),
             relay: self.relay.clone(),
             idontwant: self.idontwant == "on",
+            metrics: self.metrics,
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Config {
     pub relay: crate::producer::RelayMode,
     /// `user:password` from --rpc-user/--rpc-password; `None` means cookie auth.
     pub rpc_user_pass: Option<String>,
+    /// Where to serve Prometheus metrics (`--metrics`); `None`: not served.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Settings as given (`meshnode run` flags and environment), not yet checked. Field meanings
@@ -84,6 +86,8 @@ pub struct RawConfig {
     pub relay: String,
     /// `--idontwant`: `on` or `off`.
     pub idontwant: bool,
+    /// `--metrics`.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Config {
@@ -177,6 +181,7 @@ impl Config {
                 }
                 _ => None,
             },
+            metrics_addr: args.metrics,
         })
     }
 }
@@ -193,4 +198,7 @@ pub struct NodeFile {
     pub rpc_url: String,
     /// Process id.
     pub pid: u32,
+    /// Prometheus metrics URL (`http://ADDR/metrics`) when `--metrics` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
 }

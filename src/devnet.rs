@@ -371,7 +371,8 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
         log: std::env::var("MESHNODE_NODE_LOG").unwrap_or_else(|_| "info".into()),
         dev_accounts: None,
         produce: true,
-        extra_args: Vec::new(),
+        // Each node serves Prometheus metrics on a free port (node.json `metrics_url`).
+        extra_args: vec!["--metrics".into(), "127.0.0.1:0".into()],
     };
     let mut dn = Devnet::start(&opts).await?;
     println!("devnet of {} nodes in {}", dn.nodes.len(), dir.display());
@@ -389,10 +390,11 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
             ""
         };
         println!(
-            "node{} {}  ({role}{boot})  peer {}  log {}",
+            "node{} {}  ({role}{boot})  peer {}  metrics {}  log {}",
             n.index,
             info.rpc_url,
             info.peer_id,
+            info.metrics_url.as_deref().unwrap_or("-"),
             n.dir.join("node.log").display()
         );
     }

@@ -8,7 +8,7 @@
 //! announcer) · `chain` (store, import with fork choice and reorgs, block building, fsck; emits
 //! `CanonNotification`) · `producer` (the slot task) · `gossip` (validation workers: verdict +
 //! peer action) · `sync` (Status, range download, BlocksByRange server, blame) · `p2p` (the
-//! Swarm's task, `NetworkHandle`, topics, codecs) · `arrivals` (per-block timings) · `rpc` ·
+//! Swarm's task, `NetworkHandle`, topics, codecs) · `arrivals` (per-block timings) · `metrics` (Prometheus) · `rpc` ·
 //! `node` (wiring and shutdown only; nothing imports it) · `config`/`cli` · `devnet` · `bench` · `wallet` (offline
 //! signing and decoding).
 //!
@@ -54,6 +54,7 @@ pub mod crypto;
 pub mod devnet;
 pub mod genesis;
 pub mod gossip;
+pub mod metrics;
 pub mod node;
 pub mod p2p;
 pub mod producer;

@@ -64,9 +64,16 @@ pub async fn run(
         queue_len: cfg.gossip.queue_len,
         idontwant: cfg.gossip.idontwant,
     };
-    let (net, chans, net_task) = p2p::start(identity, net_cfg, async move {
-        let _ = net_stop.changed().await;
-    })?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = crate::metrics::NodeMetrics::new(&mut registry);
+    let (net, chans, net_task) = p2p::start_with_registry(
+        identity,
+        net_cfg,
+        cfg.metrics_addr.is_some().then_some(registry),
+        async move {
+            let _ = net_stop.changed().await;
+        },
+    )?;
 
     let (pool, announce_rx) = TxPool::new(chain.clone(), cfg.txpool);
     let arrivals = Arc::new(ArrivalLog::with_broadcast());
@@ -103,6 +110,14 @@ pub async fn run(
             tokio::spawn(crate::arrivals::follow(
                 arrivals.clone(),
                 chain.subscribe(),
+                stop_rx.clone(),
+            )),
+        ),
+        (
+            "metrics",
+            tokio::spawn(crate::metrics::follow(
+                metrics.clone(),
+                arrivals.subscribe(),
                 stop_rx.clone(),
             )),
         ),
@@ -162,6 +177,7 @@ pub async fn run(
         arrivals: arrivals.clone(),
         gossip: gossip_stats,
         started: Instant::now(),
+        rpc_duration: metrics.rpc_duration.clone(),
     };
     let rpc = crate::rpc::server::start(cfg.rpc_addr, rpc_ctx, auth).await?;
     let mut rpc_addr = rpc.local_addr;
@@ -170,6 +186,33 @@ pub async fn run(
         rpc_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     info!(url = %format!("http://{rpc_addr}"), "JSON-RPC listening (HTTP and WebSocket)");
+    let metrics_url = match cfg.metrics_addr {
+        Some(addr) => {
+            let sources = crate::metrics::Sources {
+                chain: chain.clone(),
+                txpool: pool.clone(),
+                net: net.clone(),
+                sync: status.clone(),
+            };
+            let server = crate::metrics::serve(
+                addr,
+                chans.registry.clone(),
+                metrics.clone(),
+                sources,
+                stop_rx.clone(),
+            )
+            .await?;
+            let mut a = server.local_addr;
+            if a.ip().is_unspecified() {
+                a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            tasks.push(("metrics-server", server.task));
+            let url = format!("http://{a}/metrics");
+            info!(%url, "Prometheus metrics listening");
+            Some(url)
+        }
+        None => None,
+    };
 
     // Wait for the listen addresses, then tell tooling where we are.
     let mut info = net.info().await.map_err(anyhow::Error::msg)?;
@@ -185,6 +228,7 @@ pub async fn run(
         listen_addrs: info.listen_addrs.clone(),
         rpc_url: format!("http://{rpc_addr}"),
         pid: std::process::id(),
+        metrics_url,
     };
     let tmp = cfg.data_dir.join("node.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&nf)?)?;

@@ -101,6 +101,9 @@ pub struct NetworkChannels {
     pub blocks: mpsc::Receiver<GossipMessage<BlockPayload>>,
     /// Other events.
     pub events: mpsc::Receiver<NetworkEvent>,
+    /// The metrics registry holding libp2p's metrics (and the caller's, given to
+    /// [`start_with_registry`]); for a `/metrics` endpoint.
+    pub registry: std::sync::Arc<prometheus_client::registry::Registry>,
 }
 
 struct EventLoop {
@@ -122,7 +125,9 @@ struct EventLoop {
     /// Application-specific scores (P5) of connected peers; dropped on disconnect.
     app_scores: HashMap<PeerId, f64>,
     /// libp2p's own metrics (gossipsub's counters), read for [`NetworkInfo::traffic`].
-    metrics: prometheus_client::registry::Registry,
+    metrics: std::sync::Arc<prometheus_client::registry::Registry>,
+    /// libp2p-metrics' event recorder, when the metrics are exported.
+    recorder: Option<libp2p::metrics::Metrics>,
     /// Flooded blocks seen (by hash), oldest first in `flood_order`.
     flood_seen: HashSet<Hash>,
     flood_order: std::collections::VecDeque<Hash>,
@@ -136,29 +141,62 @@ const FLOOD_SEEN: usize = 1024;
 /// Builds the swarm, starts listening and dialling bootnodes, and spawns the network task.
 ///
 /// Returns the handle, the node's receivers and the task's join handle; the task ends when
-/// `shutdown` resolves or every handle is dropped.
+/// `shutdown` resolves or every handle is dropped. libp2p's metrics go to a private registry
+/// (gossipsub's counters, read for [`NetworkInfo::traffic`]); see [`start_with_registry`].
 pub fn start(
     key: identity::Keypair,
     cfg: NetworkConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(NetworkHandle, NetworkChannels, tokio::task::JoinHandle<()>)> {
+    start_with_registry(key, cfg, None, shutdown)
+}
+
+/// As [`start`]; with `Some(registry)` every libp2p metric is registered there as well:
+/// gossipsub's own (`gossipsub_*`), libp2p-metrics' swarm, Kademlia, identify and ping
+/// (`libp2p_*`), and bytes per protocol and direction (`libp2p_bandwidth_bytes_total`, from
+/// the transport). The registry, shared and read-only from then on, is returned in
+/// [`NetworkChannels::registry`].
+pub fn start_with_registry(
+    key: identity::Keypair,
+    cfg: NetworkConfig,
+    registry: Option<prometheus_client::registry::Registry>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(NetworkHandle, NetworkChannels, tokio::task::JoinHandle<()>)> {
     let chain_id = cfg.chain_id;
     cfg.peers.validate().map_err(anyhow::Error::msg)?;
-    let mut metrics = prometheus_client::registry::Registry::default();
+    let exported = registry.is_some();
+    let mut metrics = registry.unwrap_or_default();
     let idontwant = cfg.idontwant;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+    let peers_cfg = cfg.peers;
+    let make = |key: &identity::Keypair, metrics: &mut prometheus_client::registry::Registry| {
+        behaviour::build(key, chain_id, peers_cfg, idontwant, metrics)
+            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
+    };
+    let builder = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
             yamux::Config::default,
-        )?
-        .with_behaviour(|key| {
-            behaviour::build(key, chain_id, cfg.peers, idontwant, &mut metrics)
-                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
+        )?;
+    let swarm_config =
+        |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(3600));
+    let (mut swarm, recorder) = if exported {
+        let recorder = libp2p::metrics::Metrics::new(&mut metrics);
+        let b = builder.with_bandwidth_metrics(&mut metrics);
+        let swarm = b
+            .with_behaviour(|key| make(key, &mut metrics))?
+            .with_swarm_config(swarm_config)
+            .build();
+        (swarm, Some(recorder))
+    } else {
+        let swarm = builder
+            .with_behaviour(|key| make(key, &mut metrics))?
+            .with_swarm_config(swarm_config)
+            .build();
+        (swarm, None)
+    };
+    let metrics = std::sync::Arc::new(metrics);
     for kind in TopicKind::ALL {
         swarm
             .behaviour_mut()
@@ -208,7 +246,8 @@ pub fn start(
         dropped_queue_full: 0,
         verdicts: [0; 3],
         app_scores: HashMap::new(),
-        metrics,
+        metrics: metrics.clone(),
+        recorder,
         flood_seen: HashSet::new(),
         flood_order: Default::default(),
         flood_traffic: TopicTraffic::default(),
@@ -220,6 +259,7 @@ pub fn start(
             txs,
             blocks,
             events,
+            registry: metrics,
         },
         task,
     ))
@@ -674,6 +714,17 @@ impl EventLoop {
     }
 
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        if let Some(r) = &self.recorder {
+            use libp2p::metrics::Recorder;
+            match &ev {
+                SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => r.record(e),
+                SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => r.record(e),
+                SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => r.record(e),
+                SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => r.record(e),
+                _ => {}
+            }
+            r.record(&ev);
+        }
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");

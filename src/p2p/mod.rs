@@ -9,7 +9,8 @@ pub mod peers;
 pub mod topics;
 
 pub use event_loop::{
-    peer_id_of, start, BlockPayload, GossipMessage, NetworkChannels, NetworkConfig, NetworkEvent,
+    peer_id_of, start, start_with_registry, BlockPayload, GossipMessage, NetworkChannels,
+    NetworkConfig, NetworkEvent,
 };
 pub use handle::{NetworkError, NetworkHandle, NetworkInfo, PeerCounts, PeerSummary, TopicTraffic};
 pub use peers::PeerConfig;

@@ -12,4 +12,5 @@ mod eth;
 pub mod params;
 pub mod preverify;
 pub mod server;
+pub mod timing;
 pub mod types;

@@ -64,6 +64,12 @@ pub struct RpcContext {
     pub gossip: Arc<crate::gossip::GossipStats>,
     /// When the node started (`uptime`).
     pub started: Instant,
+    /// Call durations by method (`meshnode_rpc_request_duration_seconds`).
+    pub rpc_duration: prometheus_client::metrics::family::Family<
+        crate::metrics::MethodLabel,
+        prometheus_client::metrics::histogram::Histogram,
+        crate::metrics::HistogramFn,
+    >,
 }
 
 impl RpcContext {
@@ -93,10 +99,15 @@ pub async fn start(
         .set_id_provider(HexIdProvider)
         .build();
     let txpool = ctx.txpool.clone();
+    let durations = ctx.rpc_duration.clone();
     let server = Server::builder()
         .set_config(config)
         .set_rpc_middleware(
             jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+                .layer_fn(move |inner| super::timing::Timing {
+                    inner,
+                    durations: durations.clone(),
+                })
                 .layer_fn(|inner| super::params::TooManyParams { inner })
                 .layer_fn(move |inner| super::preverify::PreVerify {
                     inner,

@@ -41,6 +41,16 @@ pub fn repo_path(rel: &str) -> PathBuf {
 
 /// Starts `nodes` real node processes, the first `validators` producing, `slot_ms` slots.
 pub async fn start_net(nodes: usize, validators: usize, slot_ms: u64) -> TestNet {
+    start_net_with(nodes, validators, slot_ms, &[]).await
+}
+
+/// As [`start_net`], with `extra` appended to every node's `run` command line.
+pub async fn start_net_with(
+    nodes: usize,
+    validators: usize,
+    slot_ms: u64,
+    extra: &[&str],
+) -> TestNet {
     let tmp = tempfile::tempdir().unwrap();
     let opts = DevnetOptions {
         nodes,
@@ -53,7 +63,7 @@ pub async fn start_net(nodes: usize, validators: usize, slot_ms: u64) -> TestNet
         log: "info,meshnode=debug".into(),
         dev_accounts: None,
         produce: true,
-        extra_args: Vec::new(),
+        extra_args: extra.iter().map(|s| s.to_string()).collect(),
     };
     let net = Devnet::start(&opts).await.expect("devnet starts");
     TestNet { net, tmp }
