@@ -3,7 +3,6 @@
 
 #![forbid(unsafe_code)]
 
-use clap::Parser;
 use meshnode::cli::{BenchCommand, Cli, Command, KeysCommand, StoreCommand, TxCommand};
 use meshnode::config::Config;
 use meshnode::crypto::Keypair;
@@ -11,7 +10,13 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match meshnode::cli::file::parse_from(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -32,6 +37,21 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Init { dir, genesis } => {
+            let done = meshnode::cli::file::init(&dir, genesis.as_deref())?;
+            println!("wrote {}", done.config.display());
+            println!(
+                "wrote {} (peer id {})",
+                done.node_key.display(),
+                done.peer_id
+            );
+            println!("wrote {}", done.genesis.display());
+            println!(
+                "start the node with: meshnode run --config {}",
+                done.config.display()
+            );
+            Ok(())
+        }
         Command::Keys(KeysCommand::New { out }) => {
             let k = Keypair::generate();
             k.write_file(&out)?;
@@ -144,6 +164,7 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(_)
+        | Command::Init { .. }
         | Command::Store(_)
         | Command::Tx(TxCommand::Sign { .. })
         | Command::Tx(TxCommand::Decode { .. }) => unreachable!("handled without a runtime"),

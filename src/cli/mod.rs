@@ -1,5 +1,7 @@
 //! Command-line interface (clap derive). Doc comments here are the `--help` text.
 
+pub mod file;
+
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +27,16 @@ pub struct Cli {
 pub enum Command {
     /// Run a node.
     Run(RunArgs),
+    /// Write a node directory: a commented config file (meshnode.toml), a new node key and
+    /// the genesis; then `meshnode run --config DIR/meshnode.toml` starts the node.
+    Init {
+        /// The directory (created if missing; existing files are never overwritten).
+        dir: PathBuf,
+        /// Genesis to copy (default: `genesis/devnet.json` if it exists here, else the
+        /// devnet genesis built into the binary).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
     /// Start N local nodes on 127.0.0.1 with a fresh genesis; Ctrl-C stops them all.
     Devnet(DevnetArgs),
     /// Key management.
@@ -47,6 +59,11 @@ pub enum Command {
 /// `meshnode run`.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
+    /// Configuration file (TOML; keys are these flags' long names, e.g. `target-peers = 12`).
+    /// Precedence: flag > environment variable > file > default. `meshnode init DIR` writes
+    /// a commented one.
+    #[arg(long, env = "MESHNODE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Data directory (chain database, node key, node.json).
     #[arg(long, env = "MESHNODE_DATA_DIR", default_value = "./meshnode-data")]
     pub data_dir: PathBuf,
