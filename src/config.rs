@@ -40,6 +40,8 @@ pub struct Config {
     pub rpc_user_pass: Option<String>,
     /// Where to serve Prometheus metrics (`--metrics`); `None`: not served.
     pub metrics_addr: Option<SocketAddr>,
+    /// Most HTTP requests in flight and most open WebSocket connections on JSON-RPC.
+    pub rpc_limits: crate::rpc::server::RpcLimits,
 }
 
 /// Settings as given (`meshnode run` flags and environment), not yet checked. Field meanings
@@ -82,6 +84,10 @@ pub struct RawConfig {
     pub rpc_user: Option<String>,
     /// `--rpc-password`.
     pub rpc_password: Option<String>,
+    /// `--rpc-max-http-requests`.
+    pub rpc_max_http_requests: usize,
+    /// `--rpc-max-ws-connections`.
+    pub rpc_max_ws_connections: usize,
     /// `--relay`: `compact` or `gossip`.
     pub relay: String,
     /// `--idontwant`: `on` or `off`.
@@ -182,6 +188,17 @@ impl Config {
                 _ => None,
             },
             metrics_addr: args.metrics,
+            rpc_limits: {
+                if args.rpc_max_http_requests == 0 || args.rpc_max_ws_connections == 0 {
+                    bail!(
+                        "--rpc-max-http-requests and --rpc-max-ws-connections must be at least 1"
+                    );
+                }
+                crate::rpc::server::RpcLimits {
+                    http_requests: args.rpc_max_http_requests,
+                    ws_connections: args.rpc_max_ws_connections,
+                }
+            },
         })
     }
 }

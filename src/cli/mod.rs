@@ -125,6 +125,13 @@ pub struct RunArgs {
     /// JSON-RPC password (with --rpc-user).
     #[arg(long, env = "MESHNODE_RPC_PASSWORD", requires = "rpc_user")]
     pub rpc_password: Option<String>,
+    /// Most JSON-RPC HTTP requests served at once; more get HTTP 429 with error -32005.
+    #[arg(long, default_value_t = 256)]
+    pub rpc_max_http_requests: usize,
+    /// Most open JSON-RPC WebSocket connections, counted apart from HTTP requests so that
+    /// subscribers never lock HTTP callers out; more get HTTP 429 with error -32005.
+    #[arg(long, default_value_t = 512)]
+    pub rpc_max_ws_connections: usize,
     /// How blocks this node produces are published: `compact` (BIP152-style compact blocks
     /// on /cblock/1, rebuilt by peers from their mempools), `gossip` (full blocks on
     /// /block/1) or `flood` (full blocks pushed to every peer, which push them on after
@@ -164,6 +171,8 @@ impl RunArgs {
             mempool_queued_lifetime_secs: self.mempool_queued_lifetime_secs,
             rpc_user: self.rpc_user.clone(),
             rpc_password: self.rpc_password.clone(),
+            rpc_max_http_requests: self.rpc_max_http_requests,
+            rpc_max_ws_connections: self.rpc_max_ws_connections,
             relay: self.relay.clone(),
             idontwant: self.idontwant == "on",
             metrics: self.metrics,

@@ -179,7 +179,7 @@ pub async fn run(
         started: Instant::now(),
         rpc_duration: metrics.rpc_duration.clone(),
     };
-    let rpc = crate::rpc::server::start(cfg.rpc_addr, rpc_ctx, auth).await?;
+    let rpc = crate::rpc::server::start(cfg.rpc_addr, rpc_ctx, auth, cfg.rpc_limits).await?;
     let mut rpc_addr = rpc.local_addr;
     if rpc_addr.ip().is_unspecified() {
         // Local tooling reaches a wildcard bind through loopback.

@@ -9,6 +9,7 @@ pub mod compat;
 pub mod discover;
 pub mod error;
 mod eth;
+pub mod limits;
 pub mod params;
 pub mod preverify;
 pub mod server;

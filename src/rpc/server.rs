@@ -30,8 +30,25 @@ use tracing::warn;
 
 /// Largest request body, bytes.
 pub const MAX_REQUEST_BODY: u32 = 5 * 1024 * 1024;
-/// Most simultaneous connections.
-pub const MAX_CONNECTIONS: u32 = 256;
+
+/// JSON-RPC connection limits ([`super::limits`]): HTTP requests in flight and open
+/// WebSocket connections, each with its own pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RpcLimits {
+    /// Most HTTP requests served at once (`--rpc-max-http-requests`, default 256).
+    pub http_requests: usize,
+    /// Most open WebSocket connections (`--rpc-max-ws-connections`, default 512).
+    pub ws_connections: usize,
+}
+
+impl Default for RpcLimits {
+    fn default() -> Self {
+        RpcLimits {
+            http_requests: 256,
+            ws_connections: 512,
+        }
+    }
+}
 
 /// A running server.
 pub struct RpcServer {
@@ -83,17 +100,20 @@ impl RpcContext {
     }
 }
 
-/// Starts JSON-RPC (HTTP and WebSocket on one port) on `addr`, behind `auth`.
+/// Starts JSON-RPC (HTTP and WebSocket on one port) on `addr`, behind `auth`, within
+/// `limits`.
 pub async fn start(
     addr: SocketAddr,
     ctx: RpcContext,
     auth: super::auth::AuthLayer,
+    limits: RpcLimits,
 ) -> anyhow::Result<RpcServer> {
     let ctx = Arc::new(ctx);
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BODY)
         .max_response_body_size(64 * 1024 * 1024)
-        .max_connections(MAX_CONNECTIONS)
+        // Our own limits ([`super::limits`]) refuse first; jsonrpsee's shared one is their sum.
+        .max_connections((limits.http_requests + limits.ws_connections) as u32)
         .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .set_id_provider(HexIdProvider)
@@ -114,11 +134,17 @@ pub async fn start(
                     txpool: txpool.clone(),
                 }),
         )
-        .set_http_middleware(tower::ServiceBuilder::new().layer(auth).layer(
-            super::compat::Rpc10Layer {
-                max_body: MAX_REQUEST_BODY as usize,
-            },
-        ))
+        .set_http_middleware(
+            tower::ServiceBuilder::new()
+                .layer(super::limits::LimitsLayer::new(
+                    limits.http_requests,
+                    limits.ws_connections,
+                ))
+                .layer(auth)
+                .layer(super::compat::Rpc10Layer {
+                    max_body: MAX_REQUEST_BODY as usize,
+                }),
+        )
         .build(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind JSON-RPC on {addr}: {e}"))?;
