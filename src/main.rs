@@ -17,21 +17,42 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cli.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    init_tracing(&cli);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr (text, or JSON lines with `--log-json`). On text output, spans that ask for
+/// one (`indicatif.pb_show`, e.g. a range sync) get a progress bar (tracing-indicatif) that
+/// log lines print above; indicatif draws nothing when stderr is not a terminal, so logs and
+/// CI see only the plain log lines.
+fn init_tracing(cli: &Cli) {
+    use tracing_indicatif::filter::{hide_indicatif_span_fields, IndicatifFilter};
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if cli.log_json {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .init();
+    } else {
+        let bars = tracing_indicatif::IndicatifLayer::new().with_span_field_formatter(
+            hide_indicatif_span_fields(tracing_subscriber::fmt::format::DefaultFields::new()),
+        );
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(bars.get_stderr_writer()))
+            .with(bars.with_filter(IndicatifFilter::new(false)))
+            .init();
     }
 }
 

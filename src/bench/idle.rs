@@ -83,9 +83,11 @@ pub async fn run_cli(args: IdleArgs) -> anyhow::Result<()> {
         },
         args.seconds
     );
+    let bar = super::progress::TimedBar::start(args.seconds, "reading CPU");
     let (c0, t0) = (cpu_ticks(&pids), Instant::now());
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     let (c1, t1) = (cpu_ticks(&pids), Instant::now());
+    bar.finish();
     if let Some(i) = devnet.exited().first() {
         anyhow::bail!("node{i} exited during the bench; see its node.log");
     }

@@ -2,6 +2,7 @@
 
 pub mod idle;
 pub mod plot;
+pub mod progress;
 pub mod propagation;
 pub mod scale;
 pub mod throughput;

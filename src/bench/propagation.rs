@@ -284,7 +284,14 @@ pub async fn wait_settled(
 ) -> anyhow::Result<Vec<String>> {
     let deadline = Instant::now() + timeout;
     let mut unsettled = Vec::new();
+    let bar = super::progress::bar(
+        urls.len() as u64,
+        "  peer graph {bar:40} {pos}/{len} nodes within bounds ({elapsed})",
+    );
     for url in urls {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
         let c = http(url)?;
         loop {
             let info = c.node_info().await?;
@@ -309,6 +316,9 @@ pub async fn wait_settled(
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     Ok(unsettled)
 }
@@ -824,16 +834,10 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
     let mut traffic_from = None;
     let mut cpu_from = None;
     // A progress bar on a terminal; plain lines otherwise (logs, CI).
-    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
-        let b = indicatif::ProgressBar::new(args.blocks);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "  {bar:40} {pos}/{len} blocks measured, height {msg} ({elapsed})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
+    let bar = super::progress::bar(
+        args.blocks,
+        "  {bar:40} {pos}/{len} blocks measured, height {msg} ({elapsed})",
+    );
     loop {
         let h = c0.getblockcount().await?;
         if h > last {

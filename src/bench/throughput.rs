@@ -366,12 +366,14 @@ pub async fn run_cli(args: ThroughputArgs) -> anyhow::Result<()> {
     let mut rss = Vec::new();
     println!("submitting to node 0 for {} s …", args.seconds);
     let t0 = Instant::now();
+    let bar = super::progress::TimedBar::start(args.seconds, "submitting");
     let (accepted, sent) = submit(
         &clients[0],
         &hexes,
         Some(t0 + Duration::from_secs(args.seconds)),
     )
     .await?;
+    bar.finish();
     let submit_secs = t0.elapsed().as_secs_f64();
     let (sizes, last_growth) = wait_settled(
         &clients,

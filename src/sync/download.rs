@@ -21,6 +21,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 use tracing::{debug, info};
 
+/// Downloads of at least this many blocks get a progress bar on a terminal.
+const PROGRESS_BAR_BLOCKS: u64 = 64;
+
 enum Download {
     Imported(u64),
     ForkBelow,
@@ -133,7 +136,28 @@ impl Sync {
             p.starting_block = head;
             p.highest_block = target;
         });
-        let result = self.download_range(head + 1, target, &mut claims).await;
+        // A progress bar on a terminal for a long download (main's tracing-indicatif layer);
+        // the "synced blocks" lines otherwise.
+        let long = target - head >= PROGRESS_BAR_BLOCKS;
+        let span = if long {
+            tracing::info_span!("range sync", "indicatif.pb_show" = tracing::field::Empty)
+        } else {
+            tracing::info_span!("range sync")
+        };
+        if long {
+            use tracing_indicatif::span_ext::IndicatifSpanExt;
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "range sync {bar:40} {pos}/{len} blocks ({per_sec}, eta {eta})",
+            ) {
+                span.pb_set_style(&style);
+            }
+            span.pb_set_length(target - head);
+        }
+        let result = tracing::Instrument::instrument(
+            self.download_range(head + 1, target, &mut claims),
+            span,
+        )
+        .await;
         self.status.update_progress(|p| {
             p.active = false;
             if let Ok(Download::Imported(n)) = &result {
@@ -249,6 +273,10 @@ impl Sync {
                     Ok((got, next, false)) => {
                         imported += got;
                         next_apply = next;
+                        tracing_indicatif::span_ext::IndicatifSpanExt::pb_inc(
+                            &tracing::Span::current(),
+                            got,
+                        );
                         self.status.update_progress(|p| {
                             *p.served_by.entry(peer.to_string()).or_default() += n
                         });
