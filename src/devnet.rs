@@ -401,6 +401,23 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
     println!(
         "dev accounts dev:0.. are funded (public keys, devnet only). Ctrl-C stops every node."
     );
+    let (dash_stop, dash_stop_rx) = tokio::sync::watch::channel(false);
+    let dashboard = match args.dashboard {
+        Some(addr) => {
+            let nodes = dn
+                .nodes
+                .iter()
+                .map(|n| crate::dashboard::DashboardNode {
+                    name: format!("node{}", n.index),
+                    rpc_url: n.rpc_url().to_string(),
+                })
+                .collect();
+            let server = crate::dashboard::serve(addr, nodes, dash_stop_rx).await?;
+            println!("dashboard: http://{}/", server.local_addr);
+            Some(server)
+        }
+        None => None,
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let stop = stop_signal();
     tokio::pin!(stop);
@@ -416,6 +433,10 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+    let _ = dash_stop.send(true);
+    if let Some(d) = dashboard {
+        let _ = d.task.await;
     }
     println!("stopping {} nodes…", dn.nodes.len());
     tokio::task::block_in_place(|| dn.stop());

@@ -9,7 +9,7 @@
 //! `CanonNotification`) · `producer` (the slot task) · `gossip` (validation workers: verdict +
 //! peer action) · `sync` (Status, range download, BlocksByRange server, blame) · `p2p` (the
 //! Swarm's task, `NetworkHandle`, topics, codecs) · `arrivals` (per-block timings) · `metrics` (Prometheus) · `rpc` ·
-//! `node` (wiring and shutdown only; nothing imports it) · `config`/`cli` · `devnet` · `bench` · `wallet` (offline
+//! `node` (wiring and shutdown only; nothing imports it) · `config`/`cli` · `devnet` · `dashboard` (live propagation page) · `bench` · `wallet` (offline
 //! signing and decoding).
 //!
 //! # The two flows
@@ -51,9 +51,11 @@ pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod dashboard;
 pub mod devnet;
 pub mod genesis;
 pub mod gossip;
+pub mod httpd;
 pub mod metrics;
 pub mod node;
 pub mod p2p;

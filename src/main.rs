@@ -149,6 +149,24 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
             meshnode::node::run(cfg, meshnode::devnet::stop_signal()).await
         }
         Command::Devnet(args) => meshnode::devnet::run_cli(args).await,
+        Command::Dashboard(args) => {
+            let nodes = args
+                .rpc
+                .iter()
+                .enumerate()
+                .map(|(i, url)| meshnode::dashboard::DashboardNode {
+                    name: format!("node{i}"),
+                    rpc_url: url.clone(),
+                })
+                .collect();
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let server = meshnode::dashboard::serve(args.listen, nodes, stop_rx).await?;
+            println!("dashboard: http://{}/ (Ctrl-C stops)", server.local_addr);
+            meshnode::devnet::stop_signal().await;
+            let _ = stop_tx.send(true);
+            let _ = server.task.await;
+            Ok(())
+        }
         Command::Tx(TxCommand::Send {
             from,
             to,

@@ -270,16 +270,8 @@ pub async fn follow(
     }
 }
 
-/// A bound `/metrics` endpoint.
-pub struct MetricsServer {
-    /// The bound address (the real port when asked for port 0).
-    pub local_addr: SocketAddr,
-    /// The accept loop; ends at the stop signal.
-    pub task: tokio::task::JoinHandle<()>,
-}
-
-/// Binds `addr` and serves `GET /metrics` (anything else: 404) over HTTP/1.1 with hyper until
-/// `stop` turns true. Each scrape refreshes the level metrics, then encodes `registry`.
+/// Binds `addr` and serves `GET /metrics` (anything else: 404) until `stop` turns true. Each
+/// scrape refreshes the level metrics, then encodes `registry`.
 ///
 /// Errors: the address cannot be bound.
 pub async fn serve(
@@ -287,76 +279,40 @@ pub async fn serve(
     registry: Arc<Registry>,
     metrics: NodeMetrics,
     sources: Sources,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<MetricsServer> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot bind --metrics on {addr}: {e}"))?;
-    let local_addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        loop {
-            let stream = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        tracing::warn!(cause = %e, "metrics accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                _ = stop.changed() => return,
-            };
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<crate::httpd::HttpServer> {
+    crate::httpd::serve(
+        "--metrics",
+        addr,
+        move |req| {
             let (registry, metrics, sources) = (registry.clone(), metrics.clone(), sources.clone());
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let (registry, metrics, sources) =
-                        (registry.clone(), metrics.clone(), sources.clone());
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            reply(req, &registry, &metrics, &sources).await,
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Ok(MetricsServer { local_addr, task })
+            async move { scrape(req, &registry, &metrics, &sources).await }
+        },
+        stop,
+    )
+    .await
 }
 
-async fn reply(
+async fn scrape(
     req: hyper::Request<hyper::body::Incoming>,
     registry: &Registry,
     metrics: &NodeMetrics,
     sources: &Sources,
-) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
-    let plain = |status: u16, body: &str| {
-        hyper::Response::builder()
-            .status(status)
-            .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .body(http_body_util::Full::new(hyper::body::Bytes::from(
-                body.to_string(),
-            )))
-            .expect("a static response is valid")
-    };
+) -> hyper::Response<crate::httpd::Body> {
+    use crate::httpd::reply;
+    const TEXT: &str = "text/plain; charset=utf-8";
     if req.uri().path() != "/metrics" {
-        return plain(404, "not found: metrics are served at /metrics\n");
+        return reply(404, TEXT, "not found: metrics are served at /metrics\n");
     }
     if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
-        return plain(405, "method not allowed: use GET\n");
+        return reply(405, TEXT, "method not allowed: use GET\n");
     }
     sources.refresh(metrics).await;
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, registry) {
-        return plain(500, &format!("encoding metrics failed: {e}\n"));
+        return reply(500, TEXT, format!("encoding metrics failed: {e}\n"));
     }
-    hyper::Response::builder()
-        .status(200)
-        .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
-        .body(http_body_util::Full::new(hyper::body::Bytes::from(text)))
-        .expect("a static response is valid")
+    reply(200, CONTENT_TYPE, text)
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! file that cannot be read is named, with its cause printed once; a copy of the binary in an
 //! empty directory runs `devnet` and `tx send`, and `tx sign` (offline) signs the same bytes.
 
+mod common;
+
+use common::DevnetProcess;
 use meshnode::genesis::{GenesisFile, BUILT_IN};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -104,40 +107,6 @@ fn a_genesis_file_that_cannot_be_read_is_named_with_its_cause_once() {
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
 
-/// A `devnet` process (and, by the pids in their node.json, its nodes) stopped when the test
-/// ends, passed or not: SIGINT first, as Ctrl-C, then SIGKILL.
-struct DevnetProcess {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for DevnetProcess {
-    fn drop(&mut self) {
-        use nix::sys::signal::{kill, Signal};
-        use nix::unistd::Pid;
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for i in 0..2 {
-            let nf = self.dir.join(format!("node{i}/node.json"));
-            if let Ok(text) = std::fs::read_to_string(nf) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                    if let Some(pid) = v["pid"].as_i64() {
-                        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Runs the copied binary in `cwd` with `args`; its stdout, trimmed. Panics with stderr on a
 /// non-zero exit.
 fn meshnode(exe: &Path, cwd: &Path, args: &[&str]) -> String {
@@ -182,6 +151,7 @@ fn a_copied_binary_runs_a_devnet_and_sends_what_tx_sign_signs_offline() {
             .spawn()
             .unwrap(),
         dir: net_dir.clone(),
+        nodes: 2,
     };
     let deadline = Instant::now() + Duration::from_secs(90);
     while !(0..2).all(|i| net_dir.join(format!("node{i}/node.json")).exists()) {

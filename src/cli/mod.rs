@@ -39,6 +39,9 @@ pub enum Command {
     },
     /// Start N local nodes on 127.0.0.1 with a fresh genesis; Ctrl-C stops them all.
     Devnet(DevnetArgs),
+    /// Serve the live propagation view (peer graph, block waves, arrival CDF, mempools) for
+    /// running nodes given by their RPC URLs.
+    Dashboard(DashboardArgs),
     /// Key management.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -202,6 +205,24 @@ pub struct DevnetArgs {
     /// First RPC port; node i listens on BASE+i. 0 picks free ports.
     #[arg(long, default_value_t = 8545)]
     pub rpc_base_port: u16,
+    /// Serve the live propagation view for these nodes on http://ADDR/ (e.g.
+    /// `127.0.0.1:8080`): the peer graph with each block's wave, a CDF of arrival times and
+    /// mempool sizes.
+    #[arg(long)]
+    pub dashboard: Option<SocketAddr>,
+}
+
+/// `meshnode dashboard`.
+#[derive(Debug, Args, Clone)]
+pub struct DashboardArgs {
+    /// Where to serve the page.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// JSON-RPC URL of a node to watch (repeatable; HTTP URL, the page uses WebSocket on the
+    /// same port). The nodes must accept WebSocket connections without credentials (loopback
+    /// RPC without --rpc-user).
+    #[arg(long = "rpc", required = true)]
+    pub rpc: Vec<String>,
 }
 
 /// `meshnode keys …`.

@@ -438,3 +438,41 @@ pub async fn run_client_script(script: &str, args: &[&str]) -> String {
     assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
     stdout.trim().to_string()
 }
+
+/// A `devnet` process (and, by the pids in their node.json, its nodes) stopped when the test
+/// ends, passed or not: SIGINT first, as Ctrl-C, then SIGKILL.
+pub struct DevnetProcess {
+    /// The `meshnode devnet` process.
+    pub child: std::process::Child,
+    /// Its `--dir`.
+    pub dir: PathBuf,
+    /// Its `--nodes`.
+    pub nodes: usize,
+}
+
+impl Drop for DevnetProcess {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for i in 0..self.nodes {
+            let nf = self.dir.join(format!("node{i}/node.json"));
+            if let Ok(text) = std::fs::read_to_string(nf) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                    if let Some(pid) = v["pid"].as_i64() {
+                        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
