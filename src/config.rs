@@ -41,7 +41,7 @@ pub struct Config {
     /// Where to serve Prometheus metrics (`--metrics`); `None`: not served.
     pub metrics_addr: Option<SocketAddr>,
     /// Most HTTP requests in flight and most open WebSocket connections on JSON-RPC.
-    pub rpc_limits: crate::rpc::server::RpcLimits,
+    pub rpc_limits: RpcLimits,
 }
 
 /// Settings as given (`meshnode run` flags and environment), not yet checked. Field meanings
@@ -80,6 +80,8 @@ pub struct RawConfig {
     pub mempool_max_queued: usize,
     /// `--mempool-queued-lifetime-secs`.
     pub mempool_queued_lifetime_secs: u64,
+    /// `--min-relay-fee`.
+    pub min_relay_fee: u64,
     /// `--rpc-user`.
     pub rpc_user: Option<String>,
     /// `--rpc-password`.
@@ -166,6 +168,7 @@ impl Config {
                     queued_lifetime: std::time::Duration::from_secs(
                         args.mempool_queued_lifetime_secs,
                     ),
+                    min_relay_fee: args.min_relay_fee,
                 },
                 ..Default::default()
             },
@@ -194,7 +197,7 @@ impl Config {
                         "--rpc-max-http-requests and --rpc-max-ws-connections must be at least 1"
                     );
                 }
-                crate::rpc::server::RpcLimits {
+                RpcLimits {
                     http_requests: args.rpc_max_http_requests,
                     ws_connections: args.rpc_max_ws_connections,
                 }
@@ -218,4 +221,23 @@ pub struct NodeFile {
     /// Prometheus metrics URL (`http://ADDR/metrics`) when `--metrics` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_url: Option<String>,
+}
+
+/// JSON-RPC connection limits (enforced by `rpc::limits`): HTTP requests in flight and open
+/// WebSocket connections, each with its own pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RpcLimits {
+    /// Most HTTP requests served at once (`--rpc-max-http-requests`, default 256).
+    pub http_requests: usize,
+    /// Most open WebSocket connections (`--rpc-max-ws-connections`, default 512).
+    pub ws_connections: usize,
+}
+
+impl Default for RpcLimits {
+    fn default() -> Self {
+        RpcLimits {
+            http_requests: 256,
+            ws_connections: 512,
+        }
+    }
 }

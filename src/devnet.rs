@@ -32,6 +32,23 @@ pub async fn stop_signal() {
     }
 }
 
+/// Resolves once the process that started this one has exited: the parent pid changes when
+/// the orphan is re-parented (checked every 500 ms). Works after the parent's SIGKILL, which
+/// no signal handler sees.
+pub async fn parent_exit() {
+    let parent = nix::unistd::getppid();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if nix::unistd::getppid() != parent {
+            tracing::info!(
+                parent = parent.as_raw(),
+                "the parent process exited; stopping"
+            );
+            return;
+        }
+    }
+}
+
 /// `meshnode --log LOG run` arguments for a loopback node: data dir, genesis, a free p2p port,
 /// RPC on `rpc_port` (0 = a free port).
 fn run_args(log: &str, dir: &Path, genesis: &Path, rpc_port: u16) -> Vec<String> {
@@ -47,6 +64,8 @@ fn run_args(log: &str, dir: &Path, genesis: &Path, rpc_port: u16) -> Vec<String>
         "/ip4/127.0.0.1/tcp/0".into(),
         "--rpc".into(),
         format!("127.0.0.1:{rpc_port}"),
+        // Nodes stop with the devnet (or test) process, even when it is SIGKILLed.
+        "--exit-with-parent".into(),
     ]
 }
 

@@ -1,5 +1,5 @@
 //! A small HTTP/1.1 server (hyper) for the node's read-only side endpoints: Prometheus
-//! `/metrics` ([`crate::metrics`]) and the devnet dashboard ([`crate::dashboard`]). Each
+//! `/metrics` (module `metrics`) and the devnet dashboard (module `dashboard`). Each
 //! connection is served on its own task; the accept loop ends at the stop signal.
 
 use http_body_util::Full;

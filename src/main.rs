@@ -146,7 +146,14 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
             let cfg = Config::from_raw(&args.raw())?;
-            meshnode::node::run(cfg, meshnode::devnet::stop_signal()).await
+            let with_parent = args.exit_with_parent;
+            let stop = async move {
+                tokio::select! {
+                    _ = meshnode::devnet::stop_signal() => {}
+                    _ = meshnode::devnet::parent_exit(), if with_parent => {}
+                }
+            };
+            meshnode::node::run(cfg, stop).await
         }
         Command::Devnet(args) => meshnode::devnet::run_cli(args).await,
         Command::Dashboard(args) => {

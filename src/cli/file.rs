@@ -275,7 +275,7 @@ mod tests {
 
     fn run_args(cli: Cli) -> super::super::RunArgs {
         match cli.command {
-            super::super::Command::Run(r) => r,
+            super::super::Command::Run(r) => *r,
             other => panic!("{other:?}"),
         }
     }

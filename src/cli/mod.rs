@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write a node directory: a commented config file (meshnode.toml), a new node key and
     /// the genesis; then `meshnode run --config DIR/meshnode.toml` starts the node.
     Init {
@@ -120,6 +120,11 @@ pub struct RunArgs {
     /// Seconds a queued transaction may wait for its nonce gap to fill.
     #[arg(long, default_value_t = 3 * 3600)]
     pub mempool_queued_lifetime_secs: u64,
+    /// Lowest fee (base units per transaction) admitted to the mempool or relayed; below it
+    /// `sendrawtransaction` answers -26 "min relay fee not met" (Bitcoin Core's
+    /// `-minrelaytxfee`). Blocks may still include cheaper transactions.
+    #[arg(long, default_value_t = 1)]
+    pub min_relay_fee: u64,
     /// JSON-RPC user name (with --rpc-password). Without both, a cookie file
     /// DATA_DIR/.cookie (user `__cookie__`, mode 0600) is written at each start. Credentials
     /// are required when --rpc binds anything but loopback, or when these are given.
@@ -145,6 +150,10 @@ pub struct RunArgs {
     /// `off` (only to measure what it saves).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub idontwant: String,
+    /// Shut down cleanly when the process that started this node exits, even by SIGKILL (its
+    /// parent pid changes; checked every 500 ms). `meshnode devnet` starts its nodes with it.
+    #[arg(long)]
+    pub exit_with_parent: bool,
     /// Serve Prometheus metrics (OpenMetrics text) on http://ADDR/metrics, e.g.
     /// `127.0.0.1:9100`; port 0 picks a free port (named in node.json as `metrics_url`).
     /// Off by default.
@@ -172,6 +181,7 @@ impl RunArgs {
             mempool_max_queued_per_sender: self.mempool_max_queued_per_sender,
             mempool_max_queued: self.mempool_max_queued,
             mempool_queued_lifetime_secs: self.mempool_queued_lifetime_secs,
+            min_relay_fee: self.min_relay_fee,
             rpc_user: self.rpc_user.clone(),
             rpc_password: self.rpc_password.clone(),
             rpc_max_http_requests: self.rpc_max_http_requests,

@@ -10,18 +10,27 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 /// The verdict for one gossip message from its transactions' outcomes: Reject if any is
-/// invalid (the sender is at fault), Accept if any is new here, else Ignore.
+/// invalid (the sender is at fault); Ignore if any was queued behind a nonce gap (queued
+/// transactions stay local, as in geth; the pool announces the message's pending ones itself);
+/// Accept if any is new here; else Ignore.
 pub fn message_verdict(pool: &TxPool, txs: Vec<SignedTx>) -> Verdict {
     let outcomes = futures::executor::block_on(pool.add(Origin::Gossip, txs));
-    let mut verdict = Verdict::Ignore;
-    for o in &outcomes {
-        match o {
-            Err(e) if e.verdict() == Verdict::Reject => return Verdict::Reject,
-            Ok(Inserted::New(_)) => verdict = Verdict::Accept,
-            _ => {}
-        }
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, Err(e) if e.verdict() == Verdict::Reject))
+    {
+        return Verdict::Reject;
     }
-    verdict
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, Ok(Inserted::Queued(_))))
+    {
+        return Verdict::Ignore;
+    }
+    if outcomes.iter().any(|o| matches!(o, Ok(Inserted::New(_)))) {
+        return Verdict::Accept;
+    }
+    Verdict::Ignore
 }
 
 impl Workers {

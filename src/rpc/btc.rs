@@ -13,7 +13,7 @@ impl BitcoinApiServer for RpcImpl {
     async fn sendrawtransaction(&self, hexstring: String) -> RpcResult<String> {
         let tx = decode_tx_hex(&hexstring).map_err(|e| error::submit_btc(&e))?;
         match self.ctx.submit(tx).await {
-            Ok(Inserted::New(h) | Inserted::Known(h)) => Ok(h.to_string()),
+            Ok(Inserted::New(h) | Inserted::Queued(h) | Inserted::Known(h)) => Ok(h.to_string()),
             Err(e) => Err(error::submit_btc(&e)),
         }
     }
@@ -310,7 +310,7 @@ impl BitcoinApiServer for RpcImpl {
             "maxmempool": info.max_bytes,
             "maxmempooltxs": info.max_txs,
             "mempoolminfee": info.min_fee,
-            "minrelaytxfee": 0,
+            "minrelaytxfee": m.min_relay_fee(),
             "incrementalrelayfee": crate::txpool::pool::PRICE_BUMP_PERCENT,
             "unbroadcastcount": 0,
             "fullrbf": true,
@@ -350,7 +350,7 @@ impl BitcoinApiServer for RpcImpl {
             "connections_in": inbound,
             "connections_out": peers.len() - inbound,
             "networks": [],
-            "relayfee": 0,
+            "relayfee": self.ctx.txpool.read().min_relay_fee(),
             "incrementalfee": crate::txpool::pool::PRICE_BUMP_PERCENT,
             "localaddresses": info.listen_addrs,
             "warnings": "",

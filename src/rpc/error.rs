@@ -75,6 +75,7 @@ pub fn submit_btc(e: &SubmitError) -> ErrorObjectOwned {
                 RPC_VERIFY_REJECTED,
                 format!("mempool min fee not met, {fee} < {min}"),
             ),
+            MempoolError::BelowMinRelayFee { .. } => err(RPC_VERIFY_REJECTED, m.to_string()),
             MempoolError::SenderLimit { limit } => err(
                 RPC_VERIFY_REJECTED,
                 format!("too-long-mempool-chain, too many unconfirmed transactions of this sender [limit: {limit}]"),
@@ -111,7 +112,9 @@ pub fn submit_eth(e: &SubmitError) -> ErrorObjectOwned {
             "replacement transaction underpriced".to_string()
         }
         SubmitError::Mempool(MempoolError::Full { .. }) => "txpool is full".to_string(),
-        SubmitError::Mempool(MempoolError::FeeTooLow { fee, min }) => {
+        SubmitError::Mempool(
+            MempoolError::FeeTooLow { fee, min } | MempoolError::BelowMinRelayFee { fee, min },
+        ) => {
             format!("transaction underpriced: fee {fee} < minimum {min}")
         }
         SubmitError::Mempool(MempoolError::SenderLimit { .. }) => {

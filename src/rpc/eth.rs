@@ -14,7 +14,7 @@ impl EthApiServer for RpcImpl {
     async fn send_raw_transaction(&self, data: String) -> RpcResult<String> {
         let tx = decode_tx_hex(&data).map_err(|e| error::submit_eth(&e))?;
         match self.ctx.submit(tx).await {
-            Ok(Inserted::New(h)) => Ok(h.to_0x()),
+            Ok(Inserted::New(h) | Inserted::Queued(h)) => Ok(h.to_0x()),
             Ok(Inserted::Known(_)) => Err(err(error::GETH_SERVER_ERROR, "already known")),
             Err(e) => Err(error::submit_eth(&e)),
         }

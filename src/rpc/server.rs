@@ -31,25 +31,6 @@ use tracing::warn;
 /// Largest request body, bytes.
 pub const MAX_REQUEST_BODY: u32 = 5 * 1024 * 1024;
 
-/// JSON-RPC connection limits ([`super::limits`]): HTTP requests in flight and open
-/// WebSocket connections, each with its own pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RpcLimits {
-    /// Most HTTP requests served at once (`--rpc-max-http-requests`, default 256).
-    pub http_requests: usize,
-    /// Most open WebSocket connections (`--rpc-max-ws-connections`, default 512).
-    pub ws_connections: usize,
-}
-
-impl Default for RpcLimits {
-    fn default() -> Self {
-        RpcLimits {
-            http_requests: 256,
-            ws_connections: 512,
-        }
-    }
-}
-
 /// A running server.
 pub struct RpcServer {
     /// Bound address (the real port when started on port 0).
@@ -106,7 +87,7 @@ pub async fn start(
     addr: SocketAddr,
     ctx: RpcContext,
     auth: super::auth::AuthLayer,
-    limits: RpcLimits,
+    limits: crate::config::RpcLimits,
 ) -> anyhow::Result<RpcServer> {
     let ctx = Arc::new(ctx);
     let config = ServerConfig::builder()

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 /// Pool limits. Defaults: 100,000 transactions, 64 MiB, 512 per sender of which 64 queued,
-/// 25,000 queued in all, queued lifetime 3 h (geth's `--txpool.lifetime`).
+/// 25,000 queued in all, queued lifetime 3 h (geth's `--txpool.lifetime`), minimum relay fee
+/// 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MempoolConfig {
     /// Most transactions.
@@ -19,6 +20,9 @@ pub struct MempoolConfig {
     pub max_queued: usize,
     /// How long a queued transaction may wait for its gap to fill.
     pub queued_lifetime: Duration,
+    /// Lowest fee admitted or relayed, base units per transaction (Bitcoin Core's
+    /// `-minrelaytxfee`, geth's `--txpool.pricelimit`).
+    pub min_relay_fee: u64,
 }
 
 impl Default for MempoolConfig {
@@ -30,6 +34,7 @@ impl Default for MempoolConfig {
             max_queued_per_sender: 64,
             max_queued: 25_000,
             queued_lifetime: Duration::from_secs(3 * 3600),
+            min_relay_fee: 1,
         }
     }
 }

@@ -25,6 +25,15 @@ pub enum MempoolError {
     /// Same sender and nonce already pooled with a fee less than 10 % lower.
     #[error("replacement transaction underpriced")]
     ReplacementUnderpriced,
+    /// The fee is below the minimum relay fee (`--min-relay-fee`; Bitcoin Core's
+    /// `-minrelaytxfee`, "min relay fee not met").
+    #[error("min relay fee not met, {fee} < {min}")]
+    BelowMinRelayFee {
+        /// Offered fee.
+        fee: u64,
+        /// The minimum relay fee.
+        min: u64,
+    },
     /// The fee is below the rolling minimum fee (Bitcoin Core's "mempool min fee not met").
     #[error("mempool min fee not met, {fee} < {min}")]
     FeeTooLow {

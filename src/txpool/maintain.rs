@@ -64,7 +64,12 @@ impl TxPool {
         let outcomes = self.add(Origin::Reorg, back).await;
         let returned = outcomes
             .iter()
-            .filter(|o| matches!(o, Ok(Inserted::New(_)) | Ok(Inserted::Known(_))))
+            .filter(|o| {
+                matches!(
+                    o,
+                    Ok(Inserted::New(_) | Inserted::Queued(_) | Inserted::Known(_))
+                )
+            })
             .count();
         let lost = outcomes.len() - returned;
         info!(
@@ -93,10 +98,13 @@ pub async fn run(
             n = canon.recv() => match n {
                 Ok(n) => {
                     pool.return_undone(&n).await;
+                    // Queued transactions a new head made executable travel now.
+                    pool.announce_promoted();
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     let chain = pool.chain().clone();
                     let dropped = pool.lock().recheck_all(&chain.store);
+                    pool.announce_promoted();
                     warn!(missed, dropped, "mempool missed head notifications; re-checked every sender");
                 }
                 Err(broadcast::error::RecvError::Closed) => return,

@@ -128,8 +128,9 @@ impl TxPool {
     }
 
     /// The one admission entry: checks `txs` as `origin` requires and admits what passes.
-    /// Returns an outcome per transaction, in input order: `Inserted::New` (admitted now),
-    /// `Inserted::Known` (already pooled), or why not ([`SubmitError`]).
+    /// Returns an outcome per transaction, in input order: `Inserted::New` (admitted now,
+    /// pending), `Inserted::Queued` (admitted now behind a nonce gap; not relayed until it
+    /// becomes pending), `Inserted::Known` (already pooled), or why not ([`SubmitError`]).
     ///
     /// CPU-bound (signature checks): from async code, hand large bursts to a blocking thread.
     /// Awaits only for `Origin::Rpc`, while the announcement queue is full.
@@ -143,20 +144,39 @@ impl TxPool {
                     let _ = self.inner.announce.send(tx).await;
                 }
             }
-            Origin::Reorg => {
-                for tx in new {
-                    if self.inner.announce.try_send(tx).is_err() {
-                        warn!("announcement queue full; a transaction is not announced");
-                    }
-                }
-            }
-            Origin::Gossip => {}
+            // The gossip workers must not wait: beyond a full queue, not announced (logged).
+            Origin::Reorg | Origin::Gossip => self.announce_now(new),
         }
         outcomes
     }
 
-    /// The synchronous part of [`TxPool::add`]; returns the outcomes and the new transactions
-    /// to announce (none for `Origin::Gossip`).
+    /// Hands `txs` to the announcer without waiting; beyond a full queue they are not
+    /// announced (logged).
+    fn announce_now(&self, txs: Vec<SignedTx>) {
+        for tx in txs {
+            if self.inner.announce.try_send(tx).is_err() {
+                warn!("announcement queue full; a transaction is not announced");
+            }
+        }
+    }
+
+    /// Announces the transactions that became pending outside an admission (a new head
+    /// advanced a sender's nonce past a gap): queued transactions travel once they are
+    /// executable. Called by pool maintenance after each head change.
+    pub fn announce_promoted(&self) {
+        let txs: Vec<SignedTx> = {
+            let mut pool = self.lock();
+            let hashes = pool.take_newly_pending();
+            hashes
+                .iter()
+                .filter_map(|h| pool.get(h).map(|e| e.tx.clone()))
+                .collect()
+        };
+        self.announce_now(txs);
+    }
+
+    /// The synchronous part of [`TxPool::add`]; returns the outcomes and the transactions to
+    /// announce (see the relay policy inside).
     fn admit(&self, origin: Origin, txs: Vec<SignedTx>) -> (Vec<Outcome>, Vec<SignedTx>) {
         let inner = &*self.inner;
         let hashes: Vec<Hash> = txs.iter().map(SignedTx::hash).collect();
@@ -224,21 +244,47 @@ impl TxPool {
             .iter()
             .map(|(_, _, s)| inner.chain.store.account(s))
             .collect();
-        // Relay policy: only what gossipsub does not relay by itself is kept for the announcer.
-        let announce = origin != Origin::Gossip;
+        // Relay policy: only pending transactions travel (queued ones stay here until their
+        // gap fills, then the announcer sends them); of a gossip message's own pending
+        // transactions gossipsub relays the message on Accept, unless it also held a queued
+        // one: then it is Ignored and the announcer sends its pending ones.
         let mut new = Vec::new();
         let mut new_hashes = Vec::new();
         {
             let mut pool = self.lock();
             for ((i, v, sender), account) in admit.into_iter().zip(accounts) {
-                let tx = announce.then(|| v.inner().clone());
                 let r = pool.insert_keyed(v, hashes[i], sender, account);
                 if let Ok(Inserted::New(h)) = r {
                     new_hashes.push(h);
-                    new.extend(tx);
                 }
                 out[i] = Some(r.map_err(SubmitError::from));
             }
+            let newly: HashSet<Hash> = pool.take_newly_pending().into_iter().collect();
+            let mut queued_any = false;
+            for o in out.iter_mut() {
+                if let Some(Ok(Inserted::New(h))) = o {
+                    if !newly.contains(h) && !pool.is_pending(h) {
+                        *o = Some(Ok(Inserted::Queued(*h)));
+                        queued_any = true;
+                    }
+                }
+            }
+            let mut send: Vec<Hash> = newly.iter().copied().collect();
+            match origin {
+                // Gossipsub relays this message's pending transactions itself on Accept.
+                Origin::Gossip if !queued_any => send.retain(|h| !new_hashes.contains(h)),
+                Origin::Gossip => {}
+                // Replacements of pending nonces are pending but not newly so.
+                Origin::Rpc | Origin::Reorg => send.extend(
+                    new_hashes
+                        .iter()
+                        .filter(|h| !newly.contains(*h) && pool.is_pending(h)),
+                ),
+            }
+            new.extend(
+                send.iter()
+                    .filter_map(|h| pool.get(h).map(|e| e.tx.clone())),
+            );
         }
         if inner.new_txs.receiver_count() > 0 {
             for h in new_hashes {

@@ -43,6 +43,10 @@ pub const ROLLING_FEE_HALFLIFE: Duration = Duration::from_secs(12 * 3600);
 pub enum Inserted {
     /// New transaction admitted.
     New(Hash),
+    /// New transaction admitted behind a nonce gap (queued): kept here and not relayed until
+    /// the gap fills (geth keeps future-nonce transactions local). Set by
+    /// [`super::TxPool::add`]; the mempool itself reports `New`.
+    Queued(Hash),
     /// The same transaction was already in the mempool.
     Known(Hash),
 }
@@ -117,6 +121,9 @@ struct SenderQueue {
     state_nonce: u64,
     /// Length of the consecutive run from `state_nonce` (the pending ones).
     pending: usize,
+    /// Nonces below this have been handed out for relay ([`Mempool::take_newly_pending`]):
+    /// a queued transaction is relayed once, when it becomes pending.
+    relayed_below: u64,
 }
 
 impl SenderQueue {
@@ -152,6 +159,9 @@ pub struct Mempool {
     head_since_bump: bool,
     evicted: u64,
     expired: u64,
+    /// Transactions that became pending (newly admitted in the pending run, or promoted from
+    /// queued) since the last [`Mempool::take_newly_pending`].
+    newly_pending: Vec<Hash>,
 }
 
 impl Mempool {
@@ -178,6 +188,7 @@ impl Mempool {
             head_since_bump: false,
             evicted: 0,
             expired: 0,
+            newly_pending: Vec::new(),
         }
     }
 
@@ -224,14 +235,21 @@ impl Mempool {
             .unwrap_or_default()
     }
 
-    /// The current minimum fee to enter (0 until an eviction raised it), after decay.
+    /// The current minimum fee to enter: the minimum relay fee, or the rolling minimum an
+    /// eviction raised (after decay) when higher (Bitcoin Core's `mempoolminfee`).
     pub fn min_fee(&self) -> u64 {
         let v = self.decayed_rolling(Instant::now());
-        if v < INCREMENTAL_FEE as f64 / 2.0 {
+        let rolling = if v < INCREMENTAL_FEE as f64 / 2.0 {
             0
         } else {
             v.ceil() as u64
-        }
+        };
+        rolling.max(self.cfg.min_relay_fee)
+    }
+
+    /// The minimum relay fee (`getmempoolinfo.minrelaytxfee`).
+    pub fn min_relay_fee(&self) -> u64 {
+        self.cfg.min_relay_fee
     }
 
     fn decayed_rolling(&self, now: Instant) -> f64 {
@@ -278,8 +296,8 @@ impl Mempool {
 
     /// What admitting `tx` would do, without changing the pool (also `testmempoolaccept`).
     ///
-    /// Errors, in this order: nonce below the account's, balance short of amount + fee, an
-    /// underpriced replacement, a fee below the rolling minimum, the sender's limit, the
+    /// Errors, in this order: nonce below the account's, balance short of amount + fee, a fee
+    /// below the minimum relay fee, an underpriced replacement, a fee below the rolling minimum, the sender's limit, the
     /// queue limits (for a transaction behind a gap), and a full pool whose cheapest
     /// evictable transactions pay at least as much.
     pub fn check(&self, tx: &SignedTx, account: Account) -> Result<Admission, MempoolError> {
@@ -310,6 +328,12 @@ impl Mempool {
             return Err(MempoolError::InsufficientFunds {
                 balance: account.balance,
                 cost,
+            });
+        }
+        if fee < self.cfg.min_relay_fee {
+            return Err(MempoolError::BelowMinRelayFee {
+                fee,
+                min: self.cfg.min_relay_fee,
             });
         }
         let q = self.senders.get(&sender);
@@ -479,9 +503,39 @@ impl Mempool {
         if recount {
             q.recount();
         }
+        // Relay policy (geth keeps future-nonce transactions local): what entered the pending
+        // run since last time is handed out for relay, once.
+        let end = q.state_nonce + q.pending as u64;
+        let from = q.relayed_below.max(q.state_nonce);
+        if from < end {
+            self.newly_pending
+                .extend(q.txs.range(from..end).map(|(_, h)| *h));
+            q.relayed_below = end;
+        }
         self.queued += q.queued();
         let h = *q.txs.values().next_back().expect("non-empty");
         self.evictable.insert((self.by_hash[&h].fee(), h));
+    }
+
+    /// Whether `hash` is pooled and pending (executable now; not behind a nonce gap).
+    pub fn is_pending(&self, hash: &Hash) -> bool {
+        let Some(e) = self.by_hash.get(hash) else {
+            return false;
+        };
+        self.senders.get(&e.sender).is_some_and(|q| {
+            let n = e.tx.body.nonce;
+            n >= q.state_nonce && n < q.state_nonce + q.pending as u64
+        })
+    }
+
+    /// The transactions that became pending since the last call, each once: admitted into a
+    /// sender's pending run, or promoted from queued when a gap filled or a block advanced the
+    /// sender's nonce. Queued transactions are never in it (they are not relayed); a
+    /// replacement of an already pending nonce is not either (its admitter relays it).
+    pub fn take_newly_pending(&mut self) -> Vec<Hash> {
+        let mut v = std::mem::take(&mut self.newly_pending);
+        v.retain(|h| self.by_hash.contains_key(h));
+        v
     }
 
     /// Removes one transaction; returns it if present. Later nonces of its sender become
@@ -495,6 +549,8 @@ impl Mempool {
         if let Some(q) = self.senders.get_mut(&sender) {
             let nonce = e.tx.body.nonce;
             q.txs.remove(&nonce);
+            // A later transaction at this nonce is relayed when it becomes pending.
+            q.relayed_below = q.relayed_below.min(nonce);
             if nonce >= q.state_nonce && nonce < q.state_nonce + q.pending as u64 {
                 // The run now ends before it; what followed is queued.
                 q.pending = (nonce - q.state_nonce) as usize;
@@ -945,7 +1001,8 @@ mod tests {
         m.insert(tx(&a, 0, 1), rich()).unwrap();
         m.insert(tx(&a, 1, 9), rich()).unwrap();
         m.insert(tx(&b, 0, 5), rich()).unwrap();
-        assert_eq!(m.min_fee(), 0);
+        // Before any eviction the minimum is the minimum relay fee.
+        assert_eq!(m.min_fee(), 1);
         // Fee 5 does not beat the lowest evictable (b's 5).
         assert_eq!(
             m.insert(tx(&c, 0, 5), rich()),
@@ -972,6 +1029,43 @@ mod tests {
         assert_eq!(m.min_fee(), 6, "no block since the bump");
         m.on_new_head(&[], &[], &HashMap::new());
         assert_eq!(m.min_fee(), 3);
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_fee_below_the_minimum_relay_fee_is_refused_first() {
+        let mut m = Mempool::new(10);
+        let a = Keypair::dev_account(1);
+        assert_eq!(
+            m.insert(tx(&a, 0, 0), rich()),
+            Err(MempoolError::BelowMinRelayFee { fee: 0, min: 1 })
+        );
+        m.insert(tx(&a, 0, 1), rich()).unwrap();
+        let mut free = Mempool::with_config(MempoolConfig {
+            min_relay_fee: 0,
+            ..MempoolConfig::default()
+        });
+        free.insert(tx(&a, 0, 0), rich()).unwrap();
+        assert_eq!(free.min_fee(), 0);
+    }
+
+    #[test]
+    fn only_transactions_that_become_pending_are_handed_out_for_relay_once() {
+        let mut m = Mempool::new(100);
+        let a = Keypair::dev_account(1);
+        let h2 = tx(&a, 2, 1).inner().hash();
+        m.insert(tx(&a, 2, 1), rich()).unwrap();
+        assert!(!m.is_pending(&h2));
+        assert!(m.take_newly_pending().is_empty(), "queued: not relayed");
+        let h0 = tx(&a, 0, 1).inner().hash();
+        m.insert(tx(&a, 0, 1), rich()).unwrap();
+        assert_eq!(m.take_newly_pending(), vec![h0]);
+        let h1 = tx(&a, 1, 1).inner().hash();
+        m.insert(tx(&a, 1, 1), rich()).unwrap();
+        // The gap filled: nonce 1 and the promoted nonce 2, once.
+        assert_eq!(m.take_newly_pending(), vec![h1, h2]);
+        assert!(m.is_pending(&h2));
+        assert!(m.take_newly_pending().is_empty());
         m.check_invariants().unwrap();
     }
 
