@@ -40,6 +40,8 @@ pub struct Config {
     pub rpc_user_pass: Option<String>,
     /// Where to serve Prometheus metrics (`--metrics`); `None`: not served.
     pub metrics_addr: Option<SocketAddr>,
+    /// How long a misbehaving peer is banned (`--bantime`).
+    pub ban_time: std::time::Duration,
     /// Most HTTP requests in flight and most open WebSocket connections on JSON-RPC.
     pub rpc_limits: RpcLimits,
 }
@@ -96,6 +98,8 @@ pub struct RawConfig {
     pub idontwant: bool,
     /// `--metrics`.
     pub metrics: Option<SocketAddr>,
+    /// `--bantime`, seconds.
+    pub bantime: u64,
 }
 
 impl Config {
@@ -191,6 +195,7 @@ impl Config {
                 _ => None,
             },
             metrics_addr: args.metrics,
+            ban_time: std::time::Duration::from_secs(args.bantime),
             rpc_limits: {
                 if args.rpc_max_http_requests == 0 || args.rpc_max_ws_connections == 0 {
                     bail!(

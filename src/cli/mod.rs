@@ -150,6 +150,11 @@ pub struct RunArgs {
     /// `off` (only to measure what it saves).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub idontwant: String,
+    /// Seconds a misbehaving peer stays banned: one whose gossipsub score fell below the
+    /// graylist threshold or that sent 20 invalid messages within 10 s (Bitcoin Core's
+    /// `-bantime`). `setban` bans by hand.
+    #[arg(long, default_value_t = 24 * 3600)]
+    pub bantime: u64,
     /// Shut down cleanly when the process that started this node exits, even by SIGKILL (its
     /// parent pid changes; checked every 500 ms). `meshnode devnet` starts its nodes with it.
     #[arg(long)]
@@ -189,6 +194,7 @@ impl RunArgs {
             relay: self.relay.clone(),
             idontwant: self.idontwant == "on",
             metrics: self.metrics,
+            bantime: self.bantime,
         }
     }
 }

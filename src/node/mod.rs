@@ -63,6 +63,7 @@ pub async fn run(
         peers: cfg.peers,
         queue_len: cfg.gossip.queue_len,
         idontwant: cfg.gossip.idontwant,
+        ban_time: cfg.ban_time,
     };
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = crate::metrics::NodeMetrics::new(&mut registry);
@@ -177,6 +178,7 @@ pub async fn run(
         arrivals: arrivals.clone(),
         gossip: gossip_stats,
         started: Instant::now(),
+        ban_time: cfg.ban_time,
         rpc_duration: metrics.rpc_duration.clone(),
     };
     let rpc = crate::rpc::server::start(cfg.rpc_addr, rpc_ctx, auth, cfg.rpc_limits).await?;

@@ -9,7 +9,8 @@ use crate::types::encoding::MAX_BLOCK_BYTES;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    connection_limits, gossipsub, identify, identity, kad, ping, request_response, StreamProtocol,
+    allow_block_list, connection_limits, gossipsub, identify, identity, kad, ping,
+    request_response, StreamProtocol,
 };
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ pub struct Behaviour {
     /// The peer manager's hard limits ([`super::peers::PeerConfig::limits`]): refuses
     /// connections above the maximum before any other protocol sees them.
     pub limits: connection_limits::Behaviour,
+    /// Banned peer ids ([`super::bans`]): refused on dial and on connection.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Gossipsub v1.1 with validation before relay and peer scoring.
     pub gossipsub: gossipsub::Behaviour,
     /// Kademlia under `/meshnode/N/kad/1.0.0`; absent on a peer with discovery off.
@@ -158,6 +161,7 @@ pub fn build(
     );
     Ok(Behaviour {
         limits: connection_limits::Behaviour::new(peers.limits()),
+        blocked: Default::default(),
         gossipsub,
         kad,
         identify,

@@ -43,6 +43,9 @@ pub struct NetworkConfig {
     /// [`behaviour::IDONTWANT_THRESHOLD`] bytes and more (true by default; off only to
     /// measure what it saves).
     pub idontwant: bool,
+    /// How long a peer whose score fell below the graylist threshold, or that sent too many
+    /// invalid messages, is banned ([`super::bans`]; Bitcoin Core's `-bantime`, 24 h).
+    pub ban_time: Duration,
 }
 
 /// A decoded gossip message waiting for the node's verdict.
@@ -124,6 +127,10 @@ struct EventLoop {
     verdicts: [u64; 3],
     /// Application-specific scores (P5) of connected peers; dropped on disconnect.
     app_scores: HashMap<PeerId, f64>,
+    /// Banned peers and IPs, and recent Rejects per peer ([`super::bans`]).
+    bans: super::bans::BanList,
+    /// How long a misbehaving peer is banned.
+    ban_time: Duration,
     /// libp2p's own metrics (gossipsub's counters), read for [`NetworkInfo::traffic`].
     metrics: std::sync::Arc<prometheus_client::registry::Registry>,
     /// libp2p-metrics' event recorder, when the metrics are exported.
@@ -246,6 +253,8 @@ pub fn start_with_registry(
         dropped_queue_full: 0,
         verdicts: [0; 3],
         app_scores: HashMap::new(),
+        bans: Default::default(),
+        ban_time: cfg.ban_time,
         metrics: metrics.clone(),
         recorder,
         flood_seen: HashSet::new(),
@@ -263,6 +272,15 @@ pub fn start_with_registry(
         },
         task,
     ))
+}
+
+/// The IP address of a multiaddr (`/ip4/…` or `/ip6/…`), if it has one.
+fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(ip.into()),
+        Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    })
 }
 
 /// The `/p2p/<peer id>` component of an address.
@@ -402,6 +420,28 @@ impl EventLoop {
                     .gossipsub
                     .set_application_score(&peer, score);
                 debug!(%peer, app_score = score, "peer penalised");
+                self.ban_if_graylisted(&peer);
+            }
+            Command::Ban {
+                target,
+                duration,
+                reason,
+                reply,
+            } => {
+                let _ = reply.send(self.ban(target, duration, reason));
+            }
+            Command::Unban { target, reply } => {
+                let _ = reply.send(self.unban(target));
+            }
+            Command::ListBanned { reply } => {
+                let _ = reply.send(self.bans.list(std::time::Instant::now()));
+            }
+            Command::ClearBanned { reply } => {
+                let all = self.bans.clear();
+                for t in &all {
+                    self.lift(t);
+                }
+                let _ = reply.send(all.len());
             }
         }
     }
@@ -417,6 +457,75 @@ impl EventLoop {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(id, source, acc);
+        if verdict == Verdict::Reject {
+            if self.bans.on_reject(*source, std::time::Instant::now()) {
+                let reason = format!(
+                    "{} invalid gossip messages within {} s",
+                    super::bans::REJECTS_TO_BAN,
+                    super::bans::REJECT_WINDOW.as_secs()
+                );
+                self.ban(super::bans::BanTarget::Peer(*source), self.ban_time, reason);
+            } else {
+                self.ban_if_graylisted(source);
+            }
+        }
+    }
+
+    /// Bans `peer` if its gossipsub score is below the graylist threshold.
+    fn ban_if_graylisted(&mut self, peer: &PeerId) {
+        let score = self.swarm.behaviour().gossipsub.peer_score(peer);
+        let graylist = super::behaviour::score_params(self.chain_id)
+            .1
+            .graylist_threshold;
+        if let Some(s) = score.filter(|s| *s < graylist) {
+            let reason = format!("gossipsub score {s:.1} below the graylist threshold {graylist}");
+            self.ban(super::bans::BanTarget::Peer(*peer), self.ban_time, reason);
+        }
+    }
+
+    /// Bans `target`: refuses and disconnects a peer id, closes connections from an IP.
+    fn ban(&mut self, target: super::bans::BanTarget, duration: Duration, reason: String) -> bool {
+        use super::bans::BanTarget;
+        if !self
+            .bans
+            .ban(target, duration, reason.clone(), std::time::Instant::now())
+        {
+            return false;
+        }
+        warn!(%target, %reason, secs = duration.as_secs(), "banned");
+        match target {
+            BanTarget::Peer(p) => {
+                self.swarm.behaviour_mut().blocked.block_peer(p);
+                let _ = self.swarm.disconnect_peer_id(p);
+            }
+            BanTarget::Ip(ip) => {
+                let victims: Vec<PeerId> = self
+                    .peers
+                    .peers
+                    .iter()
+                    .filter(|(_, info)| ip_of(&info.addr) == Some(ip))
+                    .map(|(p, _)| *p)
+                    .collect();
+                for p in victims {
+                    let _ = self.swarm.disconnect_peer_id(p);
+                }
+            }
+        }
+        true
+    }
+
+    fn unban(&mut self, target: super::bans::BanTarget) -> bool {
+        let had = self.bans.unban(&target);
+        self.lift(&target);
+        had
+    }
+
+    /// Undoes what [`EventLoop::ban`] set in the swarm.
+    fn lift(&mut self, target: &super::bans::BanTarget) {
+        if let super::bans::BanTarget::Peer(p) = target {
+            self.swarm.behaviour_mut().blocked.unblock_peer(*p);
+        }
+        info!(%target, "ban lifted");
     }
 
     /// A block pushed by `peer` (`--relay flood`): duplicates (by block hash) are counted and
@@ -655,6 +764,13 @@ impl EventLoop {
 
     /// Disconnects the excess above the target ([`PeerManager::prune_candidates`]).
     fn prune(&mut self) {
+        for t in self.bans.expire(std::time::Instant::now()) {
+            self.lift(&t);
+        }
+        let connected: Vec<PeerId> = self.peers.peers.keys().copied().collect();
+        for p in connected {
+            self.ban_if_graylisted(&p);
+        }
         let gs = &self.swarm.behaviour().gossipsub;
         let mesh: HashSet<PeerId> = TopicKind::ALL
             .into_iter()
@@ -731,8 +847,18 @@ impl EventLoop {
                 self.listen_addrs.push(address);
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
             } => {
+                if let Some(ip) = ip_of(endpoint.get_remote_address()) {
+                    if self.bans.is_ip_banned(&ip) {
+                        debug!(peer = %peer_id, %ip, "connection from a banned IP closed");
+                        self.swarm.close_connection(connection_id);
+                        return;
+                    }
+                }
                 let first = self.peers.on_connected(
                     peer_id,
                     endpoint.get_remote_address().clone(),
@@ -752,6 +878,7 @@ impl EventLoop {
                 debug!(peer = %peer_id, cause = ?cause, "connection closed");
                 if self.peers.on_closed(peer_id, num_established as usize) {
                     self.app_scores.remove(&peer_id);
+                    self.bans.forget(&peer_id);
                     debug!(peer = %peer_id, "disconnected");
                     let _ = self
                         .events

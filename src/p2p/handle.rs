@@ -150,6 +150,22 @@ pub(crate) enum Command {
         peer: PeerId,
         by: f64,
     },
+    Ban {
+        target: super::bans::BanTarget,
+        duration: std::time::Duration,
+        reason: String,
+        reply: oneshot::Sender<bool>,
+    },
+    Unban {
+        target: super::bans::BanTarget,
+        reply: oneshot::Sender<bool>,
+    },
+    ListBanned {
+        reply: oneshot::Sender<Vec<super::bans::BanInfo>>,
+    },
+    ClearBanned {
+        reply: oneshot::Sender<usize>,
+    },
     Flood {
         hash: crate::types::Hash,
         data: Vec<u8>,
@@ -194,6 +210,39 @@ impl NetworkHandle {
                 verdict,
             })
             .await;
+    }
+
+    /// Bans `target` for `duration` (Bitcoin Core `setban … add`): a banned peer id is
+    /// disconnected and refused, connections from a banned IP are closed. False for a
+    /// loopback IP, which is never banned.
+    pub async fn ban(
+        &self,
+        target: super::bans::BanTarget,
+        duration: std::time::Duration,
+        reason: String,
+    ) -> Result<bool, NetworkError> {
+        self.ask(|reply| Command::Ban {
+            target,
+            duration,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    /// Lifts a ban (`setban … remove`); whether there was one.
+    pub async fn unban(&self, target: super::bans::BanTarget) -> Result<bool, NetworkError> {
+        self.ask(|reply| Command::Unban { target, reply }).await
+    }
+
+    /// Every ban (`listbanned`).
+    pub async fn list_banned(&self) -> Result<Vec<super::bans::BanInfo>, NetworkError> {
+        self.ask(|reply| Command::ListBanned { reply }).await
+    }
+
+    /// Lifts every ban (`clearbanned`); how many there were.
+    pub async fn clear_banned(&self) -> Result<usize, NetworkError> {
+        self.ask(|reply| Command::ClearBanned { reply }).await
     }
 
     /// Connected peers.

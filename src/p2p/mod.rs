@@ -1,6 +1,7 @@
 //! The libp2p network: one event-loop task owns the Swarm; the node talks to it through a
 //! cloneable [`NetworkHandle`] (commands over mpsc, replies over oneshot).
 
+pub mod bans;
 pub mod behaviour;
 pub mod codec;
 pub mod event_loop;

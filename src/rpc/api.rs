@@ -51,6 +51,30 @@ pub trait BitcoinApi {
     #[method(name = "addnode")]
     async fn addnode(&self, node: String, command: String) -> RpcResult<Value>;
 
+    /// `setban target command ( bantime absolute )` (Bitcoin Core): command "add" bans
+    /// `target` (a peer id, or an IP address; loopback IPs are never banned) for `bantime`
+    /// seconds (default `--bantime`), or until the Unix time `bantime` when `absolute` is
+    /// true; "remove" lifts it. A banned peer id is disconnected and refused; connections from
+    /// a banned IP are closed. Error -8 on a bad target or command, -23 "Error: Node already
+    /// banned", -30 "Error: Unban failed".
+    #[method(name = "setban")]
+    async fn setban(
+        &self,
+        target: String,
+        command: String,
+        bantime: Option<u64>,
+        absolute: Option<bool>,
+    ) -> RpcResult<Value>;
+
+    /// `listbanned` -> `[{address, ban_created, banned_until, ban_duration, time_remaining,
+    /// reason}]` (Bitcoin Core's fields, seconds; `reason` says what triggered the ban).
+    #[method(name = "listbanned")]
+    async fn listbanned(&self) -> RpcResult<Value>;
+
+    /// `clearbanned`: lifts every ban.
+    #[method(name = "clearbanned")]
+    async fn clearbanned(&self) -> RpcResult<Value>;
+
     /// `getblockheader blockhash ( verbose )`: verbose true (default) = Bitcoin Core's header
     /// object (hash, confirmations, height, version, merkleroot, time, mediantime, nonce, bits,
     /// difficulty, chainwork, nTx, previousblockhash, nextblockhash; PoW fields carry neutral

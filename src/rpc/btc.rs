@@ -147,6 +147,78 @@ impl BitcoinApiServer for RpcImpl {
         Ok(Value::Null)
     }
 
+    async fn setban(
+        &self,
+        target: String,
+        command: String,
+        bantime: Option<u64>,
+        absolute: Option<bool>,
+    ) -> RpcResult<Value> {
+        let t: crate::p2p::bans::BanTarget = target
+            .parse()
+            .map_err(|e: String| err(error::RPC_INVALID_PARAMETER, e))?;
+        match command.as_str() {
+            "add" => {
+                let now = crate::now_ms() / 1000;
+                let secs = match (bantime, absolute.unwrap_or(false)) {
+                    (Some(until), true) => until.saturating_sub(now),
+                    (Some(s), false) if s > 0 => s,
+                    _ => self.ctx.ban_time.as_secs(),
+                };
+                if secs == 0 {
+                    return Err(err(
+                        error::RPC_INVALID_PARAMETER,
+                        "Error: Absolute timestamp is in the past",
+                    ));
+                }
+                let listed = self.ctx.net.list_banned().await.map_err(internal)?;
+                if listed.iter().any(|b| b.address == t.to_string()) {
+                    return Err(err(
+                        error::RPC_CLIENT_NODE_ALREADY_ADDED,
+                        "Error: Node already banned",
+                    ));
+                }
+                let done = self
+                    .ctx
+                    .net
+                    .ban(
+                        t,
+                        std::time::Duration::from_secs(secs),
+                        "manual (setban)".into(),
+                    )
+                    .await
+                    .map_err(internal)?;
+                if !done {
+                    return Err(err(
+                        error::RPC_INVALID_PARAMETER,
+                        "Error: a loopback address is never banned (ban the peer id)",
+                    ));
+                }
+                Ok(Value::Null)
+            }
+            "remove" => {
+                if !self.ctx.net.unban(t).await.map_err(internal)? {
+                    return Err(err(error::RPC_CLIENT_INVALID_IP_OR_SUBNET, "Error: Unban failed. Requested address/subnet was not previously manually banned."));
+                }
+                Ok(Value::Null)
+            }
+            other => Err(err(
+                error::RPC_INVALID_PARAMETER,
+                format!("command must be add or remove, not {other:?}"),
+            )),
+        }
+    }
+
+    async fn listbanned(&self) -> RpcResult<Value> {
+        let list = self.ctx.net.list_banned().await.map_err(internal)?;
+        Ok(serde_json::to_value(list).map_err(internal)?)
+    }
+
+    async fn clearbanned(&self) -> RpcResult<Value> {
+        self.ctx.net.clear_banned().await.map_err(internal)?;
+        Ok(Value::Null)
+    }
+
     fn getblockheader(&self, blockhash: String, verbose: Option<bool>) -> RpcResult<Value> {
         let h = parse_hash(&blockhash, error::RPC_INVALID_PARAMETER)?;
         let block = self

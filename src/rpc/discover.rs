@@ -34,6 +34,17 @@ pub const METHODS: &[MethodDoc] = &[
         "node: string, command: string",
         "add|onetry dials a /p2p/ multiaddr, remove disconnects it",
     ),
+    m(
+        "setban",
+        "target: string, command: string, bantime?: integer, absolute?: boolean",
+        "add|remove a ban of a peer id or an IP address",
+    ),
+    m(
+        "listbanned",
+        "",
+        "banned peer ids and IP addresses, until when and why",
+    ),
+    m("clearbanned", "", "lifts every ban"),
     m("getbestblockhash", "", "hash of the head block"),
     m(
         "getblock",

@@ -17,6 +17,10 @@ pub const RPC_VERIFY_ERROR: i32 = -25;
 pub const RPC_VERIFY_REJECTED: i32 = -26;
 /// Bitcoin Core `RPC_VERIFY_ALREADY_IN_CHAIN`.
 pub const RPC_VERIFY_ALREADY_IN_CHAIN: i32 = -27;
+/// Bitcoin Core `RPC_CLIENT_NODE_ALREADY_ADDED` (`setban`: "Node already banned").
+pub const RPC_CLIENT_NODE_ALREADY_ADDED: i32 = -23;
+/// Bitcoin Core `RPC_CLIENT_INVALID_IP_OR_SUBNET` (`setban remove` of an address not banned).
+pub const RPC_CLIENT_INVALID_IP_OR_SUBNET: i32 = -30;
 /// JSON-RPC 2.0 invalid params.
 pub const INVALID_PARAMS: i32 = -32602;
 /// geth's generic server error code.

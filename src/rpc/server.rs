@@ -62,6 +62,8 @@ pub struct RpcContext {
     pub gossip: Arc<crate::gossip::GossipStats>,
     /// When the node started (`uptime`).
     pub started: Instant,
+    /// Default `setban` length (`--bantime`).
+    pub ban_time: std::time::Duration,
     /// Call durations by method (`meshnode_rpc_request_duration_seconds`).
     pub rpc_duration: prometheus_client::metrics::family::Family<
         crate::metrics::MethodLabel,

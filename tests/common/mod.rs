@@ -166,6 +166,7 @@ pub async fn test_peer(net: &TestNet, i: usize, chain_id: u64) -> TestPeer {
         peers: meshnode::p2p::PeerConfig::static_only(),
         queue_len: 64,
         idontwant: true,
+        ban_time: meshnode::p2p::bans::DEFAULT_BAN_TIME,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id().to_string();
@@ -259,6 +260,7 @@ pub async fn sync_responder(
         peers: meshnode::p2p::PeerConfig::static_only(),
         queue_len: 64,
         idontwant: true,
+        ban_time: meshnode::p2p::bans::DEFAULT_BAN_TIME,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id().to_string();
