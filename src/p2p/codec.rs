@@ -64,6 +64,14 @@ pub enum SyncRequest {
         /// The encoded block.
         block: Vec<u8>,
     },
+    /// The hashes of the peer's pending transactions (eth/68 `NewPooledTransactionHashes`,
+    /// asked for on connect), at most [`MAX_POOLED_HASHES`]. Answered with
+    /// [`SyncResponse::Hashes`].
+    PooledHashes,
+    /// Pending transactions by hash (eth/68 `GetPooledTransactions`), at most
+    /// [`MAX_POOLED_TXS`]. Answered with [`SyncResponse::Txs`]: the ones the server holds as
+    /// pending, in request order.
+    PooledTxs(Vec<Hash>),
 }
 
 /// A sync response.
@@ -81,7 +89,15 @@ pub enum SyncResponse {
     Txs(Vec<SignedTx>),
     /// Answer to [`SyncRequest::NewBlock`]: received (whether new or not).
     Ack,
+    /// Answer to [`SyncRequest::PooledHashes`].
+    Hashes(Vec<Hash>),
 }
+
+/// Most hashes in a [`SyncResponse::Hashes`] (512 KiB of hashes).
+pub const MAX_POOLED_HASHES: usize = 16_384;
+/// Most transactions asked for in one [`SyncRequest::PooledTxs`] (eth/68 peers ask for
+/// 256 at a time).
+pub const MAX_POOLED_TXS: usize = 256;
 
 /// Codec for [`SyncRequest`] / [`SyncResponse`].
 #[derive(Clone, Copy, Debug, Default)]

@@ -376,8 +376,15 @@ impl Sync {
         }
     }
 
-    /// A new connection: learn the peer's Status; sync if its chain is preferred.
+    /// A new connection: learn the peer's Status, sync if its chain is preferred; meanwhile
+    /// reconcile mempools with it ([`crate::txpool::reconcile`]).
     async fn on_connect(&self, peer: PeerId) {
+        let reconcile = crate::txpool::reconcile::with_peer(&self.pool, &self.net, peer);
+        tokio::join!(self.greet(peer), reconcile);
+    }
+
+    /// Status exchange with a new peer; sync if its chain is preferred.
+    async fn greet(&self, peer: PeerId) {
         match self.status_of(peer).await {
             Ok(status) => match self.better(&status) {
                 Ok(true) => self.trigger.sync_with(peer),

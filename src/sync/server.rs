@@ -3,7 +3,8 @@
 
 use super::Sync;
 use crate::p2p::codec::{
-    SyncRequest, SyncResponse, MAX_BLOCKS_BY_HASH, MAX_BLOCKS_PER_REQUEST, MAX_RESPONSE_BYTES,
+    SyncRequest, SyncResponse, MAX_BLOCKS_BY_HASH, MAX_BLOCKS_PER_REQUEST, MAX_POOLED_HASHES,
+    MAX_RESPONSE_BYTES,
 };
 use libp2p::PeerId;
 use tracing::debug;
@@ -66,6 +67,12 @@ impl Sync {
             }
             // The network task answers these itself (`--relay flood`).
             SyncRequest::NewBlock { .. } => SyncResponse::Ack,
+            SyncRequest::PooledHashes => SyncResponse::Hashes(
+                crate::txpool::reconcile::pending_hashes(&self.pool, MAX_POOLED_HASHES),
+            ),
+            SyncRequest::PooledTxs(hashes) => {
+                SyncResponse::Txs(crate::txpool::reconcile::pooled_txs(&self.pool, &hashes))
+            }
         }
     }
 }

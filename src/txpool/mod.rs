@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod maintain;
 pub mod pool;
+pub mod reconcile;
 pub mod validate;
 
 pub use config::{MempoolConfig, TxPoolConfig};
@@ -52,6 +53,10 @@ pub enum Origin {
     /// block, so only pool checks run; new ones are announced again (peers on the new chain
     /// may never have seen them), without waiting.
     Reorg,
+    /// Fetched from a new peer's mempool ([`reconcile`], eth/68's pooled-transaction
+    /// exchange): every check, each transaction on its own; new pending ones are announced
+    /// without waiting, so they spread on this side of the connection.
+    Peer,
 }
 
 /// A compact block rebuilt from the pool ([`TxPool::rebuild`]).
@@ -145,7 +150,7 @@ impl TxPool {
                 }
             }
             // The gossip workers must not wait: beyond a full queue, not announced (logged).
-            Origin::Reorg | Origin::Gossip => self.announce_now(new),
+            Origin::Reorg | Origin::Gossip | Origin::Peer => self.announce_now(new),
         }
         outcomes
     }
@@ -206,7 +211,7 @@ impl TxPool {
                 .into_iter()
                 .map(|t| Ok(validation::verified_tx(t)))
                 .collect(),
-            Origin::Rpc | Origin::Gossip => {
+            Origin::Rpc | Origin::Gossip | Origin::Peer => {
                 let todo_hashes: Vec<Hash> = todo.iter().map(|&i| hashes[i]).collect();
                 let known = inner.sigs.contains_each(&todo_hashes);
                 let checked = validation::check_txs(
@@ -275,7 +280,7 @@ impl TxPool {
                 Origin::Gossip if !queued_any => send.retain(|h| !new_hashes.contains(h)),
                 Origin::Gossip => {}
                 // Replacements of pending nonces are pending but not newly so.
-                Origin::Rpc | Origin::Reorg => send.extend(
+                Origin::Rpc | Origin::Reorg | Origin::Peer => send.extend(
                     new_hashes
                         .iter()
                         .filter(|h| !newly.contains(*h) && pool.is_pending(h)),

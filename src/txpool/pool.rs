@@ -517,6 +517,21 @@ impl Mempool {
         self.evictable.insert((self.by_hash[&h].fee(), h));
     }
 
+    /// Hashes of pending transactions, at most `max`, each sender's in nonce order.
+    pub fn pending_hashes(&self, max: usize) -> Vec<Hash> {
+        let mut out = Vec::new();
+        for q in self.senders.values() {
+            let end = q.state_nonce + q.pending as u64;
+            for (_, h) in q.txs.range(q.state_nonce..end) {
+                if out.len() >= max {
+                    return out;
+                }
+                out.push(*h);
+            }
+        }
+        out
+    }
+
     /// Whether `hash` is pooled and pending (executable now; not behind a nonce gap).
     pub fn is_pending(&self, hash: &Hash) -> bool {
         let Some(e) = self.by_hash.get(hash) else {

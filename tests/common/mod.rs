@@ -307,6 +307,8 @@ pub async fn sync_responder(
                     SyncRequest::BlocksByHash(_) => SyncResponse::Blocks(vec![]),
                     SyncRequest::BlockTxs { .. } => SyncResponse::Txs(vec![]),
                     SyncRequest::NewBlock { .. } => SyncResponse::Ack,
+                    SyncRequest::PooledHashes => SyncResponse::Hashes(vec![]),
+                    SyncRequest::PooledTxs(_) => SyncResponse::Txs(vec![]),
                 };
                 h.respond(channel, resp).await;
             }
