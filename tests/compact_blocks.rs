@@ -103,6 +103,8 @@ async fn serving_peer(net: &TestNet, i: usize, genesis: Hash, answer: Answer) ->
                         head_height: 0,
                         head_hash: genesis,
                     })),
+                    // Mempool reconciliation on connect: an empty pool, not recorded.
+                    SyncRequest::PooledHashes => Some(SyncResponse::Hashes(vec![])),
                     other => {
                         reqs.lock().unwrap().push(other.clone());
                         answer(other)
