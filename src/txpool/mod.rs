@@ -277,7 +277,10 @@ impl TxPool {
             let mut send: Vec<Hash> = newly.iter().copied().collect();
             match origin {
                 // Gossipsub relays this message's pending transactions itself on Accept.
-                Origin::Gossip if !queued_any => send.retain(|h| !new_hashes.contains(h)),
+                Origin::Gossip if !queued_any => {
+                    let own: HashSet<&Hash> = new_hashes.iter().collect();
+                    send.retain(|h| !own.contains(h));
+                }
                 Origin::Gossip => {}
                 // Replacements of pending nonces are pending but not newly so.
                 Origin::Rpc | Origin::Reorg | Origin::Peer => send.extend(
