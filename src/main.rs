@@ -93,24 +93,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tx(TxCommand::Sign {
-            from,
-            to,
-            amount,
-            fee,
+            transfer,
             nonce,
             chain_id,
-            data,
         }) => {
-            let key = Keypair::from_spec(&from)?;
+            let key = Keypair::from_spec(&transfer.from)?;
             let tx = meshnode::wallet::sign_transfer(
                 &key,
                 meshnode::wallet::Transfer {
                     chain_id,
                     nonce,
-                    to: meshnode::rpc::client::parse_recipient(&to)?,
-                    amount,
-                    fee,
-                    data: meshnode::rpc::client::parse_data(&data)?,
+                    to: meshnode::rpc::client::parse_recipient(&transfer.to)?,
+                    amount: transfer.amount,
+                    fee: transfer.fee,
+                    data: meshnode::rpc::client::parse_data(&transfer.data)?,
                 },
             )?;
             println!("{}", hex::encode(tx.to_bytes()));
@@ -175,18 +171,20 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tx(TxCommand::Send {
-            from,
-            to,
-            amount,
-            fee,
+            transfer,
             nonce,
-            data,
             conn,
         }) => {
-            let data = meshnode::rpc::client::parse_data(&data)?;
+            let data = meshnode::rpc::client::parse_data(&transfer.data)?;
             let client = meshnode::rpc::client::connect(&conn)?;
             let hash = meshnode::rpc::client::send_transfer_via(
-                &client, &from, &to, amount, fee, nonce, data,
+                &client,
+                &transfer.from,
+                &transfer.to,
+                transfer.amount,
+                transfer.fee,
+                nonce,
+                data,
             )
             .await?;
             println!("{hash}");

@@ -5,32 +5,11 @@
 
 mod common;
 
-use common::DevnetProcess;
+use common::{rpc_blocking, DevnetProcess, Killed};
 use meshnode::genesis::{GenesisFile, BUILT_IN};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Kills the node when the test ends, passed or not.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rpc(url: &str, method: &str) -> serde_json::Value {
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []});
-    let reply: serde_json::Value = ureq::post(url)
-        .set("Content-Type", "application/json")
-        .send_string(&body.to_string())
-        .unwrap()
-        .into_json()
-        .unwrap();
-    reply["result"].clone()
-}
 
 #[test]
 fn a_node_started_outside_the_checkout_runs_on_the_built_in_devnet_genesis() {
@@ -64,7 +43,7 @@ fn a_node_started_outside_the_checkout_runs_on_the_built_in_devnet_genesis() {
     let nf: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&node_file).unwrap()).unwrap();
     let url = nf["rpc_url"].as_str().unwrap().to_string();
-    let info = rpc(&url, "meshnode_nodeInfo");
+    let info = rpc_blocking(&url, "meshnode_nodeInfo", None);
     let spec = serde_json::from_str::<GenesisFile>(BUILT_IN)
         .unwrap()
         .to_spec()

@@ -2,38 +2,11 @@
 //! directory: the node uses the directory's key, genesis and data dir, and takes each
 //! setting by the documented precedence: flag > environment variable > file > default.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{rpc_blocking, Killed};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Kills the node when the test ends, passed or not.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rpc(url: &str, cookie: &Path, method: &str) -> serde_json::Value {
-    let auth = format!(
-        "Basic {}",
-        base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            std::fs::read_to_string(cookie).unwrap().trim()
-        )
-    );
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []});
-    let reply: serde_json::Value = ureq::post(url)
-        .set("Content-Type", "application/json")
-        .set("Authorization", &auth)
-        .send_string(&body.to_string())
-        .unwrap()
-        .into_json()
-        .unwrap();
-    reply["result"].clone()
-}
 
 #[test]
 fn init_then_run_with_the_config_file_takes_flag_then_env_then_file_then_default() {
@@ -98,12 +71,12 @@ fn init_then_run_with_the_config_file_takes_flag_then_env_then_file_then_default
     // Environment beats file: not port 9.
     let url = nf["rpc_url"].as_str().unwrap().to_string();
     assert!(!url.ends_with(":9"), "{url}");
-    let info = rpc(&url, &dir.join(".cookie"), "getmempoolinfo");
+    let info = rpc_blocking(&url, "getmempoolinfo", Some(&dir.join(".cookie")));
     // File beats default (100000); flag beats file.
     assert_eq!(info["maxmempooltxs"], 1111, "{info}");
     assert_eq!(info["maxmempool"], 3333333, "{info}");
     // Default where nobody set anything.
-    let net = rpc(&url, &dir.join(".cookie"), "meshnode_nodeInfo");
+    let net = rpc_blocking(&url, "meshnode_nodeInfo", Some(&dir.join(".cookie")));
     assert_eq!(net["chainId"], 1337, "{net}");
 }
 

@@ -7,24 +7,14 @@ mod common;
 use common::*;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::rpc_params;
-use meshnode::crypto::Keypair;
 use meshnode::rpc::api::BitcoinApiClient;
-use meshnode::types::{SignedTx, TxBody};
+use meshnode::types::SignedTx;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 fn transfer(chain_id: u64, from: u64, nonce: u64) -> SignedTx {
-    let k = Keypair::dev_account(from);
-    k.sign_tx(TxBody {
-        chain_id,
-        nonce,
-        from: k.public(),
-        to: Keypair::dev_account(60).address(),
-        amount: 1,
-        fee: 1 + nonce % 7,
-        data: vec![],
-    })
+    signed_transfer(chain_id, from, 60, nonce, 1, 1 + nonce % 7)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,41 +7,16 @@ mod common;
 use common::*;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::rpc_params;
-use meshnode::crypto::Keypair;
 use meshnode::p2p::TopicKind;
 use meshnode::rpc::api::BitcoinApiClient;
-use meshnode::types::{SignedTx, TxBody};
+use meshnode::types::SignedTx;
 use serde_json::Value;
 use std::time::Duration;
 
 const CHAIN_ID: u64 = 1337;
 
 fn transfer(from: u64, nonce: u64, fee: u64) -> SignedTx {
-    let k = Keypair::dev_account(from);
-    k.sign_tx(TxBody {
-        chain_id: CHAIN_ID,
-        nonce,
-        from: k.public(),
-        to: Keypair::dev_account(50).address(),
-        amount: 5,
-        fee,
-        data: vec![],
-    })
-}
-
-/// Waits until node `i` knows `hash` (mempool or chain).
-async fn known_at(net: &TestNet, i: usize, hash: &str) {
-    let c = client(net, i);
-    wait_for(
-        &format!("tx {hash} at node{i}"),
-        Duration::from_secs(30),
-        || {
-            let c = c.clone();
-            let h = hash.to_string();
-            async move { c.getrawtransaction(h, None, None).await.ok().map(|_| ()) }
-        },
-    )
-    .await;
+    signed_transfer(CHAIN_ID, from, 50, nonce, 5, fee)
 }
 
 async fn in_mempool(net: &TestNet, i: usize, hash: &str) -> bool {
@@ -64,7 +39,7 @@ async fn a_queued_transaction_from_rpc_stays_local_until_its_gap_fills() {
         .await
         .unwrap();
     for i in 1..3 {
-        known_at(&net, i, &pending).await;
+        wait_tx_at(&net, i, &pending).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
@@ -84,7 +59,7 @@ async fn a_queued_transaction_from_rpc_stays_local_until_its_gap_fills() {
             .unwrap();
     }
     for i in 1..3 {
-        known_at(&net, i, &queued).await;
+        wait_tx_at(&net, i, &queued).await;
     }
 }
 
@@ -105,9 +80,9 @@ async fn a_queued_transaction_from_gossip_is_ignored_and_not_relayed() {
     }
     let (q, p) = (queued.hash().to_string(), pending.hash().to_string());
     for i in [0, 2] {
-        known_at(&net, i, &p).await;
+        wait_tx_at(&net, i, &p).await;
     }
-    known_at(&net, 1, &q).await;
+    wait_tx_at(&net, 1, &q).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     for i in [0, 2] {
         assert!(

@@ -6,26 +6,16 @@ mod common;
 use common::*;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::rpc_params;
-use meshnode::crypto::Keypair;
 use meshnode::p2p::TopicKind;
 use meshnode::rpc::api::BitcoinApiClient;
-use meshnode::types::{SignedTx, TxBody};
+use meshnode::types::SignedTx;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const CHAIN_ID: u64 = 1337;
 
 fn transfer(from: u64, nonce: u64, amount: u64) -> SignedTx {
-    let k = Keypair::dev_account(from);
-    k.sign_tx(TxBody {
-        chain_id: CHAIN_ID,
-        nonce,
-        from: k.public(),
-        to: Keypair::dev_account(50).address(),
-        amount,
-        fee: 1,
-        data: vec![],
-    })
+    signed_transfer(CHAIN_ID, from, 50, nonce, amount, 1)
 }
 
 async fn connected(c: &jsonrpsee::http_client::HttpClient, peer: &str) -> bool {
@@ -109,17 +99,7 @@ async fn a_spammer_is_disconnected_and_banned_and_honest_peers_carry_on() {
         .await
         .unwrap();
     for i in [0, 2] {
-        let c = client(&net, i);
-        wait_for(
-            &format!("the valid tx at node{i}"),
-            Duration::from_secs(30),
-            || {
-                let c = c.clone();
-                let h = good.clone();
-                async move { c.getrawtransaction(h, None, None).await.ok().map(|_| ()) }
-            },
-        )
-        .await;
+        wait_tx_at(&net, i, &good).await;
     }
 
     // By hand: lift the ban, and the peer can connect again.

@@ -270,29 +270,37 @@ pub enum StoreCommand {
     },
 }
 
+/// The fields of a transfer, shared by `tx send` and `tx sign`.
+#[derive(Debug, Args, Clone)]
+pub struct TransferArgs {
+    /// Sender key: `dev:N` or a key file.
+    #[arg(long)]
+    pub from: String,
+    /// Recipient address (0x + 40 hex digits) or a key spec (`dev:N`).
+    #[arg(long)]
+    pub to: String,
+    /// Amount, base units.
+    #[arg(long)]
+    pub amount: u64,
+    /// Fee, base units.
+    #[arg(long, default_value_t = 1)]
+    pub fee: u64,
+    /// Payload, hex (0x optional), at most 1,024 bytes.
+    #[arg(long, default_value = "")]
+    pub data: String,
+}
+
 /// `meshnode tx …`.
 #[derive(Debug, Subcommand)]
 pub enum TxCommand {
     /// Sign a transfer and submit it through JSON-RPC; prints the transaction hash.
     Send {
-        /// Sender key: `dev:N` or a key file.
-        #[arg(long)]
-        from: String,
-        /// Recipient address (0x + 40 hex digits) or a key spec (`dev:N`).
-        #[arg(long)]
-        to: String,
-        /// Amount, base units.
-        #[arg(long)]
-        amount: u64,
-        /// Fee, base units.
-        #[arg(long, default_value_t = 1)]
-        fee: u64,
+        /// What to send.
+        #[command(flatten)]
+        transfer: TransferArgs,
         /// Nonce (default: the node's pending nonce for the sender).
         #[arg(long)]
         nonce: Option<u64>,
-        /// Payload, hex (0x optional), at most 1,024 bytes.
-        #[arg(long, default_value = "")]
-        data: String,
         /// Which node, and its credentials.
         #[command(flatten)]
         conn: RpcConnArgs,
@@ -301,27 +309,15 @@ pub enum TxCommand {
     /// `sendrawtransaction` / `eth_sendRawTransaction`. The same fields give the same bytes
     /// as `tx send` submits (ed25519 signatures are deterministic).
     Sign {
-        /// Sender key: `dev:N` or a key file.
-        #[arg(long)]
-        from: String,
-        /// Recipient address (0x + 40 hex digits) or a key spec (`dev:N`).
-        #[arg(long)]
-        to: String,
-        /// Amount, base units.
-        #[arg(long)]
-        amount: u64,
-        /// Fee, base units.
-        #[arg(long, default_value_t = 1)]
-        fee: u64,
+        /// What to sign.
+        #[command(flatten)]
+        transfer: TransferArgs,
         /// The sender's account nonce (`eth_getTransactionCount ADDR pending` on a node).
         #[arg(long)]
         nonce: u64,
         /// Chain id of the network (`eth_chainId`; the devnet's is 1337).
         #[arg(long)]
         chain_id: u64,
-        /// Payload, hex (0x optional), at most 1,024 bytes.
-        #[arg(long, default_value = "")]
-        data: String,
     },
     /// Decode a raw transaction (hex, 0x optional; `-` reads it from stdin) and print it as
     /// JSON: hash, size, chain id, nonce, sender address and public key, recipient, amount,

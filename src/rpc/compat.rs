@@ -105,7 +105,8 @@ fn error_code(resp: &Value) -> Option<i64> {
         .map(|e| e.get("code").and_then(Value::as_i64).unwrap_or(0))
 }
 
-fn json_response(status: http::StatusCode, body: Vec<u8>) -> HttpResponse {
+/// An HTTP reply with `status` and a JSON `body` (`Content-Type: application/json`).
+pub(super) fn json_response(status: http::StatusCode, body: Vec<u8>) -> HttpResponse {
     let mut r = HttpResponse::new(HttpBody::from(body));
     *r.status_mut() = status;
     r.headers_mut().insert(

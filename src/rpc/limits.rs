@@ -9,7 +9,7 @@
 //! to the sum, so it never refuses first. A refusal is HTTP 429 with `Retry-After: 1` and a
 //! JSON-RPC error body, code -32005 "limit exceeded" (EIP-1474), id null.
 
-use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use jsonrpsee::server::{HttpRequest, HttpResponse};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -84,11 +84,9 @@ pub fn too_many(what: &str, max: usize) -> HttpResponse {
         },
         "id": null,
     });
-    let mut r = HttpResponse::new(HttpBody::from(msg.to_string()));
-    *r.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
+    let mut r = super::compat::json_response(
+        http::StatusCode::TOO_MANY_REQUESTS,
+        msg.to_string().into_bytes(),
     );
     r.headers_mut().insert(
         http::header::RETRY_AFTER,
@@ -139,6 +137,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonrpsee::server::HttpBody;
     use tower::{Layer, Service, ServiceExt};
 
     /// An inner service that answers 200 once `gate` opens.

@@ -7,9 +7,10 @@
 //! offered (they stay local).
 
 use super::{Inserted, Origin, TxPool};
-use crate::p2p::codec::{SyncRequest, SyncResponse, MAX_POOLED_TXS};
+use crate::p2p::codec::{SyncRequest, SyncResponse, MAX_POOLED_HASHES, MAX_POOLED_TXS};
 use crate::p2p::NetworkHandle;
 use crate::types::{Hash, SignedTx};
+use futures::StreamExt;
 use libp2p::PeerId;
 use std::collections::HashSet;
 use tracing::{debug, info};
@@ -49,15 +50,20 @@ pub async fn with_peer(pool: &TxPool, net: &NetworkHandle, peer: PeerId) -> Reco
         return r;
     };
     r.offered = offered.len();
-    let want = missing(pool, offered);
+    // A peer may offer more than a reply should hold: take what an honest one sends.
+    let want = missing(pool, offered.into_iter().take(MAX_POOLED_HASHES).collect());
     r.asked = want.len();
     if want.is_empty() {
         return r;
     }
-    let replies = futures::future::join_all(
-        want.chunks(MAX_POOLED_TXS)
-            .map(|c| net.request(peer, SyncRequest::PooledTxs(c.to_vec()))),
-    )
+    // At most 8 requests in flight, as range sync.
+    let batches: Vec<Vec<Hash>> = want.chunks(MAX_POOLED_TXS).map(<[Hash]>::to_vec).collect();
+    let replies: Vec<_> = futures::stream::iter(batches.into_iter().map(|batch| {
+        let net = net.clone();
+        async move { net.request(peer, SyncRequest::PooledTxs(batch)).await }
+    }))
+    .buffer_unordered(8)
+    .collect()
     .await;
     let asked: HashSet<Hash> = want.iter().copied().collect();
     let mut txs: Vec<SignedTx> = Vec::new();

@@ -480,3 +480,76 @@ impl Drop for DevnetProcess {
         }
     }
 }
+
+/// A transfer of `amount` from dev account `from` to dev account `to`, signed.
+pub fn signed_transfer(
+    chain_id: u64,
+    from: u64,
+    to: u64,
+    nonce: u64,
+    amount: u64,
+    fee: u64,
+) -> meshnode::types::SignedTx {
+    let k = meshnode::crypto::Keypair::dev_account(from);
+    k.sign_tx(meshnode::types::TxBody {
+        chain_id,
+        nonce,
+        from: k.public(),
+        to: meshnode::crypto::Keypair::dev_account(to).address(),
+        amount,
+        fee,
+        data: vec![],
+    })
+}
+
+/// Waits until node `i` knows transaction `hash` (mempool or chain).
+pub async fn wait_tx_at(net: &TestNet, i: usize, hash: &str) {
+    let c = client(net, i);
+    wait_for(
+        &format!("tx {hash} at node{i}"),
+        Duration::from_secs(30),
+        || {
+            let c = c.clone();
+            let h = hash.to_string();
+            async move { c.getrawtransaction(h, None, None).await.ok().map(|_| ()) }
+        },
+    )
+    .await;
+}
+
+/// One JSON-RPC 2.0 call over blocking HTTP (ureq), with the cookie at `cookie` as Basic
+/// auth when given; the `result` member.
+pub fn rpc_blocking(
+    url: &str,
+    method: &str,
+    cookie: Option<&std::path::Path>,
+) -> serde_json::Value {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []});
+    let mut req = ureq::post(url).set("Content-Type", "application/json");
+    if let Some(c) = cookie {
+        let auth = format!(
+            "Basic {}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                std::fs::read_to_string(c).unwrap().trim()
+            )
+        );
+        req = req.set("Authorization", &auth);
+    }
+    let reply: serde_json::Value = req
+        .send_string(&body.to_string())
+        .unwrap()
+        .into_json()
+        .unwrap();
+    reply["result"].clone()
+}
+
+/// A child process killed (SIGKILL) and reaped when the test ends, passed or not.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
