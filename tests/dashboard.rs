@@ -74,6 +74,9 @@ fn start_browser(profile: &Path) -> (Browser, u16) {
         0,
     )
     .arg(format!("--user-data-dir={}", profile.display()))
+    // Chromium's scratch directories (org.chromium.Chromium.*) go under the profile, which
+    // the test removes, not under /tmp.
+    .env("TMPDIR", profile)
     .arg("about:blank")
     .stdout(Stdio::null())
     .stderr(Stdio::null())
