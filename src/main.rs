@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&cli);
+    meshnode::chain::store::quiet_guarded_panics();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -87,9 +88,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .check(&spec)
                 .map_err(|e| anyhow::anyhow!("store check failed: {e}"))?;
             println!(
-                "store check ok: head {} at height {}; {} blocks, {} transactions, {} accounts match a replay",
-                r.head_hash, r.head_height, r.blocks, r.txs, r.accounts
+                "store check ok: head {} at height {}; {} canonical blocks ({} stored), {} transactions, {} accounts match a replay",
+                r.head_hash, r.head_height, r.blocks, r.stored_blocks, r.txs, r.accounts
             );
+            Ok(())
+        }
+        Command::Store(StoreCommand::Repair {
+            data_dir,
+            resync,
+            genesis,
+        }) => {
+            let spec = match genesis {
+                Some(g) => Some(meshnode::genesis::GenesisFile::read(&g)?.to_spec()?),
+                None => None,
+            };
+            let r = meshnode::chain::repair::repair(&data_dir.join("chain"), spec.as_ref(), resync)
+                .map_err(|e| anyhow::anyhow!("store repair failed: {e}"))?;
+            if r.resync {
+                println!("store repair: chain cleared to genesis {}", r.kept_hash);
+            } else {
+                println!(
+                    "store repair: kept the chain up to height {} (head {})",
+                    r.kept_height, r.kept_hash
+                );
+            }
+            if let Some(why) = &r.stopped_by {
+                println!("  stopped at the first damage: {why}");
+            }
+            if let Some(m) = r.marker.filter(|m| m.height > r.kept_height) {
+                println!(
+                    "  the node had reached height {}: sync refills {} blocks from peers when it starts",
+                    m.height,
+                    m.height - r.kept_height
+                );
+            }
             Ok(())
         }
         Command::Tx(TxCommand::Sign {

@@ -15,35 +15,40 @@ pub struct CheckReport {
     pub head_hash: Hash,
     /// Canonical blocks checked (including genesis).
     pub blocks: u64,
+    /// Stored blocks (canonical and side branches), each decoded and found to hash to the
+    /// key it is stored under.
+    pub stored_blocks: u64,
     /// Canonical transactions checked.
     pub txs: u64,
     /// Accounts compared with the replay.
     pub accounts: u64,
 }
 
-/// Why `store check` failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    /// The store could not be read.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// An invariant does not hold.
-    #[error("invariant violated: {0}")]
-    Invariant(String),
-}
-
 impl ChainStore {
-    fn space_len(&self, space: u8) -> usize {
-        self.tree.scan_prefix([space]).count()
+    fn space_len(&self, space: u8) -> Result<usize, StoreError> {
+        self.guard(|| {
+            let mut n = 0;
+            for kv in self.tree.scan_prefix([space]) {
+                kv?;
+                n += 1;
+            }
+            Ok(n)
+        })
     }
 
     /// Verifies the store's invariants: the canonical chain links back to `spec`'s genesis
     /// (hashes, heights, parents, tx roots, producer signatures), every canonical block has an
     /// undo record, the height index has nothing above the head, the tx index holds exactly the
     /// canonical transactions at their places, and the accounts equal a replay of the
-    /// canonical blocks from the genesis allocations.
-    pub fn check(&self, spec: &ChainSpec) -> Result<CheckReport, CheckError> {
-        let bad = |m: String| CheckError::Invariant(m);
+    /// canonical blocks from the genesis allocations; every stored block (side branches too)
+    /// decodes and hashes to its key. Run it on a store opened with
+    /// [`ChainStore::open_existing`], which has verified the head marker and read every value
+    /// back.
+    ///
+    /// Errors: the first violation, as [`StoreError::Damaged`] (whose message names the
+    /// remedy), or an I/O error.
+    pub fn check(&self, spec: &ChainSpec) -> Result<CheckReport, StoreError> {
+        let bad = |m: String| self.damaged(format!("invariant violated: {m}"));
         let genesis = spec.genesis_block();
         if self.hash_at(0)? != Some(genesis.hash()) {
             return Err(bad("height 0 is not the genesis of the stored spec".into()));
@@ -120,7 +125,7 @@ impl ChainStore {
                 "head {head_hash} is not the canonical block at height {head_height}"
             )));
         }
-        let canonical = self.space_len(CANONICAL) as u64;
+        let canonical = self.space_len(CANONICAL)? as u64;
         if canonical != head_height + 1 {
             return Err(bad(format!(
                 "{canonical} canonical heights for a head at {head_height}"
@@ -131,7 +136,7 @@ impl ChainStore {
                 return Err(bad(format!("tx index entry of {h} is missing or wrong")));
             }
         }
-        let indexed = self.space_len(TXINDEX);
+        let indexed = self.space_len(TXINDEX)?;
         if indexed != txs.len() {
             return Err(bad(format!(
                 "tx index has {indexed} entries, the canonical chain {} transactions",
@@ -139,15 +144,9 @@ impl ChainStore {
             )));
         }
         let mut accounts = 0;
-        for kv in self.tree.scan_prefix([ACCOUNT]) {
-            let (k, v) = kv.map_err(StoreError::from)?;
-            let addr = Address(
-                k[1..]
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("account key"))?,
-            );
-            let stored: Account =
-                encoding::decode(&v, 64).map_err(|_| StoreError::Corrupt("account"))?;
+        for (k, v) in self.scan(ACCOUNT)? {
+            let addr = Address(k[1..].try_into().map_err(|_| self.corrupt("account key"))?);
+            let stored: Account = encoding::decode(&v, 64).map_err(|_| self.corrupt("account"))?;
             let replayed = state.get(&addr).copied().unwrap_or_default();
             if stored != replayed {
                 return Err(bad(format!(
@@ -161,7 +160,21 @@ impl ChainStore {
                 return Err(bad(format!("account {addr} missing from the store")));
             }
         }
+        let mut stored_blocks = 0;
+        for (k, v) in self.all_blocks()? {
+            let b: crate::types::Block =
+                encoding::decode(&v, usize::MAX).map_err(|_| self.corrupt("block"))?;
+            if b.hash().0[..] != k[1..] {
+                return Err(bad(format!(
+                    "a block stored under {} hashes to {}",
+                    hex::encode(&k[1..]),
+                    b.hash()
+                )));
+            }
+            stored_blocks += 1;
+        }
         Ok(CheckReport {
+            stored_blocks,
             head_height,
             head_hash,
             blocks: head_height + 1,

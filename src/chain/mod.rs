@@ -8,6 +8,7 @@
 
 pub mod fsck;
 pub mod recent;
+pub mod repair;
 pub mod store;
 
 use crate::crypto::Keypair;
@@ -16,7 +17,7 @@ use crate::state::{apply_block, Account, Overlay, StateView};
 use crate::types::Address;
 use crate::types::{Block, BlockHeader, Hash};
 use crate::validation::{self, BlockContext, Unapplied, ValidationError, Verified};
-pub use fsck::{CheckError, CheckReport};
+pub use fsck::CheckReport;
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
@@ -112,7 +113,7 @@ impl Chain {
         let hash = store.head_hash()?;
         let block = store
             .block(&hash)?
-            .ok_or(StoreError::Corrupt("head block"))?;
+            .ok_or_else(|| store.damaged("the head block is missing"))?;
         Ok(Chain {
             head: RwLock::new(head_of(&block.header, hash)),
             store,
@@ -163,7 +164,7 @@ impl Chain {
         {
             o(&n, &self.store);
         }
-        self.store.flush()?;
+        self.store.flush_head(head.height, head.hash)?;
         *self.head.write().expect("head lock poisoned") = head;
         let _ = self.canon.send(n.clone());
         Ok(n)
@@ -314,7 +315,7 @@ impl Chain {
             let b = self
                 .store
                 .block(&h)?
-                .ok_or(StoreError::Corrupt("branch block"))?;
+                .ok_or_else(|| self.store.damaged("a side-branch block is missing"))?;
             if self.store.hash_at(b.header.height)? == Some(h) {
                 break b.header.height;
             }
@@ -329,16 +330,16 @@ impl Chain {
             let bh = self
                 .store
                 .hash_at(height)?
-                .ok_or(StoreError::Corrupt("canonical"))?;
+                .ok_or_else(|| self.store.damaged("a canonical height is missing"))?;
             let undo = self
                 .store
                 .undo_record(&bh)?
-                .ok_or(StoreError::Corrupt("undo"))?;
+                .ok_or_else(|| self.store.damaged("an undo record is missing"))?;
             accounts.extend(undo.accounts);
             undone.push(
                 self.store
                     .block(&bh)?
-                    .ok_or(StoreError::Corrupt("canonical block"))?,
+                    .ok_or_else(|| self.store.damaged("a canonical block is missing"))?,
             );
         }
         // Apply the branch with full state validation.

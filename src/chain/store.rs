@@ -11,15 +11,36 @@
 //! (One tree keeps the atomic write a plain batch instead of a multi-tree transaction; for a
 //! 200-transaction block, about 600 keys, the two measured 7.6 and 9.5 ms median in the
 //! 8-node bench, within this machine's noise: the key count, not the mechanism, is the cost.)
+//!
+//! **Integrity.** sled checks a CRC-32 on every message it reads, but when its log is damaged
+//! it may recover silently to an earlier point (a flipped byte in the middle of a never-reopened
+//! log truncates everything after it; measured: a store at height 199 reopened "fine" at
+//! height 3). So the store keeps a **head marker** outside the database, `head.json` in the
+//! store directory (height and hash of the head, replaced atomically after every flush), and
+//! opening it (for `run` and `store check` alike):
+//! - catches panics inside sled at this boundary (every sled call goes through one guard),
+//!   turning them and sled's corruption errors into [`StoreError::Damaged`];
+//! - compares the head with the marker: a head below it, or a marker naming a block the store
+//!   lacks, is a rollback;
+//! - reads every stored key and value once, so that sled verifies every checksum before the
+//!   node trusts the store (Bitcoin Core's `-checkblocks` at startup plays this role).
+//!
+//! A damage found later, while the node runs, is recorded once ([`ChainStore::damage`]); the
+//! store then refuses every write, and the node shuts down naming it (Bitcoin Core's
+//! `AbortNode`). [`StoreError::Damaged`]'s message names the remedy: `meshnode store repair`.
 
 use crate::genesis::ChainSpec;
 use crate::state::{Account, StateDiff, StateView};
 use crate::types::{encoding, Address, Block, Hash};
 use crate::validation::{Unapplied, Verified};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Store layout version; a store with another one is refused.
 pub const SCHEMA_VERSION: u32 = 4;
+
+/// File name of the head marker, in the store directory.
+pub const HEAD_MARKER: &str = "head.json";
 
 /// Where a transaction sits in the canonical chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
@@ -54,9 +75,28 @@ pub struct ReorgWrite<'a> {
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled reported an I/O or corruption error.
+    /// sled reported an I/O error (disk full, permissions, the directory locked by another
+    /// process).
     #[error("database error: {0}")]
     Db(sled::Error),
+    /// Writing the head marker failed.
+    #[error("writing the head marker {path}: {source}")]
+    Marker {
+        /// The marker's path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The store is damaged: sled found a checksum mismatch or panicked, a value does not
+    /// decode, the head is below the head marker, or an invariant `store check` verifies does
+    /// not hold. The message names the damage and the remedy (`meshnode store repair`).
+    #[error("the chain store in {} is damaged: {what}. {}", dir.display(), remedy(dir))]
+    Damaged {
+        /// The store directory (`DATA_DIR/chain`).
+        dir: PathBuf,
+        /// What is damaged.
+        what: String,
+    },
     /// The data dir belongs to another chain.
     #[error("data dir holds chain with genesis {found}, but the genesis file gives {expected}; use another --data-dir")]
     WrongGenesis {
@@ -76,16 +116,73 @@ pub enum StoreError {
     /// No store at the path.
     #[error("no chain store at {0}")]
     Missing(String),
-    /// A stored value does not decode (corruption).
-    #[error("corrupt store value in {0}")]
-    Corrupt(&'static str),
 }
 
-impl From<sled::Error> for StoreError {
-    /// Its message includes the cause, so the cause is not also its `source()` (an error chain printed with `{:#}` names it once).
-    fn from(e: sled::Error) -> Self {
-        StoreError::Db(e)
+impl StoreError {
+    /// Whether this is damage to the store (which `meshnode store repair` addresses), as
+    /// opposed to an I/O error, a wrong data dir or a missing store.
+    pub fn is_damage(&self) -> bool {
+        matches!(self, StoreError::Damaged { .. })
     }
+
+    /// What is wrong, without the remedy: the damage for [`StoreError::Damaged`], the whole
+    /// message otherwise.
+    pub fn what(&self) -> String {
+        match self {
+            StoreError::Damaged { what, .. } => what.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// What to do about a damaged store in `dir` (`DATA_DIR/chain`).
+fn remedy(dir: &Path) -> String {
+    let data_dir = dir.parent().unwrap_or(dir);
+    format!(
+        "Remedy: stop the node and run `meshnode store repair --data-dir {}`: it keeps the chain up to \
+         the last consistent block and sync refills the rest from peers (`--resync` clears the chain instead)",
+        data_dir.display()
+    )
+}
+
+/// sled's text for an error, without its (empty) backtrace.
+fn describe_sled(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Corruption { at: Some(at), .. } => {
+            format!("sled read corrupted data (checksum mismatch) at {at:?}")
+        }
+        sled::Error::Corruption { at: None, .. } => {
+            "sled read corrupted data (checksum mismatch, or a log that ends before its snapshot)"
+                .into()
+        }
+        sled::Error::ReportableBug(s) => format!("sled found an inconsistency: {s}"),
+        other => other.to_string(),
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs a sled call inside [`ChainStore`]'s guard.
+    static IN_GUARD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs a panic hook that stays silent for panics inside the store's guard (they become
+/// [`StoreError::Damaged`], which says what happened once) and defers to the previous hook for
+/// every other panic. Call once, at startup of a binary.
+pub fn quiet_guarded_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !IN_GUARD.with(|g| g.get()) {
+            previous(info);
+        }
+    }));
+}
+
+/// The text of a caught panic.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// The chain database.
@@ -93,6 +190,9 @@ impl From<sled::Error> for StoreError {
 pub struct ChainStore {
     db: sled::Db,
     pub(super) tree: sled::Tree,
+    dir: Arc<PathBuf>,
+    /// The first damage found, if any (then every write is refused).
+    damage: Arc<tokio::sync::watch::Sender<Option<String>>>,
 }
 
 const BLOCK: u8 = b'b';
@@ -115,10 +215,106 @@ fn key(space: u8, k: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Runs a sled call with panics caught (see [`quiet_guarded_panics`]).
+fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    IN_GUARD.with(|g| g.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_GUARD.with(|g| g.set(false));
+    r.map_err(|p| panic_text(p.as_ref()))
+}
+
+/// The head marker's content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadMarker {
+    /// Head height.
+    pub height: u64,
+    /// Head hash.
+    pub hash: Hash,
+}
+
 impl ChainStore {
-    /// Opens the sled database and checks the schema version of an existing store (schema 1
-    /// kept separate trees; later ones a `schema` meta key).
-    fn open_db(dir: &Path) -> Result<ChainStore, StoreError> {
+    /// Runs `f` (sled calls) at the store boundary: a panic inside sled, or sled's corruption
+    /// error, becomes [`StoreError::Damaged`] (and is recorded); an I/O error stays
+    /// [`StoreError::Db`].
+    pub(super) fn guard<T>(&self, f: impl FnOnce() -> sled::Result<T>) -> Result<T, StoreError> {
+        match catch(f) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e @ (sled::Error::Corruption { .. } | sled::Error::ReportableBug(_)))) => {
+                Err(self.damaged(describe_sled(&e)))
+            }
+            Ok(Err(e)) => Err(StoreError::Db(e)),
+            Err(p) => Err(self.damaged(format!("sled panicked: {p}"))),
+        }
+    }
+
+    /// Records `what` as damage (the first one found is kept) and returns the error naming it.
+    pub(super) fn damaged(&self, what: impl Into<String>) -> StoreError {
+        let what = what.into();
+        self.damage.send_if_modified(|d| {
+            if d.is_none() {
+                // Debug only: whoever gets the error reports it (once, with the remedy).
+                tracing::debug!(dir = %self.dir.display(), %what, "chain store damaged");
+                *d = Some(what.clone());
+                true
+            } else {
+                false
+            }
+        });
+        StoreError::Damaged {
+            dir: self.dir.as_ref().clone(),
+            what,
+        }
+    }
+
+    /// A stored value in `space` that does not decode.
+    pub(super) fn corrupt(&self, space: &str) -> StoreError {
+        self.damaged(format!("a stored {space} value does not decode"))
+    }
+
+    /// The damage found so far, if any.
+    pub fn damage(&self) -> Option<String> {
+        self.damage.borrow().clone()
+    }
+
+    /// Resolves with the first damage found (at once if one was found already).
+    pub async fn damage_found(&self) -> String {
+        let mut rx = self.damage.subscribe();
+        let found = rx.wait_for(|d| d.is_some()).await.map(|d| d.clone());
+        match found {
+            Ok(d) => d.unwrap_or_default(),
+            // The sender lives in `self`: unreachable while we are borrowed.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Refuses writes once damage was found.
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.damage() {
+            Some(what) => Err(StoreError::Damaged {
+                dir: self.dir.as_ref().clone(),
+                what,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn get(&self, k: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        self.guard(|| self.tree.get(k))
+    }
+
+    /// Every (key, value) under a one-byte prefix, read inside the guard.
+    pub(super) fn scan(&self, space: u8) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+        self.guard(|| self.tree.scan_prefix([space]).collect())
+    }
+
+    /// Opens the sled database (panics and corruption caught) and checks the schema version
+    /// of an existing store (schema 1 kept separate trees; later ones a `schema` meta key).
+    /// Nothing is verified beyond that: see [`ChainStore::verify_integrity`].
+    pub(super) fn open_db(dir: &Path) -> Result<ChainStore, StoreError> {
+        let damaged = |what: String| StoreError::Damaged {
+            dir: dir.to_path_buf(),
+            what,
+        };
         // sled releases a directory's file lock when its background flusher stops, shortly
         // after the last handle in this process drops; an immediate reopen waits for that
         // (up to 2 s). Another process holding the lock still fails after the wait.
@@ -127,14 +323,22 @@ impl ChainStore {
             // No background flusher: every write path flushes itself (a commit before its
             // notification, a side block, an invalid mark), so sled's 500 ms flusher thread
             // would only wake an idle node twice a second for nothing.
-            match sled::Config::new().path(dir).flush_every_ms(None).open() {
+            let opened = catch(|| sled::Config::new().path(dir).flush_every_ms(None).open())
+                .map_err(|p| damaged(format!("sled panicked while opening it: {p}")))?;
+            match opened {
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock") && tries < 40 =>
                 {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                r => break r?,
+                Err(e @ (sled::Error::Corruption { .. } | sled::Error::ReportableBug(_))) => {
+                    return Err(damaged(format!(
+                        "it cannot be opened: {}",
+                        describe_sled(&e)
+                    )))
+                }
+                r => break r.map_err(StoreError::Db)?,
             }
         };
         if db.tree_names().iter().any(|n| n.as_ref() == b"meta") {
@@ -143,15 +347,23 @@ impl ChainStore {
                 expected: SCHEMA_VERSION,
             });
         }
-        let s = ChainStore {
-            tree: db.open_tree("chain")?,
-            db,
+        let tree = match catch(|| db.open_tree("chain")) {
+            Ok(Ok(t)) => t,
+            Ok(Err(sled::Error::Io(e))) => return Err(StoreError::Db(sled::Error::Io(e))),
+            Ok(Err(e)) => return Err(damaged(describe_sled(&e))),
+            Err(p) => return Err(damaged(format!("sled panicked while opening it: {p}"))),
         };
-        if let Some(v) = s.tree.get(key(META, META_SCHEMA))? {
+        let s = ChainStore {
+            tree,
+            db,
+            dir: Arc::new(dir.to_path_buf()),
+            damage: Arc::new(tokio::sync::watch::channel(None).0),
+        };
+        if let Some(v) = s.get(&key(META, META_SCHEMA))? {
             let found = u32::from_le_bytes(
                 v.as_ref()
                     .try_into()
-                    .map_err(|_| StoreError::Corrupt("meta schema"))?,
+                    .map_err(|_| s.corrupt("meta schema"))?,
             );
             if found != SCHEMA_VERSION {
                 return Err(StoreError::WrongSchema {
@@ -163,28 +375,44 @@ impl ChainStore {
         Ok(s)
     }
 
-    /// Opens an existing store without a genesis file, using the consensus fields it keeps;
-    /// returns the store and its chain spec (without bootnodes).
+    /// Opens an existing store without a genesis file, using the consensus fields it keeps,
+    /// and verifies its integrity ([`ChainStore::verify_integrity`]); returns the store and
+    /// its chain spec (without bootnodes).
     pub fn open_existing(dir: &Path) -> Result<(ChainStore, ChainSpec), StoreError> {
+        let (s, spec) = ChainStore::open_unverified(dir)?;
+        s.verify_integrity()?;
+        Ok((s, spec))
+    }
+
+    /// As [`ChainStore::open_existing`], without the integrity checks (for `store repair`,
+    /// which salvages what it can read).
+    pub fn open_unverified(dir: &Path) -> Result<(ChainStore, ChainSpec), StoreError> {
         if !dir.exists() {
             return Err(StoreError::Missing(dir.display().to_string()));
         }
         let s = ChainStore::open_db(dir)?;
-        let v = s
-            .tree
-            .get(key(META, META_SPEC))?
-            .ok_or(StoreError::Corrupt("meta spec"))?;
+        let v = match s.get(&key(META, META_SPEC))? {
+            Some(v) => v,
+            // An empty database and no marker: nothing was ever stored here.
+            None if s.read_marker()?.is_none() && s.guard(|| Ok(s.tree.is_empty()))? => {
+                return Err(StoreError::Missing(dir.display().to_string()))
+            }
+            None => return Err(s.damaged("the chain spec (meta) is missing")),
+        };
         let c: crate::genesis::ConsensusSpec =
-            encoding::decode(&v, usize::MAX).map_err(|_| StoreError::Corrupt("meta spec"))?;
+            encoding::decode(&v, usize::MAX).map_err(|_| s.corrupt("meta spec"))?;
         let spec = ChainSpec::from_consensus(c);
         let s = s.verify_or_init(&spec)?;
         Ok((s, spec))
     }
 
-    /// Opens (or creates) the store in `dir`. A new store is initialised with the genesis block
+    /// Opens (or creates) the store in `dir` and verifies its integrity
+    /// ([`ChainStore::verify_integrity`]). A new store is initialised with the genesis block
     /// and allocations; an existing one must match `spec`'s genesis and our schema.
     pub fn open(dir: &Path, spec: &ChainSpec) -> Result<ChainStore, StoreError> {
-        ChainStore::open_db(dir)?.verify_or_init(spec)
+        let s = ChainStore::open_db(dir)?.verify_or_init(spec)?;
+        s.verify_integrity()?;
+        Ok(s)
     }
 
     /// Checks an opened store against `spec` (same genesis), or initialises an empty one.
@@ -192,14 +420,9 @@ impl ChainStore {
         let s = self;
         let genesis = spec.genesis_block();
         let gh = genesis.hash();
-        match s.tree.get(key(META, META_GENESIS))? {
+        match s.get(&key(META, META_GENESIS))? {
             Some(found) => {
-                let found = Hash(
-                    found
-                        .as_ref()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("meta"))?,
-                );
+                let found = Hash(found.as_ref().try_into().map_err(|_| s.corrupt("meta"))?);
                 if found != gh {
                     return Err(StoreError::WrongGenesis {
                         found,
@@ -208,6 +431,18 @@ impl ChainStore {
                 }
             }
             None => {
+                if s.get(&key(META, META_HEAD))?.is_some() {
+                    return Err(s.damaged("the genesis hash (meta) is missing"));
+                }
+                // The marker is written last when a store is created: with one present, the
+                // database lost (nearly) everything, and must not be silently re-created.
+                if let Some(m) = s.read_marker()? {
+                    return Err(s.damaged(format!(
+                        "the database has lost its genesis entries, but the head marker {} says height {}",
+                        s.marker_path().display(),
+                        m.height
+                    )));
+                }
                 let mut diff = StateDiff::default();
                 for (a, bal) in &spec.alloc {
                     diff.changed.insert(
@@ -218,41 +453,157 @@ impl ChainStore {
                         },
                     );
                 }
-                s.tree
-                    .insert(key(META, META_SCHEMA), &SCHEMA_VERSION.to_le_bytes())?;
-                s.tree
-                    .insert(key(META, META_SPEC), encoding::encode(&spec.consensus()))?;
+                s.guard(|| {
+                    s.tree
+                        .insert(key(META, META_SCHEMA), &SCHEMA_VERSION.to_le_bytes())
+                })?;
+                s.guard(|| {
+                    s.tree
+                        .insert(key(META, META_SPEC), encoding::encode(&spec.consensus()))
+                })?;
                 s.commit(&genesis, &diff)?;
-                s.tree.insert(key(META, META_GENESIS), &gh.0)?;
-                s.db.flush()?;
+                s.guard(|| s.tree.insert(key(META, META_GENESIS), &gh.0))?;
+                s.flush_head(0, gh)?;
             }
         }
         Ok(s)
     }
 
+    /// Verifies what opening a store must: the head block is stored and is what its hash
+    /// says; the head is not below the head marker, and the marker's block is stored (else
+    /// the database lost its tail: a rollback); and every stored key and value reads back
+    /// (sled verifies each message's CRC-32). A store without a marker (written before
+    /// markers existed, or the marker deleted) gets one, with a warning. Returns the head.
+    ///
+    /// Errors: [`StoreError::Damaged`] naming the damage; I/O errors.
+    pub fn verify_integrity(&self) -> Result<HeadMarker, StoreError> {
+        let hash = self.head_hash()?;
+        let block = self
+            .block(&hash)?
+            .ok_or_else(|| self.damaged(format!("the head block {hash} is missing")))?;
+        if block.hash() != hash {
+            return Err(self.damaged(format!(
+                "the block stored as head {hash} hashes to {}",
+                block.hash()
+            )));
+        }
+        let head = HeadMarker {
+            height: block.header.height,
+            hash,
+        };
+        match self.read_marker()? {
+            Some(m) if m.height > head.height => {
+                return Err(self.damaged(format!(
+                    "the database ends at height {} but the head marker {} says height {} ({}): \
+                     the last {} blocks were lost",
+                    head.height,
+                    self.marker_path().display(),
+                    m.height,
+                    m.hash,
+                    m.height - head.height
+                )));
+            }
+            // A crash between a commit's flush and the marker's replacement leaves the
+            // marker one change behind: its block is still stored.
+            Some(m) if m != head && !self.has_block(&m.hash)? => {
+                return Err(self.damaged(format!(
+                    "the head marker names block {} at height {}, which the database lacks",
+                    m.hash, m.height
+                )));
+            }
+            Some(m) if m != head => self.write_marker(head)?,
+            Some(_) => {}
+            None => {
+                tracing::warn!(
+                    path = %self.marker_path().display(),
+                    height = head.height,
+                    "no head marker: writing one (a rollback before this point cannot be detected)"
+                );
+                self.write_marker(head)?;
+            }
+        }
+        let mut n = 0u64;
+        self.guard(|| {
+            for kv in self.tree.iter() {
+                kv?;
+                n += 1;
+            }
+            Ok(())
+        })?;
+        tracing::debug!(keys = n, "store integrity scan: every value read back");
+        Ok(head)
+    }
+
+    /// Path of the head marker.
+    pub fn marker_path(&self) -> PathBuf {
+        self.dir.join(HEAD_MARKER)
+    }
+
+    /// The head marker, if there is one. Errors: an unreadable marker is damage.
+    pub fn read_marker(&self) -> Result<Option<HeadMarker>, StoreError> {
+        let path = self.marker_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::Marker { path, source: e }),
+        };
+        let parsed = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| {
+                Some(HeadMarker {
+                    height: v["height"].as_u64()?,
+                    hash: v["hash"].as_str()?.parse().ok()?,
+                })
+            });
+        parsed.map(Some).ok_or_else(|| {
+            self.damaged(format!("the head marker {} is unreadable", path.display()))
+        })
+    }
+
+    /// Replaces the head marker atomically (write to a temporary file, fsync, rename).
+    fn write_marker(&self, m: HeadMarker) -> Result<(), StoreError> {
+        use std::io::Write;
+        let path = self.marker_path();
+        let tmp = self.dir.join(format!("{HEAD_MARKER}.tmp"));
+        let text = serde_json::json!({"height": m.height, "hash": m.hash.to_string()}).to_string();
+        (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })()
+        .map_err(|source| StoreError::Marker { path, source })
+    }
+
+    /// Flushes, then moves the head marker to (`height`, `hash`), the head just flushed.
+    pub fn flush_head(&self, height: u64, hash: Hash) -> Result<(), StoreError> {
+        self.flush()?;
+        self.write_marker(HeadMarker { height, hash })
+    }
+
     /// Hash of the head block.
     pub fn head_hash(&self) -> Result<Hash, StoreError> {
         let v = self
-            .tree
-            .get(key(META, META_HEAD))?
-            .ok_or(StoreError::Corrupt("meta head"))?;
+            .get(&key(META, META_HEAD))?
+            .ok_or_else(|| self.damaged("the head (meta) is missing"))?;
         Ok(Hash(
             v.as_ref()
                 .try_into()
-                .map_err(|_| StoreError::Corrupt("meta head"))?,
+                .map_err(|_| self.corrupt("meta head"))?,
         ))
     }
 
     /// Genesis block hash.
     pub fn genesis_hash(&self) -> Result<Hash, StoreError> {
-        self.hash_at(0)?.ok_or(StoreError::Corrupt("canonical"))
+        self.hash_at(0)?
+            .ok_or_else(|| self.damaged("no canonical block at height 0"))
     }
 
     /// The block with `hash`, if stored.
     pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
-        match self.tree.get(key(BLOCK, &hash.0))? {
+        match self.get(&key(BLOCK, &hash.0))? {
             Some(v) => Ok(Some(
-                encoding::decode(&v, usize::MAX).map_err(|_| StoreError::Corrupt("blocks"))?,
+                encoding::decode(&v, usize::MAX).map_err(|_| self.corrupt("block"))?,
             )),
             None => Ok(None),
         }
@@ -260,21 +611,21 @@ impl ChainStore {
 
     /// Whether a block with `hash` is stored.
     pub fn has_block(&self, hash: &Hash) -> Result<bool, StoreError> {
-        Ok(self.tree.contains_key(key(BLOCK, &hash.0))?)
+        self.guard(|| self.tree.contains_key(key(BLOCK, &hash.0)))
     }
 
     /// Encoded bytes of the block with `hash` (for sync responses without re-encoding).
     pub fn block_bytes(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(key(BLOCK, &hash.0))?.map(|v| v.to_vec()))
+        Ok(self.get(&key(BLOCK, &hash.0))?.map(|v| v.to_vec()))
     }
 
     /// Canonical block hash at `height`.
     pub fn hash_at(&self, height: u64) -> Result<Option<Hash>, StoreError> {
-        match self.tree.get(key(CANONICAL, &height.to_be_bytes()))? {
+        match self.get(&key(CANONICAL, &height.to_be_bytes()))? {
             Some(v) => Ok(Some(Hash(
                 v.as_ref()
                     .try_into()
-                    .map_err(|_| StoreError::Corrupt("canonical"))?,
+                    .map_err(|_| self.corrupt("canonical index"))?,
             ))),
             None => Ok(None),
         }
@@ -290,9 +641,9 @@ impl ChainStore {
 
     /// Where a transaction was included, if it is in the canonical chain.
     pub fn tx_location(&self, hash: &Hash) -> Result<Option<TxLocation>, StoreError> {
-        match self.tree.get(key(TXINDEX, &hash.0))? {
+        match self.get(&key(TXINDEX, &hash.0))? {
             Some(v) => Ok(Some(
-                encoding::decode(&v, 64).map_err(|_| StoreError::Corrupt("txindex"))?,
+                encoding::decode(&v, 64).map_err(|_| self.corrupt("tx index"))?,
             )),
             None => Ok(None),
         }
@@ -300,8 +651,8 @@ impl ChainStore {
 
     /// The account at head.
     pub fn get_account(&self, addr: &Address) -> Result<Account, StoreError> {
-        match self.tree.get(key(ACCOUNT, &addr.0))? {
-            Some(v) => Ok(encoding::decode(&v, 64).map_err(|_| StoreError::Corrupt("accounts"))?),
+        match self.get(&key(ACCOUNT, &addr.0))? {
+            Some(v) => Ok(encoding::decode(&v, 64).map_err(|_| self.corrupt("account"))?),
             None => Ok(Account::default()),
         }
     }
@@ -314,7 +665,8 @@ impl ChainStore {
         diff: &StateDiff,
     ) -> Result<(), StoreError> {
         self.write_block(block, diff)?;
-        self.flush()
+        let b = block.inner();
+        self.flush_head(b.header.height, b.hash())
     }
 
     /// The atomic write of [`ChainStore::commit_block`] without the flush: readable at once,
@@ -331,6 +683,7 @@ impl ChainStore {
     }
 
     fn commit(&self, block: &Block, diff: &StateDiff) -> Result<(), StoreError> {
+        self.writable()?;
         let hash = block.hash();
         let height = block.header.height;
         let mut batch = sled::Batch::default();
@@ -358,19 +711,19 @@ impl ChainStore {
         batch.remove(key(TIP, &block.header.parent.0));
         batch.insert(key(TIP, &hash.0), &[]);
         batch.insert(key(META, META_HEAD), &hash.0);
-        self.tree.apply_batch(batch)?;
-        Ok(())
+        self.guard(|| self.tree.apply_batch(batch))
     }
 
     /// Stores a block of a side branch (header, commitments and signatures checked; state not
     /// applied) without touching the canonical chain, and flushes.
     pub fn store_side_block(&self, block: &Unapplied) -> Result<(), StoreError> {
+        self.writable()?;
         let b = block.inner();
         let mut batch = sled::Batch::default();
         batch.insert(key(BLOCK, &b.hash().0), b.to_bytes());
         batch.remove(key(TIP, &b.header.parent.0));
         batch.insert(key(TIP, &b.hash().0), &[]);
-        self.tree.apply_batch(batch)?;
+        self.guard(|| self.tree.apply_batch(batch))?;
         self.flush()
     }
 
@@ -379,11 +732,15 @@ impl ChainStore {
     /// and undo records, writes the final accounts, and moves the head to the last applied block.
     pub fn commit_reorg(&self, w: &ReorgWrite<'_>) -> Result<(), StoreError> {
         self.write_reorg(w)?;
-        self.flush()
+        match w.applied.last() {
+            Some((tip, _)) => self.flush_head(tip.inner().header.height, tip.inner().hash()),
+            None => Ok(()),
+        }
     }
 
     /// The atomic write of [`ChainStore::commit_reorg`] without the flush.
     pub fn write_reorg(&self, w: &ReorgWrite<'_>) -> Result<(), StoreError> {
+        self.writable()?;
         let Some((tip, _)) = w.applied.last() else {
             return Ok(());
         };
@@ -416,15 +773,14 @@ impl ChainStore {
             batch.insert(key(ACCOUNT, &addr.0), encoding::encode(acc));
         }
         batch.insert(key(META, META_HEAD), &tip.hash().0);
-        self.tree.apply_batch(batch)?;
-        Ok(())
+        self.guard(|| self.tree.apply_batch(batch))
     }
 
     /// The undo record of a canonical (or once-canonical) block.
     pub fn undo_record(&self, hash: &Hash) -> Result<Option<UndoRecord>, StoreError> {
-        match self.tree.get(key(UNDO, &hash.0))? {
+        match self.get(&key(UNDO, &hash.0))? {
             Some(v) => Ok(Some(
-                encoding::decode(&v, usize::MAX).map_err(|_| StoreError::Corrupt("undo"))?,
+                encoding::decode(&v, usize::MAX).map_err(|_| self.corrupt("undo record"))?,
             )),
             None => Ok(None),
         }
@@ -432,42 +788,48 @@ impl ChainStore {
 
     /// Hashes of all chain tips (blocks with no stored child), including the head.
     pub fn tips(&self) -> Result<Vec<Hash>, StoreError> {
-        self.tree
-            .scan_prefix([TIP])
-            .keys()
-            .map(|k| {
-                let k = k?;
-                Ok(Hash(
-                    k[1..].try_into().map_err(|_| StoreError::Corrupt("tips"))?,
-                ))
-            })
+        self.scan(TIP)?
+            .into_iter()
+            .map(|(k, _)| Ok(Hash(k[1..].try_into().map_err(|_| self.corrupt("tip"))?)))
             .collect()
     }
 
     /// Records that a block failed validation (its descendants are refused too).
     pub fn mark_invalid(&self, hash: &Hash) -> Result<(), StoreError> {
-        self.tree.insert(key(INVALID, &hash.0), &[])?;
+        self.writable()?;
+        self.guard(|| self.tree.insert(key(INVALID, &hash.0), &[]))?;
         self.flush()
     }
 
     /// Whether a block was marked invalid.
     pub fn is_invalid(&self, hash: &Hash) -> Result<bool, StoreError> {
-        Ok(self.tree.contains_key(key(INVALID, &hash.0))?)
+        self.guard(|| self.tree.contains_key(key(INVALID, &hash.0)))
     }
 
     /// Flushes all pending writes.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.guard(|| self.db.flush())?;
         Ok(())
+    }
+
+    /// Every stored block's hash key and bytes (canonical and side branches), for
+    /// `store check`.
+    pub(super) fn all_blocks(&self) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+        self.scan(BLOCK)
     }
 }
 
 impl StateView for ChainStore {
-    /// State at head. A database error here is fatal to the node (as a LevelDB error is to
-    /// Bitcoin Core): continuing would validate against state we cannot read.
+    /// State at head. A database error here is recorded as damage (when it is one): the store
+    /// then refuses every write and the node shuts down naming it, so the default account
+    /// returned meanwhile never reaches the store.
     fn account(&self, addr: &Address) -> Account {
-        self.get_account(addr)
-            .unwrap_or_else(|e| panic!("fatal store error reading account {addr}: {e}"))
+        self.get_account(addr).unwrap_or_else(|e| {
+            if !e.is_damage() {
+                let _ = self.damaged(format!("account {addr} cannot be read: {e}"));
+            }
+            Account::default()
+        })
     }
 }
 
@@ -546,6 +908,109 @@ mod tests {
             .remove(key(CANONICAL, &9u64.to_be_bytes()))
             .unwrap();
         store.check(&s).unwrap();
+    }
+
+    #[test]
+    fn a_panic_inside_sled_becomes_damage_and_stops_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = built(dir.path());
+        let e = store
+            .guard(|| -> sled::Result<()> { panic!("tried to serialize Uninitialized") })
+            .unwrap_err();
+        assert!(e.is_damage(), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("sled panicked: tried to serialize Uninitialized")
+                && text.contains("meshnode store repair --data-dir"),
+            "{text}"
+        );
+        assert!(store.damage().is_some());
+        assert!(store.mark_invalid(&Hash([7; 32])).unwrap_err().is_damage());
+    }
+
+    #[test]
+    fn the_head_marker_catches_a_rollback_and_a_missing_one_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (head, marker) = {
+            let (store, _) = built(dir.path());
+            (store.head_hash().unwrap(), store.marker_path())
+        };
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&marker).unwrap()).unwrap();
+        assert_eq!(
+            (m["height"].as_u64(), m["hash"].as_str()),
+            (Some(3), Some(&*head.to_string()))
+        );
+        let reopen = || ChainStore::open(dir.path(), &spec()).map(|_| ());
+        // The database "lost" two blocks: the marker is ahead of it.
+        std::fs::write(
+            &marker,
+            format!(r#"{{"height":5,"hash":"{}"}}"#, Hash([9; 32])),
+        )
+        .unwrap();
+        let e = reopen().unwrap_err().to_string();
+        assert!(
+            e.contains("ends at height 3") && e.contains("the last 2 blocks were lost"),
+            "{e}"
+        );
+        // A marker naming a block the database lacks.
+        std::fs::write(
+            &marker,
+            format!(r#"{{"height":2,"hash":"{}"}}"#, Hash([9; 32])),
+        )
+        .unwrap();
+        let e = reopen().unwrap_err().to_string();
+        assert!(e.contains("which the database lacks"), "{e}");
+        std::fs::write(&marker, "{\"height\":").unwrap();
+        let e = reopen().unwrap_err().to_string();
+        assert!(e.contains("head.json is unreadable"), "{e}");
+        // No marker (a store from before markers): opened, and given one.
+        std::fs::remove_file(&marker).unwrap();
+        reopen().unwrap();
+        assert!(std::fs::read_to_string(&marker)
+            .unwrap()
+            .contains(&head.to_string()));
+        // A database recreated empty under a marker is refused, not re-initialised.
+        let db = tempfile::tempdir().unwrap();
+        std::fs::copy(&marker, db.path().join(HEAD_MARKER)).unwrap();
+        let e = ChainStore::open(db.path(), &spec())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("lost its genesis entries"), "{e}");
+    }
+
+    #[test]
+    fn repair_keeps_the_blocks_before_the_first_damaged_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain_dir = dir.path().join("chain");
+        {
+            let (store, _) = built(&chain_dir);
+            let b2 = store.hash_at(2).unwrap().unwrap();
+            store
+                .tree
+                .insert(key(BLOCK, &b2.0), &b"garbage"[..])
+                .unwrap();
+            store.flush().unwrap();
+        }
+        {
+            // Found by `store check` (opening reads every value back, but decodes only the
+            // head's block).
+            let (store, s) = ChainStore::open_existing(&chain_dir).unwrap();
+            let e = store.check(&s).unwrap_err().to_string();
+            assert!(e.contains("block value does not decode"), "{e}");
+        }
+        let r = crate::chain::repair::repair(&chain_dir, None, false).unwrap();
+        assert_eq!(r.kept_height, 1);
+        assert_eq!(r.marker.map(|m| m.height), Some(3));
+        assert!(r.stopped_by.unwrap().contains("height 2"));
+        let (store, s) = ChainStore::open_existing(&chain_dir).unwrap();
+        assert_eq!(store.check(&s).unwrap().head_height, 1);
+        drop(store);
+        let r = crate::chain::repair::repair(&chain_dir, None, true).unwrap();
+        assert_eq!((r.kept_height, r.resync), (0, true));
+        assert!(!dir.path().join("chain.damaged").exists());
+        assert!(!dir.path().join("chain.repair").exists());
     }
 
     #[test]

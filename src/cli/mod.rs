@@ -260,13 +260,31 @@ pub enum KeysCommand {
 /// `meshnode store …`.
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
-    /// Verify the store's invariants offline (the node must be stopped): canonical chain links
-    /// to genesis, height and tx indexes, undo records, accounts equal a replay. Exits non-zero
-    /// with the first violation.
+    /// Verify the store offline (the node must be stopped): every stored value reads back
+    /// (sled checksums), the head is not below the head marker (no lost tail), the canonical
+    /// chain links to genesis, every stored block hashes to its key, height and tx indexes,
+    /// undo records, accounts equal a replay. Exits non-zero naming the first damage and the
+    /// remedy.
     Check {
         /// The node's data directory (the one given to `meshnode run`).
         #[arg(long, env = "MESHNODE_DATA_DIR", default_value = "./meshnode-data")]
         data_dir: PathBuf,
+    },
+    /// Rebuild a damaged store (the node must be stopped): re-imports, fully validated, the
+    /// canonical blocks that still read back, up to the first damaged one, into a fresh store
+    /// that replaces the old one (like Bitcoin Core's `-reindex`). Sync refills the rest from
+    /// peers when the node starts.
+    Repair {
+        /// The node's data directory (the one given to `meshnode run`).
+        #[arg(long, env = "MESHNODE_DATA_DIR", default_value = "./meshnode-data")]
+        data_dir: PathBuf,
+        /// Keep nothing but genesis: sync refills the whole chain.
+        #[arg(long)]
+        resync: bool,
+        /// The network's genesis file: needed when the store is too damaged to open (its chain
+        /// spec is inside it); checked against the store otherwise.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
     },
 }
 

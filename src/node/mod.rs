@@ -49,9 +49,16 @@ pub async fn run(
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let node_file = cfg.data_dir.join("node.json");
     let _ = std::fs::remove_file(&node_file);
+    let opening = Instant::now();
     let chain = Arc::new(Chain::open(&cfg.data_dir.join("chain"), cfg.spec.clone())?);
     let head = chain.head();
-    info!(chain_id = cfg.spec.chain_id, height = head.height, hash = %head.hash, "chain opened");
+    info!(
+        chain_id = cfg.spec.chain_id,
+        height = head.height,
+        hash = %head.hash,
+        ms = opening.elapsed().as_millis() as u64,
+        "chain opened (head marker and every stored value verified)"
+    );
     let identity = node_identity(&cfg.node_key)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -237,7 +244,16 @@ pub async fn run(
     std::fs::rename(&tmp, &node_file)?;
     info!(peer_id = %info.peer_id, addrs = ?info.listen_addrs, "node started");
 
-    shutdown.await;
+    // A damaged store found while running stops the node (Bitcoin Core's `AbortNode`): the
+    // store refuses writes from then on, and the error names the damage and the remedy.
+    let damage = {
+        let store = chain.store.clone();
+        async move { store.damage_found().await }
+    };
+    let damaged = tokio::select! {
+        _ = shutdown => None,
+        what = damage => Some(what),
+    };
     let t0 = Instant::now();
     info!("shutting down");
     rpc.handle.stop().ok();
@@ -268,5 +284,12 @@ pub async fn run(
         ms = t0.elapsed().as_millis() as u64,
         "stopped: every task finished"
     );
+    if let Some(what) = damaged {
+        return Err(crate::chain::StoreError::Damaged {
+            dir: cfg.data_dir.join("chain"),
+            what,
+        }
+        .into());
+    }
     Ok(())
 }
