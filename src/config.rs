@@ -44,6 +44,8 @@ pub struct Config {
     pub ban_time: std::time::Duration,
     /// Most HTTP requests in flight and most open WebSocket connections on JSON-RPC.
     pub rpc_limits: RpcLimits,
+    /// Whether local transactions are journaled (`--mempool-journal`).
+    pub mempool_journal: bool,
 }
 
 /// Settings as given (`meshnode run` flags and environment), not yet checked. Field meanings
@@ -84,6 +86,8 @@ pub struct RawConfig {
     pub mempool_queued_lifetime_secs: u64,
     /// `--min-relay-fee`.
     pub min_relay_fee: u64,
+    /// `--mempool-journal`: `on` or `off`.
+    pub mempool_journal: bool,
     /// `--rpc-user`.
     pub rpc_user: Option<String>,
     /// `--rpc-password`.
@@ -196,6 +200,7 @@ impl Config {
             },
             metrics_addr: args.metrics,
             ban_time: std::time::Duration::from_secs(args.bantime),
+            mempool_journal: args.mempool_journal,
             rpc_limits: {
                 if args.rpc_max_http_requests == 0 || args.rpc_max_ws_connections == 0 {
                     bail!(

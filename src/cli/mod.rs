@@ -125,6 +125,11 @@ pub struct RunArgs {
     /// `-minrelaytxfee`). Blocks may still include cheaper transactions.
     #[arg(long, default_value_t = 1)]
     pub min_relay_fee: u64,
+    /// Journal transactions submitted over JSON-RPC to DATA_DIR/mempool.journal before
+    /// answering, and re-admit them at start, so that a node killed (even by SIGKILL) loses
+    /// none it accepted (geth's `--txpool.journal`): `on` (the default) or `off`.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub mempool_journal: String,
     /// JSON-RPC user name (with --rpc-password). Without both, a cookie file
     /// DATA_DIR/.cookie (user `__cookie__`, mode 0600) is written at each start. Credentials
     /// are required when --rpc binds anything but loopback, or when these are given.
@@ -187,6 +192,7 @@ impl RunArgs {
             mempool_max_queued: self.mempool_max_queued,
             mempool_queued_lifetime_secs: self.mempool_queued_lifetime_secs,
             min_relay_fee: self.min_relay_fee,
+            mempool_journal: self.mempool_journal == "on",
             rpc_user: self.rpc_user.clone(),
             rpc_password: self.rpc_password.clone(),
             rpc_max_http_requests: self.rpc_max_http_requests,

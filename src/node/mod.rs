@@ -84,6 +84,16 @@ pub async fn run(
     )?;
 
     let (pool, announce_rx) = TxPool::new(chain.clone(), cfg.txpool);
+    if cfg.mempool_journal {
+        let path = cfg.data_dir.join(crate::txpool::journal::JOURNAL_FILE);
+        let (admitted, refused) = pool
+            .attach_journal(&path)
+            .await
+            .with_context(|| format!("reading the transaction journal {}", path.display()))?;
+        if admitted + refused > 0 {
+            info!(admitted, refused, "local transactions reloaded from the journal (refused ones were mined or replaced meanwhile)");
+        }
+    }
     let arrivals = Arc::new(ArrivalLog::with_broadcast());
     let status = SyncStatus::new(cfg.bootnodes.is_empty());
     let (sync, sync_inputs) = Sync::new(
@@ -103,6 +113,10 @@ pub async fn run(
                 cfg.txpool,
                 stop_rx.clone(),
             )),
+        ),
+        (
+            "txpool-journal",
+            tokio::spawn(rejournal(pool.clone(), stop_rx.clone())),
         ),
         (
             "txpool-maintenance",
@@ -292,4 +306,29 @@ pub async fn run(
         .into());
     }
     Ok(())
+}
+
+/// How often the transaction journal is rewritten with what is still pending (geth's
+/// `--txpool.rejournal`, 1 h there; shorter here, where devnets live minutes).
+pub const REJOURNAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Rotates the transaction journal every [`REJOURNAL_INTERVAL`] and once more at stop.
+async fn rejournal(pool: TxPool, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(REJOURNAL_INTERVAL);
+    tick.tick().await;
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.changed() => true,
+        };
+        let p = pool.clone();
+        match tokio::task::spawn_blocking(move || p.rotate_journal()).await {
+            Ok(Ok(n)) => tracing::debug!(kept = n, "transaction journal rotated"),
+            Ok(Err(e)) => warn!(cause = %e, "rotating the transaction journal failed"),
+            Err(_) => {}
+        }
+        if stopping {
+            return;
+        }
+    }
 }

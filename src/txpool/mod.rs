@@ -19,6 +19,7 @@
 pub mod announce;
 pub mod config;
 pub mod error;
+pub mod journal;
 pub mod maintain;
 pub mod pool;
 pub mod reconcile;
@@ -57,6 +58,9 @@ pub enum Origin {
     /// exchange): every check, each transaction on its own; new pending ones are announced
     /// without waiting, so they spread on this side of the connection.
     Peer,
+    /// Reloaded at start from the local-transaction journal ([`journal`]): every check, each
+    /// on its own; announced without waiting; local, so kept in the journal.
+    Journal,
 }
 
 /// A compact block rebuilt from the pool ([`TxPool::rebuild`]).
@@ -95,6 +99,11 @@ struct Inner {
     new_txs: broadcast::Sender<Hash>,
     announce: mpsc::Sender<SignedTx>,
     threads: usize,
+    /// The local-transaction journal, once attached ([`TxPool::attach_journal`]).
+    journal: std::sync::OnceLock<journal::Journal>,
+    /// Hashes of local transactions (admitted over RPC or from the journal) since the last
+    /// rotation.
+    locals: Mutex<HashSet<Hash>>,
 }
 
 /// The admission service: a cloneable handle.
@@ -119,6 +128,8 @@ impl TxPool {
                 new_txs: broadcast::channel(NEW_TX_EVENTS).0,
                 announce,
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                journal: std::sync::OnceLock::new(),
+                locals: Mutex::new(HashSet::new()),
             }),
         };
         // Included transactions leave the pool before the commit's caller goes on
@@ -140,7 +151,12 @@ impl TxPool {
     /// CPU-bound (signature checks): from async code, hand large bursts to a blocking thread.
     /// Awaits only for `Origin::Rpc`, while the announcement queue is full.
     pub async fn add(&self, origin: Origin, txs: Vec<SignedTx>) -> Vec<Outcome> {
+        let local = matches!(origin, Origin::Rpc | Origin::Journal);
+        let journaled = (local && self.inner.journal.get().is_some()).then(|| txs.clone());
         let (outcomes, new) = self.admit(origin, txs);
+        if let Some(txs) = journaled {
+            self.journal_admitted(origin, &txs, &outcomes);
+        }
         match origin {
             Origin::Rpc => {
                 for tx in new {
@@ -150,9 +166,79 @@ impl TxPool {
                 }
             }
             // The gossip workers must not wait: beyond a full queue, not announced (logged).
-            Origin::Reorg | Origin::Gossip | Origin::Peer => self.announce_now(new),
+            Origin::Reorg | Origin::Gossip | Origin::Peer | Origin::Journal => {
+                self.announce_now(new)
+            }
         }
         outcomes
+    }
+
+    /// Records the local transactions `outcomes` admitted: appended to the journal (for
+    /// `Origin::Rpc`, before the caller answers) and remembered for the next rotation.
+    fn journal_admitted(&self, origin: Origin, txs: &[SignedTx], outcomes: &[Outcome]) {
+        let admitted: Vec<&SignedTx> = txs
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, o)| matches!(o, Ok(Inserted::New(_) | Inserted::Queued(_))))
+            .map(|(t, _)| t)
+            .collect();
+        if admitted.is_empty() {
+            return;
+        }
+        self.inner
+            .locals
+            .lock()
+            .expect("locals lock poisoned")
+            .extend(admitted.iter().map(|t| t.hash()));
+        if origin == Origin::Rpc {
+            if let Some(j) = self.inner.journal.get() {
+                if let Err(e) = j.append(&admitted) {
+                    warn!(path = %j.path().display(), cause = %e, "appending to the transaction journal failed");
+                }
+            }
+        }
+    }
+
+    /// Attaches the local-transaction journal at `path` ([`journal`]): re-admits what it holds
+    /// (`Origin::Journal`, every check) and rewrites it with the ones admitted. Returns
+    /// (admitted, refused). Call once, at start, before RPC serves.
+    ///
+    /// Errors: the journal cannot be read, opened or rewritten.
+    pub async fn attach_journal(&self, path: &std::path::Path) -> std::io::Result<(usize, usize)> {
+        let (j, loaded) = journal::Journal::open(path)?;
+        if loaded.damaged_tail > 0 {
+            warn!(path = %path.display(), bytes = loaded.damaged_tail, "transaction journal ends in a damaged entry (a crash mid-append); the entries before it are kept");
+        }
+        if self.inner.journal.set(j).is_err() {
+            return Err(std::io::Error::other("a journal is attached already"));
+        }
+        let n = loaded.txs.len();
+        let outcomes = self.add(Origin::Journal, loaded.txs).await;
+        let admitted = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Inserted::New(_) | Inserted::Queued(_))))
+            .count();
+        self.rotate_journal()?;
+        Ok((admitted, n - admitted))
+    }
+
+    /// Rewrites the journal with the local transactions still in the pool (mined, replaced and
+    /// evicted ones leave it); returns how many it holds. No journal: `Ok(0)`.
+    pub fn rotate_journal(&self) -> std::io::Result<usize> {
+        let Some(j) = self.inner.journal.get() else {
+            return Ok(0);
+        };
+        let mut locals = self.inner.locals.lock().expect("locals lock poisoned");
+        let keep: Vec<SignedTx> = {
+            let pool = self.lock();
+            let mut keep: Vec<&pool::Entry> = locals.iter().filter_map(|h| pool.get(h)).collect();
+            // Each sender's nonces in order, so a reload admits them in order.
+            keep.sort_by_key(|e| (e.tx.sender(), e.tx.body.nonce));
+            keep.into_iter().map(|e| e.tx.clone()).collect()
+        };
+        *locals = keep.iter().map(SignedTx::hash).collect();
+        j.rotate(&keep.iter().collect::<Vec<_>>())?;
+        Ok(keep.len())
     }
 
     /// Hands `txs` to the announcer without waiting; beyond a full queue they are not
@@ -211,7 +297,7 @@ impl TxPool {
                 .into_iter()
                 .map(|t| Ok(validation::verified_tx(t)))
                 .collect(),
-            Origin::Rpc | Origin::Gossip | Origin::Peer => {
+            Origin::Rpc | Origin::Gossip | Origin::Peer | Origin::Journal => {
                 let todo_hashes: Vec<Hash> = todo.iter().map(|&i| hashes[i]).collect();
                 let known = inner.sigs.contains_each(&todo_hashes);
                 let checked = validation::check_txs(
@@ -283,7 +369,7 @@ impl TxPool {
                 }
                 Origin::Gossip => {}
                 // Replacements of pending nonces are pending but not newly so.
-                Origin::Rpc | Origin::Reorg | Origin::Peer => send.extend(
+                Origin::Rpc | Origin::Reorg | Origin::Peer | Origin::Journal => send.extend(
                     new_hashes
                         .iter()
                         .filter(|h| !newly.contains(*h) && pool.is_pending(h)),
