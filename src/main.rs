@@ -184,6 +184,29 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
             meshnode::node::run(cfg, stop).await
         }
         Command::Devnet(args) => meshnode::devnet::run_cli(args).await,
+        Command::Fault(args) => {
+            use meshnode::cli::FaultCommand as F;
+            use meshnode::devnet::faults::DevnetAdminApiClient;
+            let url = match (&args.admin, &args.dir) {
+                (Some(u), _) => u.clone(),
+                (None, Some(d)) => meshnode::devnet::read_admin_url(d)?,
+                (None, None) => anyhow::bail!("give --dir or --admin"),
+            };
+            let c = meshnode::rpc::client::http(&url)?;
+            let v = match args.fault {
+                F::Status => c.status().await,
+                F::Partition { groups } => c.partition(F::parse_groups(&groups)?).await,
+                F::Heal => c.heal().await,
+                F::Kill { node } => c.kill(node).await,
+                F::Restart { node } => c.restart(node).await,
+                F::Bootnodes { state } => c.bootnodes(state == "up").await,
+                F::DamageStore { node } => c.damage_store(node).await,
+                F::Spam { node } => c.spam(node).await,
+            }
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
         Command::Dashboard(args) => {
             let nodes = args
                 .rpc

@@ -7,7 +7,8 @@
 //! or (a flip in bytes sled no longer reads) find the store whole at the original height.
 //! Never a panic, never "ok" at a lower height. Then `store repair` and sync bring a damaged
 //! node back to the network's head: once after a byte flipped mid-log (blocks kept up to the
-//! damage), once after the log was emptied (only `--resync --genesis` can help).
+//! damage), once after the log was emptied (only genesis is kept, from `--genesis`), once
+//! cleared on purpose (`--resync`).
 
 mod common;
 use common::*;
@@ -330,13 +331,22 @@ async fn damaged_stores_are_refused_named_and_repaired() {
     );
     let genesis = net.net.genesis.display().to_string();
     let o = repair(&["--genesis", &genesis]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("up to height 0"), "{}", text(&o));
     assert!(
-        !o.status.success() && text(&o).contains("--resync"),
+        text(&o).contains("the store cannot be read"),
         "{}",
         text(&o)
     );
-    let o = repair(&["--genesis", &genesis, "--resync"]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        store_check(&node1, "repaired from genesis"),
+        Verdict::Whole(0)
+    );
+    rejoin(&mut net).await;
+
+    // Repair 3: --resync clears even a sound chain.
+    net.net.stop_node(1);
+    let o = repair(&["--resync"]);
     assert!(text(&o).contains("cleared to genesis"), "{}", text(&o));
     assert_eq!(store_check(&node1, "resynced"), Verdict::Whole(0));
     rejoin(&mut net).await;

@@ -5,7 +5,8 @@
 //! fully validated (producer signature, transactions, state transition), into a fresh store
 //! beside it; the walk stops at the first block that is missing, unreadable or invalid. The
 //! fresh store then replaces the damaged one. What was lost above that height is refilled by
-//! sync from peers when the node starts. With `resync` nothing is kept but genesis.
+//! sync from peers when the node starts. With `resync` nothing is kept but genesis; nor when
+//! nothing can be read (then the chain spec comes from the genesis file given).
 
 use super::store::{ChainStore, HeadMarker, StoreError};
 use super::Chain;
@@ -35,12 +36,6 @@ pub struct RepairReport {
 /// Why `store repair` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RepairError {
-    /// The store cannot be opened, so no block can be kept.
-    #[error("the store cannot be read ({}), so no block can be kept from it: `meshnode store repair --resync` clears the chain and sync refills it from peers", cause.what())]
-    Unopenable {
-        /// Why it cannot be opened.
-        cause: StoreError,
-    },
     /// The store cannot be opened and no genesis was given to rebuild it from.
     #[error("the store cannot be read ({}), nor the chain spec inside it: pass the network's genesis file with --genesis", cause.what())]
     NoSpec {
@@ -78,6 +73,7 @@ pub fn repair(
     genesis: Option<&ChainSpec>,
     resync: bool,
 ) -> Result<RepairReport, RepairError> {
+    let mut unreadable = None;
     let opened = match ChainStore::open_unverified(dir) {
         // sled's snapshot only caches where pages are in the log: when the two disagree
         // (a damaged log behind an intact snapshot, or a damaged snapshot), sled can rebuild
@@ -103,10 +99,13 @@ pub fn repair(
         Err(cause @ (StoreError::WrongGenesis { .. } | StoreError::WrongSchema { .. })) => {
             return Err(cause.into())
         }
-        Err(cause) => match (genesis, resync) {
-            (None, _) => return Err(RepairError::NoSpec { cause }),
-            (Some(_), false) => return Err(RepairError::Unopenable { cause }),
-            (Some(g), true) => (None, g.clone()),
+        // Nothing can be read: the last consistent block is genesis.
+        Err(cause) => match genesis {
+            None => return Err(RepairError::NoSpec { cause }),
+            Some(g) => {
+                unreadable = Some(format!("the store cannot be read: {}", cause.what()));
+                (None, g.clone())
+            }
         },
     };
     let marker = old.as_ref().and_then(|s| s.read_marker().ok().flatten());
@@ -122,7 +121,7 @@ pub fn repair(
     if fresh_dir.exists() {
         std::fs::remove_dir_all(&fresh_dir).map_err(io(&fresh_dir))?;
     }
-    let mut stopped_by = None;
+    let mut stopped_by = if resync { None } else { unreadable };
     let (kept_height, kept_hash) = {
         let fresh = Chain::open(&fresh_dir, spec.clone())?;
         if let (Some(old), false) = (&old, resync) {

@@ -42,6 +42,9 @@ pub enum Command {
     /// Serve the live propagation view (peer graph, block waves, arrival CDF, mempools) for
     /// running nodes given by their RPC URLs.
     Dashboard(DashboardArgs),
+    /// Inject a fault into a running `meshnode devnet` (partition, heal, kill, restart,
+    /// bootnodes down/up, damage a store, spam a node) through its admin RPC.
+    Fault(FaultArgs),
     /// Key management.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -232,6 +235,83 @@ pub struct DevnetArgs {
     /// mempool sizes.
     #[arg(long)]
     pub dashboard: Option<SocketAddr>,
+    /// Where to serve the devnet's admin JSON-RPC (faults on demand: `meshnode fault`;
+    /// loopback only). Its URL is also written to DIR/devnet.json.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub admin: SocketAddr,
+}
+
+/// `meshnode fault`.
+#[derive(Debug, Args, Clone)]
+pub struct FaultArgs {
+    /// The devnet's directory (`devnet --dir`; its devnet.json names the admin RPC).
+    #[arg(long, required_unless_present = "admin")]
+    pub dir: Option<PathBuf>,
+    /// The devnet's admin RPC URL, instead of --dir.
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// The fault.
+    #[command(subcommand)]
+    pub fault: FaultCommand,
+}
+
+/// The faults `meshnode fault` injects.
+#[derive(Debug, Subcommand, Clone)]
+pub enum FaultCommand {
+    /// Every node: up, height, peers; the partition in force.
+    Status,
+    /// Split nodes into groups that cannot reach each other: `0,1,2/3,4` (nodes in no group
+    /// form one more). The nodes enforce it by banning each other's peer ids.
+    Partition {
+        /// Groups of node indexes, `/`-separated.
+        groups: String,
+    },
+    /// Lift the partition.
+    Heal,
+    /// SIGKILL a node.
+    Kill {
+        /// Node index.
+        node: usize,
+    },
+    /// Start a killed or stopped node again.
+    Restart {
+        /// Node index.
+        node: usize,
+    },
+    /// Stop every bootnode (`down`) or start them again (`up`).
+    Bootnodes {
+        /// `down` or `up`.
+        #[arg(value_parser = ["down", "up"])]
+        state: String,
+    },
+    /// Stop a node, flip a byte of its store, watch it refuse to start, `store repair`, start.
+    DamageStore {
+        /// Node index.
+        node: usize,
+    },
+    /// A peer floods the node with 1,000 invalid transactions; reports when it was banned.
+    Spam {
+        /// Node index.
+        node: usize,
+    },
+}
+
+impl FaultCommand {
+    /// Parses `0,1,2/3,4` into groups.
+    pub fn parse_groups(s: &str) -> anyhow::Result<Vec<Vec<usize>>> {
+        s.split('/')
+            .map(|g| {
+                g.split(',')
+                    .filter(|x| !x.trim().is_empty())
+                    .map(|x| {
+                        x.trim()
+                            .parse::<usize>()
+                            .map_err(|_| anyhow::anyhow!("{x:?} is not a node index"))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 /// `meshnode dashboard`.

@@ -109,6 +109,10 @@ pub struct NetworkChannels {
     pub registry: std::sync::Arc<prometheus_client::registry::Registry>,
 }
 
+/// While a node has peers but no other candidate for a free outbound slot, it dials each
+/// bootnode it is not connected to at most this often.
+pub const BOOTNODE_REDIAL: Duration = Duration::from_secs(10);
+
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     chain_id: u64,
@@ -122,6 +126,9 @@ struct EventLoop {
     bootnodes: Vec<Multiaddr>,
     /// Walks that found no peer to dial (the random-walk query throttle).
     walks_without_candidates: u64,
+    /// When each bootnode may be dialled again while the node has peers
+    /// ([`BOOTNODE_REDIAL`]).
+    bootnode_redial: HashMap<PeerId, std::time::Instant>,
     listen_addrs: Vec<Multiaddr>,
     dropped_queue_full: u64,
     verdicts: [u64; 3],
@@ -249,6 +256,7 @@ pub fn start_with_registry(
         },
         bootnodes: cfg.bootnodes.clone(),
         walks_without_candidates: 0,
+        bootnode_redial: HashMap::new(),
         listen_addrs: Vec::new(),
         dropped_queue_full: 0,
         verdicts: [0; 3],
@@ -735,18 +743,26 @@ impl EventLoop {
         if self.peers.outbound_full() {
             return;
         }
-        if self.peers.peers.is_empty() {
-            for addr in self.bootnodes.clone() {
-                if peer_id_of(&addr) == Some(*self.swarm.local_peer_id()) {
-                    continue;
-                }
-                if let (Some(p), Some(kad)) =
-                    (peer_id_of(&addr), self.swarm.behaviour_mut().kad.as_mut())
-                {
-                    kad.add_address(&p, strip_p2p(&addr));
-                }
-                let _ = self.swarm.dial(addr);
+        // No other candidate: ask the bootnodes we are not connected to (they may have come
+        // back after an outage, or know peers we do not): at once when we have no peer at
+        // all, else each at most every BOOTNODE_REDIAL. Their connections are addr-fetch ones.
+        let now = std::time::Instant::now();
+        let alone = self.peers.peers.is_empty();
+        for addr in self.bootnodes.clone() {
+            let Some(p) = peer_id_of(&addr) else {
+                continue;
+            };
+            if p == *self.swarm.local_peer_id()
+                || self.peers.peers.contains_key(&p)
+                || (!alone && self.bootnode_redial.get(&p).is_some_and(|t| now < *t))
+            {
+                continue;
             }
+            self.bootnode_redial.insert(p, now + BOOTNODE_REDIAL);
+            if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                kad.add_address(&p, strip_p2p(&addr));
+            }
+            let _ = self.swarm.dial(addr);
         }
         // Nobody else known: bootnodes may take the free slots.
         if self.peers.outbound_full() || self.peers.promote_addr_fetch(true) > 0 {

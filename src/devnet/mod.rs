@@ -4,6 +4,8 @@
 //!
 //! Also the harness the bench and the integration tests use to run real node processes.
 
+pub mod faults;
+
 use crate::cli::DevnetArgs;
 use crate::config::NodeFile;
 use crate::crypto::Keypair;
@@ -111,6 +113,23 @@ pub struct DevnetNode {
 }
 
 impl DevnetNode {
+    /// Restarts listen (p2p and RPC) where the first start did, so that the addresses peers,
+    /// the genesis and tools hold stay right.
+    fn pin_ports(&mut self, info: &NodeFile) {
+        let listen = info.listen_addrs[0]
+            .split("/p2p/")
+            .next()
+            .unwrap_or_default();
+        let rpc = info.rpc_url.trim_start_matches("http://");
+        for (flag, value) in [("--listen", listen), ("--rpc", rpc)] {
+            if let Some(i) = self.args.iter().position(|a| a == flag) {
+                if let Some(v) = self.args.get_mut(i + 1) {
+                    *v = value.to_string();
+                }
+            }
+        }
+    }
+
     /// RPC URL (HTTP) of a started node.
     pub fn rpc_url(&self) -> &str {
         self.info.as_ref().map(|i| i.rpc_url.as_str()).unwrap_or("")
@@ -284,6 +303,7 @@ impl Devnet {
             if let Ok(text) = std::fs::read_to_string(&path) {
                 if let Ok(info) = serde_json::from_str::<NodeFile>(&text) {
                     if !info.listen_addrs.is_empty() {
+                        n.pin_ports(&info);
                         n.info = Some(info);
                         return Ok(());
                     }
@@ -393,7 +413,7 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
         // Each node serves Prometheus metrics on a free port (node.json `metrics_url`).
         extra_args: vec!["--metrics".into(), "127.0.0.1:0".into()],
     };
-    let mut dn = Devnet::start(&opts).await?;
+    let dn = Devnet::start(&opts).await?;
     println!("devnet of {} nodes in {}", dn.nodes.len(), dir.display());
     println!("genesis: {}", dn.genesis.display());
     for n in &dn.nodes {
@@ -437,6 +457,17 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let faults = std::sync::Arc::new(tokio::sync::Mutex::new(faults::Faults::new(dn)?));
+    let (admin_addr, admin) = faults::serve_admin(args.admin, faults.clone()).await?;
+    let admin_url = format!("http://{admin_addr}");
+    std::fs::write(
+        dir.join(DEVNET_FILE),
+        serde_json::to_vec_pretty(&serde_json::json!({ "admin_url": admin_url }))?,
+    )?;
+    println!(
+        "admin RPC (faults on demand): {admin_url}  e.g. meshnode fault --dir {} partition 0,1/2,3",
+        dir.display()
+    );
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let stop = stop_signal();
     tokio::pin!(stop);
@@ -445,20 +476,42 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = &mut stop => break,
             _ = tick.tick() => {
-                for i in dn.exited() {
-                    if reported.insert(i) {
-                        eprintln!("node{i} exited; see {}", dn.nodes[i].dir.join("node.log").display());
+                let mut f = faults.lock().await;
+                let up = f.up();
+                for i in f.net.exited() {
+                    if up.contains(&i) && reported.insert(i) {
+                        eprintln!("node{i} exited; see {}", f.net.nodes[i].dir.join("node.log").display());
                     }
                 }
             }
         }
     }
+    let _ = admin.stop();
     let _ = dash_stop.send(true);
     if let Some(d) = dashboard {
         let _ = d.task.await;
     }
-    println!("stopping {} nodes…", dn.nodes.len());
-    tokio::task::block_in_place(|| dn.stop());
+    let mut f = faults.lock().await;
+    println!("stopping {} nodes…", f.net.nodes.len());
+    tokio::task::block_in_place(|| f.net.stop());
+    let _ = std::fs::remove_file(dir.join(DEVNET_FILE));
     println!("stopped");
     Ok(())
+}
+
+/// The file in a devnet's directory naming its admin RPC (`{"admin_url": …}`) while it runs.
+pub const DEVNET_FILE: &str = "devnet.json";
+
+/// The admin RPC URL of the devnet running in `dir`.
+///
+/// Errors: no devnet.json (no devnet running there) or an unreadable one.
+pub fn read_admin_url(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(DEVNET_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (is a devnet running there?)", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    v["admin_url"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("{} names no admin_url", path.display()))
 }

@@ -1,0 +1,140 @@
+//! Faults on demand: a running `meshnode devnet` is partitioned and healed, has a node killed
+//! and restarted, a store damaged (refused, repaired, back at the head), a spammer let loose
+//! and its bootnodes taken away, all through `meshnode fault`, its admin RPC's client.
+
+mod common;
+use common::DevnetProcess;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const N: usize = 6;
+
+fn fault(dir: &Path, args: &[&str]) -> Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_meshnode"))
+        .arg("fault")
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "meshnode fault {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// (height, hash of the head) of node `i`, via its RPC.
+fn head(status: &Value, i: usize) -> Option<(u64, String)> {
+    let url = status["nodes"][i]["rpc_url"].as_str()?;
+    let r = |m: &str| common::rpc_blocking(url, m, None);
+    Some((
+        r("getblockcount").as_u64()?,
+        r("getbestblockhash").as_str()?.to_string(),
+    ))
+}
+
+fn peer_ids(status: &Value, i: usize) -> Vec<String> {
+    let url = status["nodes"][i]["rpc_url"].as_str().unwrap();
+    common::rpc_blocking(url, "getpeerinfo", None)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["peer_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn wait(what: &str, secs: u64, mut cond: impl FnMut() -> bool) -> f64 {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t0.elapsed().as_secs_f64()
+}
+
+/// Whether every node in `nodes` is up and has the same head.
+fn one_head(dir: &Path, nodes: &[usize]) -> bool {
+    let s = fault(dir, &["status"]);
+    let heads: Vec<_> = nodes.iter().map(|&i| head(&s, i)).collect();
+    heads.iter().all(|h| h.is_some() && *h == heads[0])
+}
+
+#[test]
+fn partitions_kills_damaged_stores_spam_and_bootnode_loss_on_demand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let _devnet = DevnetProcess {
+        child: Command::new(env!("CARGO_BIN_EXE_meshnode"))
+            .args(["devnet", "--nodes", &N.to_string(), "--slot-ms", "300"])
+            .args(["--rpc-base-port", "0", "--dir"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        dir: dir.clone(),
+        nodes: N,
+    };
+    wait("the devnet's admin RPC", 120, || {
+        dir.join("devnet.json").exists()
+    });
+    let all: Vec<usize> = (0..N).collect();
+    wait("one head", 60, || one_head(&dir, &all));
+
+    // Partition: each side keeps building its own chain; no peer across the border.
+    let s = fault(&dir, &["partition", "0,1,2/3,4,5"]);
+    assert_eq!(s["groups"], serde_json::json!([[0, 1, 2], [3, 4, 5]]));
+    let status = fault(&dir, &["status"]);
+    let ids: Vec<String> = (0..N)
+        .map(|i| status["nodes"][i]["peer_id"].as_str().unwrap().to_string())
+        .collect();
+    wait("the sides to disconnect", 20, || {
+        (0..3).all(|i| peer_ids(&status, i).iter().all(|p| !ids[3..].contains(p)))
+            && (3..6).all(|i| peer_ids(&status, i).iter().all(|p| !ids[..3].contains(p)))
+    });
+    wait("the two sides to diverge", 30, || {
+        let s = fault(&dir, &["status"]);
+        head(&s, 0).map(|h| h.1) != head(&s, 3).map(|h| h.1)
+            && one_head(&dir, &[0, 1, 2])
+            && one_head(&dir, &[3, 4, 5])
+    });
+    fault(&dir, &["heal"]);
+    let t = wait("one head after heal", 30, || one_head(&dir, &all));
+    eprintln!("one head {t:.1} s after heal");
+
+    // Kill and restart.
+    fault(&dir, &["kill", "5"]);
+    assert_eq!(fault(&dir, &["status"])["nodes"][5]["up"], false);
+    fault(&dir, &["restart", "5"]);
+    let t = wait("node 5 back at the head", 30, || one_head(&dir, &all));
+    eprintln!("restarted node at the head after {t:.1} s");
+
+    // A damaged store is refused, repaired and synced.
+    let d = fault(&dir, &["damage-store", "4"]);
+    assert_eq!(d["refused"], true, "{d}");
+    wait("node 4 back at the head", 30, || one_head(&dir, &all));
+
+    // A spammer is banned within 5 s.
+    let sp = fault(&dir, &["spam", "1"]);
+    assert!(sp["banned_after_ms"].as_u64().unwrap() < 5_000, "{sp}");
+
+    // Bootnodes (0, 1, 2) stopped: the others stay connected and agree.
+    let b = fault(&dir, &["bootnodes", "down"]);
+    assert_eq!(b["nodes"], serde_json::json!([0, 1, 2]));
+    std::thread::sleep(Duration::from_secs(3));
+    wait("nodes 3..5 to agree without bootnodes", 30, || {
+        one_head(&dir, &[3, 4, 5])
+    });
+    fault(&dir, &["bootnodes", "up"]);
+    let t = wait("one head with the bootnodes back", 30, || {
+        one_head(&dir, &all)
+    });
+    eprintln!("one head {t:.1} s after the bootnodes came back");
+}
