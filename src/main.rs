@@ -253,6 +253,9 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Scale(args)) => meshnode::bench::scale::run_cli(args).await,
         Command::Bench(BenchCommand::Idle(args)) => meshnode::bench::idle::run_cli(args).await,
+        Command::Bench(BenchCommand::Nemesis(args)) => {
+            meshnode::bench::nemesis::run_cli(args).await
+        }
         Command::Rpc(args) => {
             let v = meshnode::rpc::client::call_cli(&args).await?;
             match v {

@@ -287,3 +287,150 @@ fn bytes<DB: DrawingBackend>(
     root.present().map_err(err)?;
     Ok(())
 }
+
+/// Writes the nemesis timeline as `<stem>.timeline.{svg,png}` next to `out`: every node's
+/// height over time (a partition shows as diverging lines, a killed node as a gap), and below
+/// it a bar per fault, one row per kind, as long as the fault was held. Returns the paths.
+///
+/// Errors: no font (see [`FONTS`]) or a file cannot be written.
+pub fn write_timeline(
+    out: &Path,
+    report: &super::nemesis::NemesisReport,
+) -> anyhow::Result<Vec<PathBuf>> {
+    font()?;
+    let stem = out.with_extension("");
+    let svg = PathBuf::from(format!("{}.timeline.svg", stem.display()));
+    let png = PathBuf::from(format!("{}.timeline.png", stem.display()));
+    timeline(
+        SVGBackend::new(&svg, (1200, 700)).into_drawing_area(),
+        report,
+    )?;
+    timeline(
+        BitMapBackend::new(&png, (1200, 700)).into_drawing_area(),
+        report,
+    )?;
+    Ok(vec![svg, png])
+}
+
+fn timeline<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    report: &super::nemesis::NemesisReport,
+) -> anyhow::Result<()> {
+    use crate::devnet::faults::FaultKind as K;
+    root.fill(&WHITE).map_err(err)?;
+    let (top, bottom) = root.split_vertically(420);
+    let tmax = report
+        .heights
+        .last()
+        .map(|(t, _)| *t)
+        .unwrap_or(1.0)
+        .max(1.0);
+    let hmax = report
+        .heights
+        .iter()
+        .flat_map(|(_, hs)| hs.iter().flatten().copied())
+        .max()
+        .unwrap_or(1) as f64
+        * 1.05;
+    let mut chart = ChartBuilder::on(&top)
+        .caption(
+            format!(
+                "Nemesis: {} nodes, {} tx/s, seed {}",
+                report.nodes, report.tps, report.seed
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..tmax, 0f64..hmax)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .y_desc("head height")
+        .draw()
+        .map_err(err)?;
+    for node in 0..report.nodes {
+        let color = Palette99::pick(node).to_rgba();
+        // One line per run of samples where the node answered.
+        let mut run: Vec<(f64, f64)> = Vec::new();
+        let mut runs = Vec::new();
+        for (t, hs) in &report.heights {
+            match hs.get(node).copied().flatten() {
+                Some(h) => run.push((*t, h as f64)),
+                None if !run.is_empty() => runs.push(std::mem::take(&mut run)),
+                None => {}
+            }
+        }
+        runs.push(run);
+        for (k, r) in runs.into_iter().enumerate() {
+            let s = chart
+                .draw_series(LineSeries::new(r, color.stroke_width(1)))
+                .map_err(err)?;
+            if k == 0 {
+                s.label(format!("node{node}")).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+
+    let rows = [
+        (K::Partition, K::Heal, "partition"),
+        (K::BootnodesDown, K::BootnodesUp, "bootnodes down"),
+        (K::Kill, K::Restart, "kill"),
+        (K::Spam, K::Spam, "spam"),
+        (K::DamageStore, K::DamageStore, "damaged store"),
+    ];
+    let mut faults = ChartBuilder::on(&bottom)
+        .margin(15)
+        .x_label_area_size(35)
+        .y_label_area_size(120)
+        .build_cartesian_2d(0f64..tmax, 0f64..rows.len() as f64)
+        .map_err(err)?;
+    faults
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_labels(rows.len() + 1)
+        .y_label_formatter(&|y| {
+            rows.get(*y as usize)
+                .map(|r| r.2.to_string())
+                .unwrap_or_default()
+        })
+        .disable_y_mesh()
+        .draw()
+        .map_err(err)?;
+    for (row, (start, end, _)) in rows.iter().enumerate() {
+        let color = Palette99::pick(row + 3).to_rgba();
+        let mut bars = Vec::new();
+        let mut open: Option<f64> = None;
+        for r in &report.log {
+            let t = r.at_ms as f64 / 1e3;
+            if r.kind == *start && start == end {
+                bars.push((t, t + (r.took_ms as f64 / 1e3).max(tmax / 400.0)));
+            } else if r.kind == *start {
+                open = Some(t);
+            } else if r.kind == *end {
+                if let Some(s) = open.take() {
+                    bars.push((s, t + r.took_ms as f64 / 1e3));
+                }
+            }
+        }
+        let y = row as f64;
+        faults
+            .draw_series(
+                bars.into_iter()
+                    .map(|(a, b)| Rectangle::new([(a, y + 0.2), (b, y + 0.8)], color.filled())),
+            )
+            .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}

@@ -485,6 +485,41 @@ pub enum BenchCommand {
     /// report the cores its nodes use together (network upkeep plus one empty block per slot,
     /// or none with --no-blocks).
     Idle(IdleArgs),
+    /// Run a devnet under transaction load while a random schedule of faults hits it (SIGKILL
+    /// and restart, partition and heal, bootnode loss, a spamming peer, a damaged store), then
+    /// check that no accepted transaction was lost, that the nodes agree on one head within
+    /// 10 s of the last fault, and that every store passes `store check`; JSON report and a
+    /// timeline picture.
+    Nemesis(NemesisArgs),
+}
+
+/// `meshnode bench nemesis`.
+#[derive(Debug, Args, Clone)]
+pub struct NemesisArgs {
+    /// Minutes of faults (fractions allowed).
+    #[arg(long, default_value_t = 5.0)]
+    pub minutes: f64,
+    /// Number of nodes (every one a validator; the first 3 are bootnodes).
+    #[arg(long, default_value_t = 8)]
+    pub nodes: usize,
+    /// Load: signed transfers submitted per second.
+    #[arg(long, default_value_t = 20)]
+    pub tps: u64,
+    /// Slot length in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub slot_ms: u64,
+    /// Seed of the fault schedule (default: from the clock; printed and in the report).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the report (JSON) here; the timeline goes next to it.
+    #[arg(long, default_value = "nemesis.json")]
+    pub out: PathBuf,
+    /// Keep the devnet directory (logs, data) here instead of a temporary one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Genesis template (default: `genesis/devnet.json` if it exists here, else the devnet genesis built into the binary).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
 }
 
 /// `meshnode bench idle`.

@@ -481,6 +481,10 @@ impl EventLoop {
 
     /// Bans `peer` if its gossipsub score is below the graylist threshold.
     fn ban_if_graylisted(&mut self, peer: &PeerId) {
+        // Banned already, its disconnect under way: its score keeps falling meanwhile.
+        if self.bans.is_peer_banned(peer) {
+            return;
+        }
         let score = self.swarm.behaviour().gossipsub.peer_score(peer);
         let graylist = super::behaviour::score_params(self.chain_id)
             .1

@@ -8,8 +8,8 @@
 //! Format: entries of a 4-byte little-endian length and a transaction's canonical encoding
 //! ([`SignedTx::to_bytes`]). At start the node reads the journal, re-admits its transactions
 //! (every check again: some may have been mined or replaced meanwhile) and rewrites it with
-//! those still in the pool; [`Journal::rotate`] does the same periodically, as geth rotates
-//! its journal hourly, so mined transactions leave it. A damaged or cut-off tail (a crash in
+//! those still in the pool or mined less than [`JOURNAL_DEPTH`] blocks ago; rotation does the
+//! same periodically, as geth rotates its journal hourly, so buried transactions leave it. A damaged or cut-off tail (a crash in
 //! the middle of an append) ends the reading: the entries before it are kept.
 
 use crate::types::encoding::MAX_TX_BYTES;
@@ -21,6 +21,10 @@ use std::sync::Mutex;
 
 /// File name of the journal in the data dir.
 pub const JOURNAL_FILE: &str = "mempool.journal";
+
+/// Blocks a mined local transaction stays in the journal (see
+/// [`super::TxPool::rotate_journal`]).
+pub const JOURNAL_DEPTH: u64 = 64;
 
 /// What [`Journal::open`] read.
 #[derive(Debug, Default)]

@@ -176,10 +176,14 @@ impl TxPool {
     /// Records the local transactions `outcomes` admitted: appended to the journal (for
     /// `Origin::Rpc`, before the caller answers) and remembered for the next rotation.
     fn journal_admitted(&self, origin: Origin, txs: &[SignedTx], outcomes: &[Outcome]) {
+        // From the journal every one stays local (a mined one until it is buried: see
+        // `rotate_journal`); from RPC the ones admitted now.
         let admitted: Vec<&SignedTx> = txs
             .iter()
             .zip(outcomes)
-            .filter(|(_, o)| matches!(o, Ok(Inserted::New(_) | Inserted::Queued(_))))
+            .filter(|(_, o)| {
+                origin == Origin::Journal || matches!(o, Ok(Inserted::New(_) | Inserted::Queued(_)))
+            })
             .map(|(t, _)| t)
             .collect();
         if admitted.is_empty() {
@@ -222,20 +226,42 @@ impl TxPool {
         Ok((admitted, n - admitted))
     }
 
-    /// Rewrites the journal with the local transactions still in the pool (mined, replaced and
-    /// evicted ones leave it); returns how many it holds. No journal: `Ok(0)`.
+    /// Rewrites the journal with the local transactions still in the pool, and those mined
+    /// less than [`journal::JOURNAL_DEPTH`] blocks below the head (replaced, evicted and
+    /// buried ones leave it). Keeping recently mined ones covers a node whose newest blocks
+    /// are lost before the network has them (its own fork rolled back by `store repair`): at
+    /// the next start they are not in its chain, so they are admitted and announced again.
+    /// Returns how many it holds. No journal: `Ok(0)`.
     pub fn rotate_journal(&self) -> std::io::Result<usize> {
         let Some(j) = self.inner.journal.get() else {
             return Ok(0);
         };
         let mut locals = self.inner.locals.lock().expect("locals lock poisoned");
-        let keep: Vec<SignedTx> = {
+        let mut keep: Vec<SignedTx> = {
             let pool = self.lock();
-            let mut keep: Vec<&pool::Entry> = locals.iter().filter_map(|h| pool.get(h)).collect();
-            // Each sender's nonces in order, so a reload admits them in order.
-            keep.sort_by_key(|e| (e.tx.sender(), e.tx.body.nonce));
-            keep.into_iter().map(|e| e.tx.clone()).collect()
+            locals
+                .iter()
+                .filter_map(|h| pool.get(h).map(|e| e.tx.clone()))
+                .collect()
         };
+        let pooled: HashSet<Hash> = keep.iter().map(SignedTx::hash).collect();
+        let chain = &self.inner.chain;
+        let floor = chain.head().height.saturating_sub(journal::JOURNAL_DEPTH);
+        let mut mined: HashMap<Hash, Vec<u32>> = HashMap::new();
+        for h in locals.iter().filter(|h| !pooled.contains(*h)) {
+            if let Ok(Some(loc)) = chain.store.tx_location(h) {
+                if loc.height > floor {
+                    mined.entry(loc.block).or_default().push(loc.index);
+                }
+            }
+        }
+        for (block, idx) in mined {
+            if let Ok(Some(b)) = chain.store.block(&block) {
+                keep.extend(idx.iter().filter_map(|&i| b.txs.get(i as usize).cloned()));
+            }
+        }
+        // Each sender's nonces in order, so a reload admits them in order.
+        keep.sort_by_key(|t| (t.sender(), t.body.nonce));
         *locals = keep.iter().map(SignedTx::hash).collect();
         j.rotate(&keep.iter().collect::<Vec<_>>())?;
         Ok(keep.len())
