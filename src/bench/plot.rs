@@ -393,14 +393,17 @@ fn timeline<DB: DrawingBackend>(
         .margin(15)
         .x_label_area_size(35)
         .y_label_area_size(120)
-        .build_cartesian_2d(0f64..tmax, 0f64..rows.len() as f64)
+        .build_cartesian_2d(0f64..tmax, -0.5f64..rows.len() as f64 - 0.5)
         .map_err(err)?;
     faults
         .configure_mesh()
         .x_desc("seconds")
-        .y_labels(rows.len() + 1)
+        .y_labels(rows.len())
         .y_label_formatter(&|y| {
-            rows.get(*y as usize)
+            if (y - y.round()).abs() > 0.01 {
+                return String::new();
+            }
+            rows.get(y.round() as usize)
                 .map(|r| r.2.to_string())
                 .unwrap_or_default()
         })
@@ -427,7 +430,7 @@ fn timeline<DB: DrawingBackend>(
         faults
             .draw_series(
                 bars.into_iter()
-                    .map(|(a, b)| Rectangle::new([(a, y + 0.2), (b, y + 0.8)], color.filled())),
+                    .map(|(a, b)| Rectangle::new([(a, y - 0.3), (b, y + 0.3)], color.filled())),
             )
             .map_err(err)?;
     }

@@ -245,6 +245,57 @@ pub struct Report {
     /// CPU and peers over the measured blocks.
     #[serde(default)]
     pub machine: MachineLoad,
+    /// With `--spam`: the quiet and the spam phase compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spam: Option<SpamPhases>,
+}
+
+/// `--spam`: the first half of the measured blocks quiet, the second under spamming peers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SpamPhases {
+    /// Heights of the quiet phase (first, last).
+    pub quiet_heights: (u64, u64),
+    /// Heights of the spam phase (first, last).
+    pub spam_heights: (u64, u64),
+    /// t100 (imported at every node), quiet phase, ms.
+    pub quiet_t100_ms: Percentiles,
+    /// t100, spam phase, ms.
+    pub spam_t100_ms: Percentiles,
+    /// t100 verified and relayed, quiet phase, ms.
+    pub quiet_relayed_ms: Percentiles,
+    /// t100 verified and relayed, spam phase, ms.
+    pub spam_relayed_ms: Percentiles,
+    /// spam t100 p95 ÷ quiet t100 p95.
+    pub t100_p95_ratio: Option<f64>,
+    /// spam ÷ quiet, verified-and-relayed t100 p95.
+    pub relayed_p95_ratio: Option<f64>,
+    /// Spamming peers that flooded a node during the spam phase.
+    pub spammers: usize,
+    /// ms from each spammer's first message to its ban.
+    pub ban_ms: Percentiles,
+    /// Spammers that were not banned within 10 s, or failed otherwise.
+    pub failures: Vec<String>,
+}
+
+/// Spammers, one after another, each at the next node, until `stop`; returns the ban times
+/// (ms) and the failures.
+async fn spam_phase(
+    chain_id: u64,
+    targets: Vec<crate::config::NodeFile>,
+    stop: Arc<AtomicBool>,
+) -> (Vec<f64>, Vec<String>) {
+    let (mut bans, mut failures) = (Vec::new(), Vec::new());
+    let mut k = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let t = &targets[k as usize % targets.len()];
+        k += 1;
+        let nonce = k * crate::devnet::faults::SPAM_MESSAGES;
+        match crate::devnet::faults::spam_node(chain_id, t, nonce).await {
+            Ok((_, d)) => bans.push(d.as_secs_f64() * 1e3),
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    (bans, failures)
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -824,12 +875,19 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         stop.clone(),
         accepted.clone(),
     ));
-    // Skip the block in progress: measure B whole blocks produced under load.
+    // Skip the block in progress: measure B whole blocks produced under load (with --spam,
+    // B quiet ones, then B under spam).
+    let phases = if args.spam { 2 } else { 1 };
     let first = c0.getblockcount().await? + 2;
-    let last = first + args.blocks - 1;
+    let last = first + args.blocks * phases - 1;
+    let quiet_last = first + args.blocks - 1;
     let deadline = Instant::now()
-        + Duration::from_millis((args.blocks + 20) * args.slot_ms * 3)
+        + Duration::from_millis((args.blocks * phases + 20) * args.slot_ms * 3)
         + Duration::from_secs(60);
+    let spam_stop = Arc::new(AtomicBool::new(false));
+    let mut spam_task = None;
+    let targets: Vec<crate::config::NodeFile> =
+        devnet.nodes.iter().filter_map(|n| n.info.clone()).collect();
     let mut shown = 0;
     let mut traffic_from = None;
     let mut cpu_from = None;
@@ -842,6 +900,15 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         let h = c0.getblockcount().await?;
         if h > last {
             break;
+        }
+        // The quiet phase's last block is being produced: the spammers start.
+        if args.spam && spam_task.is_none() && h >= quiet_last {
+            println!("  quiet phase done at height {h}; spamming peers attack now");
+            spam_task = Some(tokio::spawn(spam_phase(
+                chain_id,
+                targets.clone(),
+                spam_stop.clone(),
+            )));
         }
         if traffic_from.is_none() && h + 1 >= first {
             traffic_from = Some((h, block_traffic(&urls).await?));
@@ -869,7 +936,12 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         b.finish_and_clear();
     }
     stop.store(true, Ordering::Relaxed);
+    spam_stop.store(true, Ordering::Relaxed);
     load.await??;
+    let spam_result = match spam_task {
+        Some(t) => Some(t.await?),
+        None => None,
+    };
     // Give the last measured block one more slot to reach everyone.
     tokio::time::sleep(Duration::from_millis(args.slot_ms)).await;
     let (h0, t0) = traffic_from.unwrap_or((first - 1, (0, 0, 0)));
@@ -899,6 +971,39 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
             min_mesh,
             unsettled_nodes: unsettled.len(),
         }
+    };
+    let spam = match spam_result {
+        Some((mut bans, failures)) => {
+            let phase = |from: u64, to: u64| {
+                let urls = urls.clone();
+                async move {
+                    let mut c = collect(&urls, from, to).await?;
+                    let blocks = std::mem::take(&mut c.blocks);
+                    anyhow::Ok(summarize(&blocks, args.nodes, c, 0))
+                }
+            };
+            let quiet = phase(first, quiet_last).await?;
+            let loud = phase(quiet_last + 1, last).await?;
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                _ => None,
+            };
+            bans.sort_by(f64::total_cmp);
+            Some(SpamPhases {
+                quiet_heights: (first, quiet_last),
+                spam_heights: (quiet_last + 1, last),
+                t100_p95_ratio: ratio(loud.t100_ms.p95, quiet.t100_ms.p95),
+                relayed_p95_ratio: ratio(loud.t100_relayed_ms.p95, quiet.t100_relayed_ms.p95),
+                quiet_t100_ms: quiet.t100_ms,
+                spam_t100_ms: loud.t100_ms,
+                quiet_relayed_ms: quiet.t100_relayed_ms,
+                spam_relayed_ms: loud.t100_relayed_ms,
+                spammers: bans.len() + failures.len(),
+                ban_ms: percentiles(bans),
+                failures,
+            })
+        }
+        None => None,
     };
     let mut collected = collect(&urls, first, last).await?;
     let blocks = std::mem::take(&mut collected.blocks);
@@ -1010,6 +1115,31 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         },
         started.elapsed().as_secs_f64()
     );
+    if let Some(sp) = &spam {
+        println!(
+            "spam: heights {}..={} quiet, {}..={} under {} spamming peers ({} not banned in 10 s)",
+            sp.quiet_heights.0,
+            sp.quiet_heights.1,
+            sp.spam_heights.0,
+            sp.spam_heights.1,
+            sp.spammers,
+            sp.failures.len()
+        );
+        println!(
+            "  spammers banned after p50 {} ms, max {} ms (from the first invalid message)",
+            fmt_ms(sp.ban_ms.p50),
+            fmt_ms(sp.ban_ms.max)
+        );
+        println!(
+            "  t100 p95: quiet {} ms, under spam {} ms, ratio {}; verified and relayed: {} / {} ms, ratio {}",
+            fmt_ms(sp.quiet_t100_ms.p95),
+            fmt_ms(sp.spam_t100_ms.p95),
+            fmt_ms(sp.t100_p95_ratio),
+            fmt_ms(sp.quiet_relayed_ms.p95),
+            fmt_ms(sp.spam_relayed_ms.p95),
+            fmt_ms(sp.relayed_p95_ratio)
+        );
+    }
     Ok(Report {
         nodes: args.nodes,
         slot_ms: args.slot_ms,
@@ -1018,6 +1148,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         blocks,
         summary,
         machine,
+        spam,
     })
 }
 

@@ -131,6 +131,7 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
             genesis: args.genesis.clone(),
             relay: args.relay.clone(),
             compare: None,
+            spam: false,
         };
         match propagation::run_mode(&pargs, &args.relay).await {
             Ok(r) => out.push(size_report(n, &r)),

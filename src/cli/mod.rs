@@ -634,6 +634,12 @@ pub struct PropagationArgs {
     /// `--idontwant off`), and print them side by side with ratios to the first.
     #[arg(long, conflicts_with = "relay")]
     pub compare: Option<String>,
+    /// Measure `--blocks` blocks quietly, then `--blocks` more while spamming peers attack:
+    /// one after another, each a fresh peer that floods a node (round-robin) with 1,000
+    /// transactions with broken signatures until banned. Prints both phases' t100 and their
+    /// ratio, and how fast each spammer was banned.
+    #[arg(long)]
+    pub spam: bool,
 }
 
 #[cfg(test)]

@@ -381,83 +381,9 @@ impl Faults {
             .info
             .clone()
             .ok_or_else(|| anyhow::anyhow!("node {i} has not started"))?;
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let cfg = crate::p2p::NetworkConfig {
-            chain_id: self.chain_id,
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
-            bootnodes: vec![info.listen_addrs[0].parse()?],
-            peers: crate::p2p::PeerConfig::static_only(),
-            queue_len: 64,
-            idontwant: true,
-            ban_time: crate::p2p::bans::DEFAULT_BAN_TIME,
-        };
-        let key = libp2p::identity::Keypair::generate_ed25519();
-        let peer_id = key.public().to_peer_id().to_string();
         self.spams += 1;
-        let first_nonce = self.spams * SPAM_MESSAGES;
-        let (handle, _chans, task) = crate::p2p::start(key, cfg, async move {
-            let _ = stop_rx.await;
-        })?;
-        let result = async {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !handle
-                .peers()
-                .await?
-                .iter()
-                .any(|p| p.peer_id == info.peer_id && p.in_block_mesh)
-            {
-                anyhow::ensure!(
-                    Instant::now() < deadline,
-                    "the spammer never joined node {i}'s mesh"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            let sent_at = Instant::now();
-            let k = crate::crypto::Keypair::dev_account(900 + i as u64);
-            let mut n = 0;
-            while n < SPAM_MESSAGES {
-                let mut tx = k.sign_tx(crate::types::TxBody {
-                    chain_id: self.chain_id,
-                    nonce: first_nonce + n,
-                    from: k.public(),
-                    to: k.address(),
-                    amount: 1,
-                    fee: 1,
-                    data: vec![],
-                });
-                tx.signature.0[5] ^= 0x10;
-                match handle
-                    .publish(crate::p2p::TopicKind::Tx, tx.to_bytes())
-                    .await
-                {
-                    Ok(()) => n += 1,
-                    // Not subscribed to the node's tx topic yet, or already cut off.
-                    Err(_) if sent_at.elapsed() < Duration::from_secs(5) => {
-                        tokio::time::sleep(Duration::from_millis(20)).await
-                    }
-                    Err(_) => break,
-                }
-            }
-            let c = self.client(i)?;
-            loop {
-                let banned = c.listbanned().await?;
-                if banned
-                    .as_array()
-                    .is_some_and(|b| b.iter().any(|e| e["address"] == peer_id.as_str()))
-                {
-                    return Ok(sent_at.elapsed());
-                }
-                anyhow::ensure!(
-                    sent_at.elapsed() < Duration::from_secs(10),
-                    "node {i} did not ban the spammer within 10 s"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        .await;
-        let _ = stop.send(());
-        let _ = task.await;
-        let banned_after = result?;
+        let (peer_id, banned_after) =
+            spam_node(self.chain_id, &info, self.spams * SPAM_MESSAGES).await?;
         let detail = json!({ "node": i, "peer": peer_id, "messages": SPAM_MESSAGES, "banned_after_ms": banned_after.as_millis() as u64 });
         self.record(FaultKind::Spam, began, detail.clone());
         Ok(detail)
@@ -580,4 +506,95 @@ pub async fn serve_admin(
     let local = server.local_addr()?;
     let handle = server.start(Admin(faults).into_rpc());
     Ok((local, handle))
+}
+
+/// A spamming peer: a fresh libp2p identity dials `target` (meshnode's real protocols), waits
+/// until it is in the node's mesh, publishes [`SPAM_MESSAGES`] distinct transactions with
+/// broken signatures (nonces from `first_nonce`, so no two floods repeat a message), and
+/// watches the node's `listbanned` until it is banned. Returns its peer id and the time from
+/// its first message to the ban.
+///
+/// Errors: it never joins the node's mesh (20 s), or the node does not ban it within 10 s.
+pub async fn spam_node(
+    chain_id: u64,
+    target: &crate::config::NodeFile,
+    first_nonce: u64,
+) -> anyhow::Result<(String, Duration)> {
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let cfg = crate::p2p::NetworkConfig {
+        chain_id,
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+        bootnodes: vec![target.listen_addrs[0].parse()?],
+        peers: crate::p2p::PeerConfig::static_only(),
+        queue_len: 64,
+        idontwant: true,
+        ban_time: crate::p2p::bans::DEFAULT_BAN_TIME,
+    };
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let peer_id = key.public().to_peer_id().to_string();
+    let (handle, _chans, task) = crate::p2p::start(key, cfg, async move {
+        let _ = stop_rx.await;
+    })?;
+    let result = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !handle
+            .peers()
+            .await?
+            .iter()
+            .any(|p| p.peer_id == target.peer_id && p.in_block_mesh)
+        {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the spammer never joined the mesh of {}",
+                target.peer_id
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let sent_at = Instant::now();
+        let k = crate::crypto::Keypair::dev_account(900);
+        let mut n = 0;
+        while n < SPAM_MESSAGES {
+            let mut tx = k.sign_tx(crate::types::TxBody {
+                chain_id,
+                nonce: first_nonce + n,
+                from: k.public(),
+                to: k.address(),
+                amount: 1,
+                fee: 1,
+                data: vec![],
+            });
+            tx.signature.0[5] ^= 0x10;
+            match handle
+                .publish(crate::p2p::TopicKind::Tx, tx.to_bytes())
+                .await
+            {
+                Ok(()) => n += 1,
+                // Not subscribed to the node's tx topic yet, or already cut off.
+                Err(_) if sent_at.elapsed() < Duration::from_secs(5) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(_) => break,
+            }
+        }
+        let c = crate::rpc::client::http(&target.rpc_url)?;
+        loop {
+            let banned = c.listbanned().await?;
+            if banned
+                .as_array()
+                .is_some_and(|b| b.iter().any(|e| e["address"] == peer_id.as_str()))
+            {
+                return Ok(sent_at.elapsed());
+            }
+            anyhow::ensure!(
+                sent_at.elapsed() < Duration::from_secs(10),
+                "{} did not ban the spammer within 10 s",
+                target.peer_id
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    .await;
+    let _ = stop.send(());
+    let _ = task.await;
+    Ok((peer_id, result?))
 }

@@ -109,6 +109,10 @@ pub struct NetworkChannels {
     pub registry: std::sync::Arc<prometheus_client::registry::Registry>,
 }
 
+/// For this long after start a node looks up a random key at every walk (2 s), filling its
+/// routing table (its address book) whether or not its outbound slots are full.
+pub const LEARNING_PHASE: Duration = Duration::from_secs(30);
+
 /// While a node has peers but no other candidate for a free outbound slot, it dials each
 /// bootnode it is not connected to at most this often.
 pub const BOOTNODE_REDIAL: Duration = Duration::from_secs(10);
@@ -129,6 +133,10 @@ struct EventLoop {
     /// When each bootnode may be dialled again while the node has peers
     /// ([`BOOTNODE_REDIAL`]).
     bootnode_redial: HashMap<PeerId, std::time::Instant>,
+    /// Whether the Kademlia bootstrap has run (once, when the first peer is connected).
+    bootstrapped: bool,
+    /// When the network task started (see [`LEARNING_PHASE`]).
+    started: std::time::Instant,
     listen_addrs: Vec<Multiaddr>,
     dropped_queue_full: u64,
     verdicts: [u64; 3],
@@ -257,6 +265,8 @@ pub fn start_with_registry(
         bootnodes: cfg.bootnodes.clone(),
         walks_without_candidates: 0,
         bootnode_redial: HashMap::new(),
+        bootstrapped: false,
+        started: std::time::Instant::now(),
         listen_addrs: Vec::new(),
         dropped_queue_full: 0,
         verdicts: [0; 3],
@@ -308,8 +318,8 @@ fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
 impl EventLoop {
     async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
-        // Random walk every 2 s while outbound slots are free; Kademlia's own periodic
-        // bootstrap (every 5 min) keeps the routing table fresh otherwise.
+        // Random walk every 2 s while outbound slots are free (Kademlia's own periodic
+        // bootstrap is off: see `behaviour`).
         let mut walk = tokio::time::interval(Duration::from_secs(2));
         walk.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
@@ -367,6 +377,33 @@ impl EventLoop {
                     })
                     .collect();
                 let _ = reply.send(list);
+            }
+            Command::KnownPeers { reply } => {
+                let connected: HashSet<PeerId> = self.peers.peers.keys().copied().collect();
+                let known = match self.swarm.behaviour_mut().kad.as_mut() {
+                    Some(kad) => kad
+                        .kbuckets()
+                        .flat_map(|b| {
+                            b.iter()
+                                .map(|e| {
+                                    let p = *e.node.key.preimage();
+                                    super::handle::KnownPeer {
+                                        peer_id: p.to_string(),
+                                        addrs: e
+                                            .node
+                                            .value
+                                            .iter()
+                                            .map(|a| a.clone().with(Protocol::P2p(p)).to_string())
+                                            .collect(),
+                                        connected: connected.contains(&p),
+                                    }
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let _ = reply.send(known);
             }
             Command::Info { reply } => {
                 let me = *self.swarm.local_peer_id();
@@ -721,6 +758,22 @@ impl EventLoop {
             super::behaviour::MESH_D_LOW.saturating_sub(shortest),
             std::time::Instant::now(),
         );
+        // Kademlia's bootstrap, once the first peer is connected (a joining node): a lookup
+        // of our own id, then one per bucket beyond our closest neighbours, so the routing
+        // table — the node's address book, `getnodeaddresses` — learns most of a network of
+        // a few hundred nodes at once. (The periodic re-bootstrap is off: see `behaviour`.)
+        if !self.peers.peers.is_empty() {
+            let learning = self.started.elapsed() < LEARNING_PHASE;
+            if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                if !self.bootstrapped {
+                    self.bootstrapped = kad.bootstrap().is_ok();
+                } else if learning {
+                    // Bitcoin Core asks each new outbound peer for addresses (`getaddr`); a
+                    // young node here looks up a random key every walk, slots full or not.
+                    kad.get_closest_peers(PeerId::random());
+                }
+            }
+        }
         if !self.peers.config().discovery() || self.peers.outbound_full() {
             return;
         }
@@ -769,13 +822,17 @@ impl EventLoop {
             let _ = self.swarm.dial(addr);
         }
         // Nobody else known: bootnodes may take the free slots.
-        if self.peers.outbound_full() || self.peers.promote_addr_fetch(true) > 0 {
+        if self.peers.promote_addr_fetch(true) > 0 && self.peers.outbound_full() {
             return;
         }
-        // Every known peer is connected or backing off: look for new ones, but only every
-        // 30 s when the node has peers (a small network stays this way for good).
+        // Every known peer is connected or backing off: look for new ones — at every walk
+        // while the routing table holds fewer peers than the target (a node that has just
+        // joined), else only every 30 s (a small network stays this way for good).
         self.walks_without_candidates += 1;
-        if self.peers.peers.is_empty() || self.walks_without_candidates % 15 == 1 {
+        if self.peers.peers.is_empty()
+            || known.len() < self.peers.config().target
+            || self.walks_without_candidates % 15 == 1
+        {
             if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                 kad.get_closest_peers(PeerId::random());
             }
@@ -959,7 +1016,18 @@ impl EventLoop {
                     result: kad::QueryResult::GetClosestPeers(Ok(ok)),
                     ..
                 } => {
+                    // What a walk found goes into the routing table (connected or not: the
+                    // node's address book, `getnodeaddresses`), then fills free slots.
+                    let me = *self.swarm.local_peer_id();
                     for p in ok.peers {
+                        if p.peer_id == me {
+                            continue;
+                        }
+                        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                            for a in &p.addrs {
+                                kad.add_address(&p.peer_id, a.clone());
+                            }
+                        }
                         self.maybe_dial(p.peer_id);
                     }
                 }

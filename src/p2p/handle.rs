@@ -70,6 +70,18 @@ pub struct NetworkInfo {
     pub peers: PeerCounts,
 }
 
+/// A peer in the Kademlia routing table (Bitcoin Core `getnodeaddresses`' view of the address
+/// book).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KnownPeer {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Its addresses, each with `/p2p/<peer id>`.
+    pub addrs: Vec<String>,
+    /// Whether we are connected to it now.
+    pub connected: bool,
+}
+
 /// Connected peers against the peer manager's limits ([`crate::p2p::peers::PeerConfig`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -122,6 +134,9 @@ pub(crate) enum Command {
         id: MessageId,
         source: PeerId,
         verdict: Verdict,
+    },
+    KnownPeers {
+        reply: oneshot::Sender<Vec<KnownPeer>>,
     },
     Peers {
         reply: oneshot::Sender<Vec<PeerSummary>>,
@@ -253,6 +268,11 @@ impl NetworkHandle {
     /// Our identity and listen addresses.
     pub async fn info(&self) -> Result<NetworkInfo, NetworkError> {
         self.ask(|reply| Command::Info { reply }).await
+    }
+
+    /// Every peer in the Kademlia routing table, connected or not (what the node has found).
+    pub async fn known_peers(&self) -> Result<Vec<KnownPeer>, NetworkError> {
+        self.ask(|reply| Command::KnownPeers { reply }).await
     }
 
     /// Sends a sync request to `peer` and waits for its response (or failure / timeout).

@@ -130,6 +130,13 @@ pub trait BitcoinApi {
     #[method(name = "getconnectioncount")]
     async fn getconnectioncount(&self) -> RpcResult<usize>;
 
+    /// `getnodeaddresses ( count )` (Bitcoin Core): up to `count` (default 1; 0 = all) peers
+    /// the node knows of, from its Kademlia routing table, connected or not:
+    /// `[{peer_id, address, addresses, connected}]` (`address` the first multiaddr, with
+    /// `/p2p/<peer id>`). Error -8 for a negative count.
+    #[method(name = "getnodeaddresses")]
+    async fn getnodeaddresses(&self, count: Option<i64>) -> RpcResult<Value>;
+
     /// `uptime` -> seconds since the node started.
     #[method(name = "uptime")]
     fn uptime(&self) -> RpcResult<u64>;

@@ -433,6 +433,36 @@ impl BitcoinApiServer for RpcImpl {
         Ok(self.ctx.net.peers().await.map_err(internal)?.len())
     }
 
+    async fn getnodeaddresses(&self, count: Option<i64>) -> RpcResult<Value> {
+        let count = count.unwrap_or(1);
+        if count < 0 {
+            return Err(err(
+                error::RPC_INVALID_PARAMETER,
+                "Address count out of range",
+            ));
+        }
+        let known = self.ctx.net.known_peers().await.map_err(internal)?;
+        let take = if count == 0 {
+            known.len()
+        } else {
+            count as usize
+        };
+        Ok(Value::Array(
+            known
+                .into_iter()
+                .take(take)
+                .map(|k| {
+                    json!({
+                        "peer_id": k.peer_id,
+                        "address": k.addrs.first(),
+                        "addresses": k.addrs,
+                        "connected": k.connected,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
     fn uptime(&self) -> RpcResult<u64> {
         Ok(self.ctx.started.elapsed().as_secs())
     }

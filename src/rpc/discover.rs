@@ -69,6 +69,11 @@ pub const METHODS: &[MethodDoc] = &[
     ),
     m("getconnectioncount", "", "number of connected peers"),
     m(
+        "getnodeaddresses",
+        "count?: number",
+        "peers the node knows of (routing table), connected or not",
+    ),
+    m(
         "getmempoolentry",
         "txid: string",
         "one mempool entry with its nonce-chain ancestors and descendants",
