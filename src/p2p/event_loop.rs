@@ -135,6 +135,8 @@ struct EventLoop {
     bootnode_redial: HashMap<PeerId, std::time::Instant>,
     /// Whether the Kademlia bootstrap has run (once, when the first peer is connected).
     bootstrapped: bool,
+    /// The peer ids banned now, shared with [`NetworkHandle::is_banned`].
+    banned_view: std::sync::Arc<std::sync::RwLock<HashSet<PeerId>>>,
     /// When the network task started (see [`LEARNING_PHASE`]).
     started: std::time::Instant,
     listen_addrs: Vec<Multiaddr>,
@@ -247,6 +249,7 @@ pub fn start_with_registry(
     let (ev_tx, events) = mpsc::channel(256);
     let (tx_tx, txs) = mpsc::channel(cfg.queue_len);
     let (block_tx, blocks) = mpsc::channel(cfg.queue_len.min(256));
+    let banned_view: std::sync::Arc<std::sync::RwLock<HashSet<PeerId>>> = Default::default();
     let el = EventLoop {
         swarm,
         chain_id,
@@ -278,10 +281,14 @@ pub fn start_with_registry(
         flood_seen: HashSet::new(),
         flood_order: Default::default(),
         flood_traffic: TopicTraffic::default(),
+        banned_view: banned_view.clone(),
     };
     let task = tokio::spawn(el.run(shutdown));
     Ok((
-        NetworkHandle { tx: cmd_tx },
+        NetworkHandle {
+            tx: cmd_tx,
+            banned: banned_view,
+        },
         NetworkChannels {
             txs,
             blocks,
@@ -544,6 +551,10 @@ impl EventLoop {
         warn!(%target, %reason, secs = duration.as_secs(), "banned");
         match target {
             BanTarget::Peer(p) => {
+                self.banned_view
+                    .write()
+                    .expect("banned view lock poisoned")
+                    .insert(p);
                 self.swarm.behaviour_mut().blocked.block_peer(p);
                 let _ = self.swarm.disconnect_peer_id(p);
             }
@@ -573,6 +584,10 @@ impl EventLoop {
     fn lift(&mut self, target: &super::bans::BanTarget) {
         if let super::bans::BanTarget::Peer(p) = target {
             self.swarm.behaviour_mut().blocked.unblock_peer(*p);
+            self.banned_view
+                .write()
+                .expect("banned view lock poisoned")
+                .remove(p);
         }
         info!(%target, "ban lifted");
     }

@@ -194,9 +194,20 @@ pub(crate) enum Command {
 #[derive(Clone)]
 pub struct NetworkHandle {
     pub(crate) tx: mpsc::Sender<Command>,
+    /// Peer ids banned now, kept by the network task: read by the gossip workers so that a
+    /// banned peer's messages still queued for validation are dropped unvalidated.
+    pub(crate) banned: std::sync::Arc<std::sync::RwLock<std::collections::HashSet<PeerId>>>,
 }
 
 impl NetworkHandle {
+    /// Whether `peer` is banned by its peer id now (no round trip to the network task).
+    pub fn is_banned(&self, peer: &PeerId) -> bool {
+        self.banned
+            .read()
+            .expect("banned view lock poisoned")
+            .contains(peer)
+    }
+
     async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
