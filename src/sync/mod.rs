@@ -439,7 +439,10 @@ mod tests {
         let chain = Arc::new(Chain::open(dir, crate::genesis::test_spec(4, 1, 2, 1_000)).unwrap());
         let (pool, _announce) = TxPool::new(chain.clone(), TxPoolConfig::default());
         let (tx, rx) = mpsc::channel(64);
-        let net = NetworkHandle { tx };
+        let net = NetworkHandle {
+            tx,
+            banned: Default::default(),
+        };
         let (sync, _inputs) = Sync::new(
             chain,
             pool,
