@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::DevnetProcess;
-use std::process::{Command, Stdio};
+use common::devnet_process;
 use std::time::{Duration, Instant};
 
 /// Whether `pid` still runs (a zombie waiting for its reaper does not).
@@ -29,24 +28,7 @@ fn nodes_stop_when_their_devnet_is_killed() {
     const N: usize = 3;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let mut devnet = DevnetProcess {
-        child: Command::new(env!("CARGO_BIN_EXE_meshnode"))
-            .args([
-                "devnet",
-                "--nodes",
-                &N.to_string(),
-                "--rpc-base-port",
-                "0",
-                "--dir",
-            ])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        dir: dir.clone(),
-        nodes: N,
-    };
+    let mut devnet = devnet_process(&dir, N, &[]);
     let deadline = Instant::now() + Duration::from_secs(90);
     let node_json = |i: usize| dir.join(format!("node{i}/node.json"));
     while !(0..N).all(|i| node_json(i).exists()) {

@@ -3,29 +3,12 @@
 //! and its bootnodes taken away, all through `meshnode fault`, its admin RPC's client.
 
 mod common;
-use common::DevnetProcess;
+use common::{devnet_process, fault};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const N: usize = 6;
-
-fn fault(dir: &Path, args: &[&str]) -> Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_meshnode"))
-        .arg("fault")
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "meshnode fault {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
-}
 
 /// (height, hash of the head) of node `i`, via its RPC.
 fn head(status: &Value, i: usize) -> Option<(u64, String)> {
@@ -70,18 +53,7 @@ fn one_head(dir: &Path, nodes: &[usize]) -> bool {
 fn partitions_kills_damaged_stores_spam_and_bootnode_loss_on_demand() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let _devnet = DevnetProcess {
-        child: Command::new(env!("CARGO_BIN_EXE_meshnode"))
-            .args(["devnet", "--nodes", &N.to_string(), "--slot-ms", "300"])
-            .args(["--rpc-base-port", "0", "--dir"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        dir: dir.clone(),
-        nodes: N,
-    };
+    let _devnet = devnet_process(&dir, N, &["--slot-ms", "300"]);
     wait("the devnet's admin RPC", 120, || {
         dir.join("devnet.json").exists()
     });

@@ -4,26 +4,12 @@
 //! head. The partition is `meshnode fault partition` on a running `meshnode devnet`.
 
 mod common;
-use common::DevnetProcess;
+use common::{devnet_process, fault};
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const N: usize = 6;
 const CHAIN: u64 = 1337;
-
-fn fault(dir: &Path, args: &[&str]) -> Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_meshnode"))
-        .arg("fault")
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
 
 fn call(url: &str, method: &str, params: Value) -> Value {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
@@ -45,18 +31,7 @@ fn heads(urls: &[String]) -> Vec<Value> {
 fn after_a_30_s_partition_under_load_every_node_has_every_transaction_and_one_head() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let _devnet = DevnetProcess {
-        child: Command::new(env!("CARGO_BIN_EXE_meshnode"))
-            .args(["devnet", "--nodes", &N.to_string(), "--slot-ms", "500"])
-            .args(["--rpc-base-port", "0", "--dir"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        dir: dir.clone(),
-        nodes: N,
-    };
+    let _devnet = devnet_process(&dir, N, &["--slot-ms", "500"]);
     let t0 = Instant::now();
     while !dir.join("devnet.json").exists() {
         assert!(

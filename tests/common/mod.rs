@@ -481,6 +481,48 @@ impl Drop for DevnetProcess {
     }
 }
 
+/// Starts `meshnode devnet --nodes NODES --rpc-base-port 0 --dir DIR` plus `extra`, its
+/// output discarded; stopped (with its nodes) when dropped.
+pub fn devnet_process(dir: &std::path::Path, nodes: usize, extra: &[&str]) -> DevnetProcess {
+    DevnetProcess {
+        child: std::process::Command::new(env!("CARGO_BIN_EXE_meshnode"))
+            .args([
+                "devnet",
+                "--nodes",
+                &nodes.to_string(),
+                "--rpc-base-port",
+                "0",
+            ])
+            .args(extra)
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        dir: dir.to_path_buf(),
+        nodes,
+    }
+}
+
+/// `meshnode fault --dir DIR ARGS…` against a running devnet: its JSON answer (panics with
+/// the error otherwise).
+pub fn fault(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_meshnode"))
+        .arg("fault")
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "meshnode fault {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 /// A transfer of `amount` from dev account `from` to dev account `to`, signed.
 pub fn signed_transfer(
     chain_id: u64,
