@@ -202,34 +202,28 @@ async fn load(
         let mut done = false;
         for k in 0..clients.len() {
             let node = (first + k) % clients.len();
-            match with_timeout(3_000, clients[node].sendrawtransaction(raw.clone())).await {
-                Some(Ok(hash)) => {
-                    accepted.push(Accepted {
-                        hash,
-                        sender: tx.sender().to_string(),
-                        nonce: tx.body.nonce,
-                        node,
-                        at_s: t0.elapsed().as_secs_f64(),
-                    });
-                    done = true;
-                    break;
-                }
-                // Accepted earlier by a node that died before answering, and since mined.
-                Some(Err(e))
-                    if e.contains("already in block chain") || e.contains("nonce too low") =>
-                {
-                    accepted.push(Accepted {
-                        hash: tx.hash().to_string(),
-                        sender: tx.sender().to_string(),
-                        nonce: tx.body.nonce,
-                        node,
-                        at_s: t0.elapsed().as_secs_f64(),
-                    });
-                    done = true;
-                    break;
-                }
-                // A node down, or busy: the next one.
-                None | Some(Err(_)) => {}
+            let hash =
+                match with_timeout(3_000, clients[node].sendrawtransaction(raw.clone())).await {
+                    Some(Ok(hash)) => Some(hash),
+                    // Accepted earlier by a node that died before answering, and since mined.
+                    Some(Err(e))
+                        if e.contains("already in block chain") || e.contains("nonce too low") =>
+                    {
+                        Some(tx.hash().to_string())
+                    }
+                    // A node down, or busy: the next one.
+                    None | Some(Err(_)) => None,
+                };
+            if let Some(hash) = hash {
+                accepted.push(Accepted {
+                    hash,
+                    sender: tx.sender().to_string(),
+                    nonce: tx.body.nonce,
+                    node,
+                    at_s: t0.elapsed().as_secs_f64(),
+                });
+                done = true;
+                break;
             }
         }
         if done {
