@@ -46,6 +46,8 @@ pub struct Config {
     pub rpc_limits: RpcLimits,
     /// Whether local transactions are journaled (`--mempool-journal`).
     pub mempool_journal: bool,
+    /// Link shaping from `--link-profile` / `--link-class`; `None` without a profile.
+    pub link_shape: Option<crate::p2p::LinkShape>,
 }
 
 /// Settings as given (`meshnode run` flags and environment), not yet checked. Field meanings
@@ -104,6 +106,10 @@ pub struct RawConfig {
     pub metrics: Option<SocketAddr>,
     /// `--bantime`, seconds.
     pub bantime: u64,
+    /// `--link-profile`: `lan`, `wan` or a profile file.
+    pub link_profile: Option<String>,
+    /// `--link-class`: a bandwidth class of the profile.
+    pub link_class: Option<String>,
 }
 
 impl Config {
@@ -154,7 +160,29 @@ impl Config {
         {
             bail!("--mempool-max-txs, --mempool-max-bytes and --mempool-max-per-sender must be at least 1");
         }
+        let link_shape = match &args.link_profile {
+            None => {
+                if args.link_class.is_some() {
+                    bail!("--link-class needs --link-profile");
+                }
+                None
+            }
+            Some(spec) => {
+                let profile = crate::p2p::LinkProfile::load(spec)?;
+                let shape =
+                    crate::p2p::LinkShape::new(profile, &listen, args.link_class.as_deref())?;
+                if shape.region.is_none() && shape.profile.regions.len() > 1 {
+                    bail!(
+                        "--link-profile {spec}: no --listen address names a region (listen on \
+                         127.0.R.x or 10.77.R.x, R = 1..={})",
+                        shape.profile.regions.len()
+                    );
+                }
+                Some(shape)
+            }
+        };
         Ok(Config {
+            link_shape,
             node_key: args
                 .node_key
                 .clone()

@@ -82,6 +82,7 @@ async fn serving_peer(net: &TestNet, i: usize, genesis: Hash, answer: Answer) ->
         queue_len: 64,
         idontwant: true,
         ban_time: meshnode::p2p::bans::DEFAULT_BAN_TIME,
+        shape: None,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let (handle, mut chans, _task) = meshnode::p2p::start(key, cfg, async move {

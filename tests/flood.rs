@@ -43,6 +43,7 @@ async fn a_flood_keeps_the_highest_fees_within_the_bound_and_rpc_answering() {
         extra_args: ["--mempool-max-txs", &BOUND.to_string()]
             .map(String::from)
             .to_vec(),
+        profile: None,
     };
     let net = TestNet {
         net: Devnet::start(&opts).await.expect("devnet starts"),

@@ -71,6 +71,7 @@ async fn a_64_node_devnet_keeps_every_node_within_its_peer_limits_and_mesh_bound
         dev_accounts: None,
         produce: true,
         extra_args: Vec::new(),
+        profile: None,
     };
     let net = TestNet {
         net: Devnet::start(&opts).await.expect("devnet starts"),

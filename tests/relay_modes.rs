@@ -24,6 +24,7 @@ async fn flooded_blocks_reach_every_node_without_gossipsub() {
         dev_accounts: None,
         produce: true,
         extra_args: vec!["--relay".into(), "flood".into()],
+        profile: None,
     };
     let net = TestNet {
         net: Devnet::start(&opts).await.expect("devnet starts"),

@@ -53,6 +53,7 @@ pub async fn run_cli(args: IdleArgs) -> anyhow::Result<()> {
         dev_accounts: None,
         produce: !args.no_blocks,
         extra_args: Vec::new(),
+        profile: None,
     };
     let started = Instant::now();
     println!("starting a devnet of {} nodes …", args.nodes);

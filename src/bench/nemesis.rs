@@ -476,6 +476,7 @@ pub async fn run_cli(args: NemesisArgs) -> anyhow::Result<()> {
         dev_accounts: Some(FIRST_SENDER + 2 * SENDERS),
         produce: true,
         extra_args: Vec::new(),
+        profile: None,
     };
     println!(
         "nemesis: {} nodes, {} min of faults, {} tx/s, seed {seed}",

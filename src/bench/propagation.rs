@@ -825,6 +825,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         dev_accounts: None,
         produce: true,
         extra_args,
+        profile: None,
     };
     println!(
         "starting a devnet of {} nodes (slot {} ms) …",

@@ -336,6 +336,7 @@ pub async fn run_cli(args: ThroughputArgs) -> anyhow::Result<()> {
             "--mempool-max-per-sender".into(),
             "1024".into(),
         ],
+        profile: None,
     };
     println!("starting {} nodes that do not produce …", args.nodes);
     let mut devnet = Devnet::start(&opts).await?;

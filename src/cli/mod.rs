@@ -172,6 +172,17 @@ pub struct RunArgs {
     /// Off by default.
     #[arg(long, env = "MESHNODE_METRICS")]
     pub metrics: Option<SocketAddr>,
+    /// Shape every link as a wide-area network would: `wan` (8 regions, 2–220 ms one-way,
+    /// 1 Gbit/s and 50 Mbit/s classes, after libp2p's gossipsub-interop scenarios), `lan`, or
+    /// a profile file (format: README, "Link profiles"). This node's region is read from its
+    /// --listen address (`127.0.R.x`: region R), a peer's from the address dialed; what the
+    /// node sends waits the one-way delay and is paced at its class's bandwidth.
+    #[arg(long, env = "MESHNODE_LINK_PROFILE")]
+    pub link_profile: Option<String>,
+    /// This node's bandwidth class in --link-profile (`wan`: `supernode` or `fullnode`;
+    /// default: the profile's most common class).
+    #[arg(long, requires = "link_profile")]
+    pub link_class: Option<String>,
 }
 
 impl RunArgs {
@@ -204,6 +215,8 @@ impl RunArgs {
             idontwant: self.idontwant == "on",
             metrics: self.metrics,
             bantime: self.bantime,
+            link_profile: self.link_profile.clone(),
+            link_class: self.link_class.clone(),
         }
     }
 }
@@ -239,6 +252,11 @@ pub struct DevnetArgs {
     /// loopback only). Its URL is also written to DIR/devnet.json.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub admin: SocketAddr,
+    /// Spread the nodes over a link profile's regions and bandwidth classes by weight (`wan`,
+    /// `lan` or a profile file; README, "Link profiles"): node i listens on 127.0.R.x, R its
+    /// region, and every node delays and paces what it sends (no root needed).
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 /// `meshnode fault`.

@@ -529,6 +529,7 @@ pub async fn spam_node(
         queue_len: 64,
         idontwant: true,
         ban_time: crate::p2p::bans::DEFAULT_BAN_TIME,
+        shape: None,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id().to_string();

@@ -10,6 +10,7 @@ use crate::cli::DevnetArgs;
 use crate::config::NodeFile;
 use crate::crypto::Keypair;
 use crate::genesis::GenesisFile;
+use crate::p2p::LinkProfile;
 use anyhow::{bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -97,6 +98,9 @@ pub struct DevnetOptions {
     pub produce: bool,
     /// Arguments appended to every node's `run` command line.
     pub extra_args: Vec<String>,
+    /// Link profile (`lan`, `wan` or a file, see [`crate::p2p::profile`]): nodes are placed in
+    /// its regions and classes by weight, listen on `127.0.R.x` and shape their links.
+    pub profile: Option<String>,
 }
 
 /// One node process.
@@ -109,6 +113,8 @@ pub struct DevnetNode {
     pub child: Option<Child>,
     /// What it reported in node.json.
     pub info: Option<NodeFile>,
+    /// Its region and bandwidth class when the devnet has a link profile.
+    pub placement: Option<crate::p2p::profile::Placement>,
     args: Vec<String>,
 }
 
@@ -144,6 +150,8 @@ pub struct Devnet {
     pub genesis: PathBuf,
     /// The nodes.
     pub nodes: Vec<DevnetNode>,
+    /// The link profile in force, if any.
+    pub profile: Option<LinkProfile>,
     exe: PathBuf,
 }
 
@@ -172,10 +180,19 @@ impl Devnet {
         let genesis = opts.dir.join("genesis.json");
         g.write(&genesis)?;
         let boots = bootnode_count(opts.nodes);
+        let profile = opts.profile.as_deref().map(LinkProfile::load).transpose()?;
+        // Nodes get the profile by builtin name or by absolute path.
+        let profile_arg = match opts.profile.as_deref() {
+            Some(p @ ("lan" | "wan")) | Some(p @ "") => p.to_string(),
+            Some(p) => std::fs::canonicalize(p)?.display().to_string(),
+            None => String::new(),
+        };
+        let placements = profile.as_ref().map(|p| p.place(opts.nodes));
         let mut dn = Devnet {
             dir: opts.dir.clone(),
             genesis: genesis.clone(),
             nodes: Vec::new(),
+            profile: profile.clone(),
             exe: opts.exe.clone(),
         };
         for i in 0..opts.nodes {
@@ -195,6 +212,19 @@ impl Devnet {
                 args.extend(["--validator-key".into(), format!("dev-validator:{i}")]);
             }
             args.extend(opts.extra_args.iter().cloned());
+            let placement = placements.as_ref().map(|p| p[i]);
+            if let (Some(pl), Some(profile)) = (placement, profile.as_ref()) {
+                let ip = LinkProfile::loopback_ip(pl.region, i);
+                if let Some(k) = args.iter().position(|a| a == "--listen") {
+                    args[k + 1] = format!("/ip4/{ip}/tcp/0");
+                }
+                args.extend([
+                    "--link-profile".into(),
+                    profile_arg.clone(),
+                    "--link-class".into(),
+                    profile.classes[pl.class].name.clone(),
+                ]);
+            }
             // Bootnodes 1 and 2 learn bootnode 0 by flag; everyone else reads the genesis.
             if i > 0 && i < boots {
                 let first = dn.nodes[0].info.as_ref().expect("started").listen_addrs[0].clone();
@@ -208,6 +238,7 @@ impl Devnet {
                 dir,
                 child: None,
                 info: None,
+                placement,
                 args,
             });
             dn.start_node(i)?;
@@ -263,6 +294,7 @@ impl Devnet {
             dir,
             genesis,
             nodes: Vec::new(),
+            profile: None,
             exe,
         }
     }
@@ -280,6 +312,7 @@ impl Devnet {
             dir,
             child: None,
             info: None,
+            placement: None,
             args,
         });
         self.start_node(i)?;
@@ -412,6 +445,7 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
         produce: true,
         // Each node serves Prometheus metrics on a free port (node.json `metrics_url`).
         extra_args: vec!["--metrics".into(), "127.0.0.1:0".into()],
+        profile: args.profile.clone(),
     };
     let dn = Devnet::start(&opts).await?;
     println!("devnet of {} nodes in {}", dn.nodes.len(), dir.display());
@@ -428,8 +462,15 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
         } else {
             ""
         };
+        let link = match (n.placement, dn.profile.as_ref()) {
+            (Some(pl), Some(p)) => format!(
+                ", {} {}",
+                p.regions[pl.region].name, p.classes[pl.class].name
+            ),
+            _ => String::new(),
+        };
         println!(
-            "node{} {}  ({role}{boot})  peer {}  metrics {}  log {}",
+            "node{} {}  ({role}{boot}{link})  peer {}  metrics {}  log {}",
             n.index,
             info.rpc_url,
             info.peer_id,

@@ -71,6 +71,7 @@ pub async fn run(
         queue_len: cfg.gossip.queue_len,
         idontwant: cfg.gossip.idontwant,
         ban_time: cfg.ban_time,
+        shape: cfg.link_shape.clone(),
     };
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = crate::metrics::NodeMetrics::new(&mut registry);

@@ -96,6 +96,7 @@ pub fn build(
     chain_id: u64,
     peers: super::peers::PeerConfig,
     idontwant: bool,
+    ping_interval: Duration,
     metrics: &mut prometheus_client::registry::Registry,
 ) -> Result<Behaviour, String> {
     let peer_id = key.public().to_peer_id();
@@ -149,9 +150,9 @@ pub fn build(
         identify::Config::new("/meshnode/id/1.0.0".into(), key.public())
             .with_agent_version(format!("meshnode/{}", env!("CARGO_PKG_VERSION"))),
     );
-    // libp2p's default ping interval (15 s): every ping wakes both ends, and an idle devnet
-    // of 64 nodes pays it on every connection.
-    let ping = ping::Behaviour::new(ping::Config::new());
+    // libp2p's default ping interval (15 s) unless shaping asks for more samples: every
+    // ping wakes both ends, and an idle devnet of 64 nodes pays it on every connection.
+    let ping = ping::Behaviour::new(ping::Config::new().with_interval(ping_interval));
     let sync = request_response::Behaviour::new(
         [(
             codec::protocol(chain_id),

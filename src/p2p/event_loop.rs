@@ -10,10 +10,12 @@ use super::handle::{
     Command, NetworkError, NetworkHandle, NetworkInfo, PeerCounts, PeerSummary, TopicTraffic,
 };
 use super::peers::{PeerConfig, PeerManager, PRUNE_INTERVAL};
+use super::shaping::{LinkShape, Shaper};
 use super::topics::TopicKind;
 use crate::types::{Block, CompactBlock, Hash, SignedTx};
 use crate::validation::{self, Verdict};
 use futures::StreamExt;
+use libp2p::core::Transport as _;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
@@ -46,6 +48,8 @@ pub struct NetworkConfig {
     /// How long a peer whose score fell below the graylist threshold, or that sent too many
     /// invalid messages, is banned ([`super::bans`]; Bitcoin Core's `-bantime`, 24 h).
     pub ban_time: Duration,
+    /// Link shaping (delay and bandwidth per link, [`super::shaping`]); `None`: none.
+    pub shape: Option<LinkShape>,
 }
 
 /// A decoded gossip message waiting for the node's verdict.
@@ -192,16 +196,35 @@ pub fn start_with_registry(
     let mut metrics = registry.unwrap_or_default();
     let idontwant = cfg.idontwant;
     let peers_cfg = cfg.peers;
+    // With link shaping, ping every 2 s: `minping` then shows a link's own round trip within
+    // seconds (a ping's time includes the hosts', which varies from one ping to the next).
+    let ping_interval = if cfg.shape.is_some() {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(15)
+    };
     let make = |key: &identity::Keypair, metrics: &mut prometheus_client::registry::Registry| {
-        behaviour::build(key, chain_id, peers_cfg, idontwant, metrics)
+        behaviour::build(key, chain_id, peers_cfg, idontwant, ping_interval, metrics)
             .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
     };
+    let shaper = cfg.shape.clone().map(Shaper::new);
     let builder = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
+        .with_other_transport(
+            move |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                // TCP, shaped when a link profile is in force, then noise and yamux: what
+                // `SwarmBuilder::with_tcp` builds, with the shaper between TCP and noise.
+                let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)).map(
+                    move |stream, endpoint| match &shaper {
+                        Some(s) => s.wrap(stream, &endpoint),
+                        None => futures::future::Either::Left(stream),
+                    },
+                );
+                Ok(tcp
+                    .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            },
         )?;
     let swarm_config =
         |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(3600));
@@ -380,6 +403,7 @@ impl EventLoop {
                         agent: p.agent.clone(),
                         gossip_score: gs.peer_score(id),
                         ping_ms: p.rtt.map(|d| d.as_secs_f64() * 1e3),
+                        min_ping_ms: p.min_rtt.map(|d| d.as_secs_f64() * 1e3),
                         in_block_mesh: mesh.contains(id),
                     })
                     .collect();
@@ -1023,6 +1047,7 @@ impl EventLoop {
             })) => {
                 if let Some(p) = self.peers.peers.get_mut(&peer) {
                     p.rtt = Some(rtt);
+                    p.min_rtt = Some(p.min_rtt.map_or(rtt, |m| m.min(rtt)));
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => match ev {

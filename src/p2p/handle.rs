@@ -47,6 +47,8 @@ pub struct PeerSummary {
     pub gossip_score: Option<f64>,
     /// Last ping round-trip time, milliseconds.
     pub ping_ms: Option<f64>,
+    /// Smallest ping round-trip time seen on this connection, milliseconds.
+    pub min_ping_ms: Option<f64>,
     /// Whether the peer is in our gossipsub mesh for the block topic.
     pub in_block_mesh: bool,
 }

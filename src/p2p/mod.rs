@@ -7,6 +7,8 @@ pub mod codec;
 pub mod event_loop;
 pub mod handle;
 pub mod peers;
+pub mod profile;
+pub mod shaping;
 pub mod topics;
 
 pub use event_loop::{
@@ -15,4 +17,6 @@ pub use event_loop::{
 };
 pub use handle::{NetworkError, NetworkHandle, NetworkInfo, PeerCounts, PeerSummary, TopicTraffic};
 pub use peers::PeerConfig;
+pub use profile::LinkProfile;
+pub use shaping::LinkShape;
 pub use topics::TopicKind;

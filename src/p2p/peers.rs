@@ -131,6 +131,9 @@ pub struct PeerState {
     pub agent: Option<String>,
     /// Last ping round-trip time.
     pub rtt: Option<std::time::Duration>,
+    /// Smallest ping round-trip time seen (Bitcoin Core's `minping`): the link's own delay,
+    /// without the moments either host was busy.
+    pub min_rtt: Option<std::time::Duration>,
     /// Open connections to the peer.
     pub connections: usize,
     /// What kind of connection this is.
@@ -251,6 +254,7 @@ impl PeerManager {
             since: Instant::now(),
             agent: None,
             rtt: None,
+            min_rtt: None,
             connections: 0,
             kind,
         });

@@ -486,6 +486,7 @@ impl BitcoinApiServer for RpcImpl {
                     "conntime": p.conntime,
                     "subver": p.agent.clone().unwrap_or_default(),
                     "pingtime": p.ping_ms.map(|ms| ms / 1e3),
+                    "minping": p.min_ping_ms.map(|ms| ms / 1e3),
                     "peer_id": p.peer_id,
                     "gossip_score": p.gossip_score,
                     "in_block_mesh": p.in_block_mesh,

@@ -496,6 +496,7 @@ mod tests {
                         agent: None,
                         gossip_score: None,
                         ping_ms: None,
+                        min_ping_ms: None,
                         in_block_mesh: false,
                     }]);
                 }

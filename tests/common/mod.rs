@@ -64,6 +64,7 @@ pub async fn start_net_with(
         dev_accounts: None,
         produce: true,
         extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        profile: None,
     };
     let net = Devnet::start(&opts).await.expect("devnet starts");
     TestNet { net, tmp }
@@ -167,6 +168,7 @@ pub async fn test_peer(net: &TestNet, i: usize, chain_id: u64) -> TestPeer {
         queue_len: 64,
         idontwant: true,
         ban_time: meshnode::p2p::bans::DEFAULT_BAN_TIME,
+        shape: None,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id().to_string();
@@ -261,6 +263,7 @@ pub async fn sync_responder(
         queue_len: 64,
         idontwant: true,
         ban_time: meshnode::p2p::bans::DEFAULT_BAN_TIME,
+        shape: None,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id().to_string();
