@@ -12,6 +12,7 @@ use crate::arrivals::Arrival;
 use crate::cli::PropagationArgs;
 use crate::crypto::Keypair;
 use crate::devnet::{Devnet, DevnetOptions};
+use crate::p2p::shaping::LinkInfo;
 use crate::rpc::api::{BitcoinApiClient, EthApiClient, MeshnodeApiClient};
 use crate::rpc::client::http;
 use crate::rpc::types::parse_qty;
@@ -53,6 +54,10 @@ pub struct BlockReport {
     /// Mean over receiving nodes of the gossip message bytes that delivered it first.
     #[serde(default)]
     pub first_delivery_bytes: f64,
+    /// The hop bound: over nodes, the most any delivery path takes at the links' physical
+    /// limit, ms (see [`hop_bounds`]).
+    #[serde(default)]
+    pub hop_bound_ms: Option<f64>,
     /// Receiving nodes that got it as a compact block, and of those, how many rebuilt it
     /// without a round trip.
     #[serde(default)]
@@ -122,6 +127,13 @@ pub struct Summary {
     /// Over all (block, receiving node) pairs: hop depth in the delivery tree.
     #[serde(default)]
     pub hops: Percentiles,
+    /// Over blocks: the hop bound ([`hop_bounds`]), ms.
+    #[serde(default)]
+    pub hop_bound_ms: Percentiles,
+    /// Over blocks: t100 ÷ the block's hop bound (how far the network is from the limit
+    /// of its links, its delivery tree and its nodes' relay time; 1 = at the limit).
+    #[serde(default)]
+    pub t100_over_hop_bound: Percentiles,
     /// `bytes_per_node_per_block` ÷ the mean full block size.
     #[serde(default)]
     pub bytes_ratio: f64,
@@ -248,6 +260,18 @@ pub struct Report {
     /// With `--spam`: the quiet and the spam phase compared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spam: Option<SpamPhases>,
+    /// With `--profile`: which link profile, and how it was applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Links>,
+}
+
+/// The link profile a run used and how it was applied.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Links {
+    /// Profile name (`wan`, `lan`, a file's `name`).
+    pub profile: String,
+    /// How: in the node (`--link-profile`) or in the kernel (netns).
+    pub applied: String,
 }
 
 /// `--spam`: the first half of the measured blocks quiet, the second under spamming peers.
@@ -469,10 +493,13 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
         .collect::<anyhow::Result<Vec<_>>>()?;
     let n = clients.len();
     let mut peer_index = std::collections::HashMap::new();
+    let mut links = Vec::new();
     for (i, c) in clients.iter().enumerate() {
-        if let Some(p) = c.node_info().await?["peerId"].as_str() {
+        let info = c.node_info().await?;
+        if let Some(p) = info["peerId"].as_str() {
             peer_index.insert(p.to_string(), i);
         }
+        links.push(serde_json::from_value::<LinkInfo>(info["link"].clone()).ok());
     }
     let mut out = Vec::new();
     let (mut all_delivery, mut all_validation) = (Vec::new(), Vec::new());
@@ -527,6 +554,10 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
         all_delivery.extend_from_slice(&delivery);
         all_validation.extend_from_slice(&validation);
         let hops = delivery_tree(&records, &peer_index);
+        let hop_bound = hop_bounds(&records, &peer_index, &links)
+            .into_iter()
+            .flatten()
+            .reduce(f64::max);
         times.sort_by(f64::total_cmp);
         relayed_times.sort_by(f64::total_cmp);
         delivery.sort_by(f64::total_cmp);
@@ -549,6 +580,7 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
             } else {
                 first_delivery / receivers as f64
             },
+            hop_bound_ms: hop_bound,
             compact,
             reached: times.len(),
             t50_ms: time_to_fraction(&times, n, 0.5),
@@ -591,6 +623,16 @@ pub fn summarize(blocks: &[BlockReport], nodes: usize, c: Collected, submitted: 
                 .collect(),
         ),
         bytes_per_node_per_block: mean(blocks.iter().map(|b| b.received_bytes)),
+        hop_bound_ms: percentiles(blocks.iter().filter_map(|b| b.hop_bound_ms).collect()),
+        t100_over_hop_bound: percentiles(
+            blocks
+                .iter()
+                .filter_map(|b| match (b.t100_ms, b.hop_bound_ms) {
+                    (Some(t), Some(h)) if h > 0.0 => Some(t / h),
+                    _ => None,
+                })
+                .collect(),
+        ),
         bytes_ratio: {
             let full = mean(blocks.iter().map(|b| b.bytes as f64));
             if full > 0.0 {
@@ -644,6 +686,54 @@ pub fn delivery_tree(
         .collect()
 }
 
+/// Per node, the hop bound of a block: along the node's delivery path (who delivered it
+/// first, back to the producer), the sum over hops `u → v` of the one-way delay from `u`'s
+/// region to `v`'s, the bytes that delivered it to `v` ÷ the slower of `u`'s upload and `v`'s
+/// download, and `v`'s relay time (first seen → verified and relayed, as measured). What the
+/// path would take if nothing but the links' physics and the nodes' own relay decisions
+/// cost time; links come from each node's `meshnode_nodeInfo.link` (none: no delay, no cap).
+/// In ms; None where the path leaves the devnet or loops; 0 for the producer.
+pub fn hop_bounds(
+    records: &[Option<Arrival>],
+    peer_index: &std::collections::HashMap<String, usize>,
+    links: &[Option<LinkInfo>],
+) -> Vec<Option<f64>> {
+    let link = |i: usize| links.get(i).and_then(|l| l.as_ref());
+    let edge = |u: usize, v: usize, a: &Arrival| -> f64 {
+        let delay = link(u).map_or(0.0, |l| {
+            l.delay_to(link(v).and_then(|lv| lv.region.as_deref()))
+        });
+        let up = link(u).and_then(|l| l.up_bytes_per_s);
+        let down = link(v).and_then(|l| l.down_bytes_per_s);
+        let bw = match (up, down) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wire = bw.map_or(0.0, |bw| a.bytes as f64 / bw * 1e3);
+        let relay = match (a.first_seen_us, a.relayed_us) {
+            (Some(f), Some(r)) => r.saturating_sub(f) as f64 / 1e3,
+            _ => 0.0,
+        };
+        delay + wire + relay
+    };
+    (0..records.len())
+        .map(|start| {
+            let mut total = 0.0;
+            let mut v = start;
+            for _ in 0..=records.len() {
+                let a = records[v].as_ref()?;
+                if a.published_us.is_some() {
+                    return Some(total);
+                }
+                let u = *peer_index.get(a.first_from.as_ref()?)?;
+                total += edge(u, v, a);
+                v = u;
+            }
+            None
+        })
+        .collect()
+}
+
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
     let (sum, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
     if n == 0 {
@@ -673,6 +763,9 @@ fn figures(s: &Summary) -> Vec<(&'static str, Option<f64>)> {
         ("relay_p50_ms", s.relay_ms.p50),
         ("hops_p50", s.hops.p50),
         ("hops_max", s.hops.max),
+        ("hop_bound_p95_ms", s.hop_bound_ms.p95),
+        ("t100_over_hop_bound_p50", s.t100_over_hop_bound.p50),
+        ("t100_over_hop_bound_p95", s.t100_over_hop_bound.p95),
         ("import_p50_ms", s.import_ms.p50),
         ("bytes_per_node_per_block", Some(s.bytes_per_node_per_block)),
         ("bytes_ratio", Some(s.bytes_ratio)),
@@ -825,11 +918,16 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         dev_accounts: None,
         produce: true,
         extra_args,
-        profile: None,
+        profile: args.profile.clone(),
     };
     println!(
-        "starting a devnet of {} nodes (slot {} ms) …",
-        args.nodes, args.slot_ms
+        "starting a devnet of {} nodes (slot {} ms{}) …",
+        args.nodes,
+        args.slot_ms,
+        args.profile
+            .as_ref()
+            .map(|p| format!(", link profile {p} applied in the nodes"))
+            .unwrap_or_default()
     );
     let mut devnet = Devnet::start(&opts).await?;
     let urls = devnet.rpc_urls();
@@ -1063,12 +1161,18 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         ("t100", &s.t100_ms),
         ("t100 verified and relayed", &s.t100_relayed_ms),
         ("hops in the delivery tree", &s.hops),
+        ("hop bound (links + relay, per block)", &s.hop_bound_ms),
+        ("t100 ÷ hop bound", &s.t100_over_hop_bound),
         ("gossip delivery (per hop set)", &s.delivery_ms),
         ("validation", &s.validation_ms),
         ("relay decision (first seen -> relayed)", &s.relay_ms),
         ("import (relayed -> imported)", &s.import_ms),
     ] {
-        let unit = if name.starts_with("hops") { "" } else { " ms" };
+        let unit = if name.starts_with("hops") || name.contains('÷') {
+            ""
+        } else {
+            " ms"
+        };
         println!(
             "{name:>40}: p50 {}{unit}  p95 {}{unit}  max {}{unit}",
             fmt_ms(p.p50),
@@ -1150,7 +1254,18 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         summary,
         machine,
         spam,
+        links: args.profile.as_ref().map(|p| Links {
+            profile: devnet_profile_name(p),
+            applied: "in the node (delay per link, bandwidth paced per node; no loss)".into(),
+        }),
     })
+}
+
+/// A profile's name as reports quote it (a file's own `name`).
+fn devnet_profile_name(spec: &str) -> String {
+    crate::p2p::LinkProfile::load(spec)
+        .map(|p| p.name)
+        .unwrap_or_else(|_| spec.to_string())
 }
 
 #[cfg(test)]
@@ -1200,5 +1315,58 @@ mod tests {
             rec(false, Some("b")),
         ];
         assert_eq!(delivery_tree(&looped, &idx), [Some(0), None, None]);
+    }
+
+    #[test]
+    fn hop_bounds_add_delay_wire_time_and_relay_per_hop() {
+        let wan = crate::p2p::LinkProfile::load("wan").unwrap();
+        let node = |region: usize, class: &str| {
+            let me: libp2p::Multiaddr = format!(
+                "/ip4/{}/tcp/1",
+                crate::p2p::LinkProfile::loopback_ip(region, 0)
+            )
+            .parse()
+            .unwrap();
+            Some(
+                crate::p2p::LinkShape::new(wan.clone(), &[me], Some(class))
+                    .unwrap()
+                    .info(),
+            )
+        };
+        // a (europe, supernode) → b (na_east, fullnode) → c (na_east, fullnode).
+        let links = vec![
+            node(1, "supernode"),
+            node(4, "fullnode"),
+            node(4, "fullnode"),
+        ];
+        let rec = |published: bool, from: Option<&str>, relay_us: u64| {
+            Some(Arrival {
+                published_us: published.then_some(1),
+                first_from: from.map(str::to_string),
+                first_seen_us: Some(1_000),
+                relayed_us: Some(1_000 + relay_us),
+                bytes: 62_500, // 10 ms at 50 Mbit/s
+                ..Default::default()
+            })
+        };
+        let idx: std::collections::HashMap<String, usize> = [("a", 0), ("b", 1), ("c", 2)]
+            .into_iter()
+            .map(|(p, i)| (p.to_string(), i))
+            .collect();
+        let records = vec![
+            rec(true, None, 0),
+            rec(false, Some("a"), 3_000),
+            rec(false, Some("b"), 5_000),
+        ];
+        let b = hop_bounds(&records, &idx, &links);
+        let close = |x: Option<f64>, y: f64| (x.unwrap() - y).abs() < 1e-6;
+        assert!(close(b[0], 0.0));
+        // 70 ms europe → na_east, 10 ms at min(1 Gbit/s, 50 Mbit/s), b's 3 ms relay.
+        assert!(close(b[1], 83.0), "{b:?}");
+        // + 2 ms inside na_east, 10 ms at 50 Mbit/s, c's 5 ms relay.
+        assert!(close(b[2], 100.0), "{b:?}");
+        // Without links: relay times only.
+        let bare = hop_bounds(&records, &idx, &[None, None, None]);
+        assert!(close(bare[2], 8.0), "{bare:?}");
     }
 }

@@ -132,6 +132,7 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
             relay: args.relay.clone(),
             compare: None,
             spam: false,
+            profile: None,
         };
         match propagation::run_mode(&pargs, &args.relay).await {
             Ok(r) => out.push(size_report(n, &r)),

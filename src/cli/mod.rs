@@ -658,6 +658,11 @@ pub struct PropagationArgs {
     /// ratio, and how fast each spammer was banned.
     #[arg(long)]
     pub spam: bool,
+    /// Run the devnet on a link profile (`wan`, `lan` or a file; see `devnet --profile`):
+    /// delays between regions and bandwidth classes, applied in the nodes. The report names
+    /// the profile, and its hop bound uses the profile's delays and caps.
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 #[cfg(test)]

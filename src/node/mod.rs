@@ -201,6 +201,7 @@ pub async fn run(
         gossip: gossip_stats,
         started: Instant::now(),
         ban_time: cfg.ban_time,
+        link: cfg.link_shape.as_ref().map(|s| s.info()),
         rpc_duration: metrics.rpc_duration.clone(),
     };
     let rpc = crate::rpc::server::start(cfg.rpc_addr, rpc_ctx, auth, cfg.rpc_limits).await?;

@@ -50,6 +50,8 @@ pub struct LinkShape {
     pub profile: LinkProfile,
     /// This node's region (from its listen address); `None`: links get no delay.
     pub region: Option<usize>,
+    /// This node's bandwidth class (index into the profile's classes).
+    pub class: usize,
     /// Upload cap, bytes/s (`None`: unlimited).
     pub up_bps: Option<f64>,
     /// Download cap, bytes/s (`None`: unlimited).
@@ -76,9 +78,31 @@ impl LinkShape {
         Ok(LinkShape {
             profile,
             region,
+            class,
             up_bps,
             down_bps,
         })
+    }
+
+    /// What `meshnode_nodeInfo` reports as `link`.
+    pub fn info(&self) -> LinkInfo {
+        LinkInfo {
+            profile: self.profile.name.clone(),
+            region: self.region.map(|r| self.profile.regions[r].name.clone()),
+            class: self.profile.classes[self.class].name.clone(),
+            up_bytes_per_s: self.up_bps,
+            down_bytes_per_s: self.down_bps,
+            delay_ms: self
+                .region
+                .map(|r| self.profile.regions[r].delay_ms.clone())
+                .unwrap_or_default(),
+            regions: self
+                .profile
+                .regions
+                .iter()
+                .map(|r| r.name.clone())
+                .collect(),
+        }
     }
 
     /// One-way delays (out, in) of a connection.
@@ -92,6 +116,37 @@ impl LinkShape {
             }
             _ => (Duration::ZERO, Duration::ZERO),
         }
+    }
+}
+
+/// A node's place in its link profile, as `meshnode_nodeInfo` reports it (`link`): enough
+/// for a bench attached over RPC to compute the physical bound of a delivery path.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkInfo {
+    /// Profile name.
+    pub profile: String,
+    /// This node's region (None: outside the profile's addresses, links unshaped).
+    pub region: Option<String>,
+    /// Bandwidth class.
+    pub class: String,
+    /// Upload cap, bytes/s (None: unlimited).
+    pub up_bytes_per_s: Option<f64>,
+    /// Download cap, bytes/s (None: unlimited).
+    pub down_bytes_per_s: Option<f64>,
+    /// One-way delay from this node's region to each region of `regions`, ms.
+    pub delay_ms: Vec<f64>,
+    /// The profile's regions, in matrix order.
+    pub regions: Vec<String>,
+}
+
+impl LinkInfo {
+    /// One-way delay from this node to a node in region `to`, ms (0 when either is outside
+    /// the profile).
+    pub fn delay_to(&self, to: Option<&str>) -> f64 {
+        to.and_then(|t| self.regions.iter().position(|r| r == t))
+            .and_then(|i| self.delay_ms.get(i).copied())
+            .unwrap_or(0.0)
     }
 }
 

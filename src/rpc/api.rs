@@ -292,7 +292,9 @@ pub trait MeshnodeApi {
     /// max, pruned, denied}, uptime}` (uptime in seconds; the gossip counters are this node's
     /// verdicts; `relayedNotImported` counts blocks that passed gossip verification, were
     /// relayed, then failed their state transition; `mesh` is the gossipsub mesh size per
-    /// topic; `peers` is the peer manager's view, see `--target-peers`).
+    /// topic; `peers` is the peer manager's view, see `--target-peers`; `link` is null or
+    /// `{profile, region, class, upBytesPerS, downBytesPerS, delayMs, regions}` under
+    /// `--link-profile`, `delayMs` the one-way delays from this node's region to each region).
     #[method(name = "nodeInfo")]
     async fn node_info(&self) -> RpcResult<Value>;
 }

@@ -64,6 +64,8 @@ pub struct RpcContext {
     pub started: Instant,
     /// Default `setban` length (`--bantime`).
     pub ban_time: std::time::Duration,
+    /// This node's link shaping (`--link-profile`), reported by `meshnode_nodeInfo`.
+    pub link: Option<crate::p2p::shaping::LinkInfo>,
     /// Call durations by method (`meshnode_rpc_request_duration_seconds`).
     pub rpc_duration: prometheus_client::metrics::family::Family<
         crate::metrics::MethodLabel,
@@ -390,6 +392,7 @@ impl MeshnodeApiServer for RpcImpl {
             },
             "peers": info.peers,
             "uptime": self.ctx.started.elapsed().as_secs(),
+            "link": self.ctx.link,
         }))
     }
 }
