@@ -110,6 +110,8 @@ pub struct RawConfig {
     pub link_profile: Option<String>,
     /// `--link-class`: a bandwidth class of the profile.
     pub link_class: Option<String>,
+    /// `--link-shaping all` (true) or `delay` (false: no bandwidth pacing in the node).
+    pub link_pace: bool,
 }
 
 impl Config {
@@ -169,8 +171,12 @@ impl Config {
             }
             Some(spec) => {
                 let profile = crate::p2p::LinkProfile::load(spec)?;
-                let shape =
+                let mut shape =
                     crate::p2p::LinkShape::new(profile, &listen, args.link_class.as_deref())?;
+                if !args.link_pace {
+                    shape.up_bps = None;
+                    shape.down_bps = None;
+                }
                 if shape.region.is_none() && shape.profile.regions.len() > 1 {
                     bail!(
                         "--link-profile {spec}: no --listen address names a region (listen on \

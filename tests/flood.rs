@@ -44,6 +44,8 @@ async fn a_flood_keeps_the_highest_fees_within_the_bound_and_rpc_answering() {
             .map(String::from)
             .to_vec(),
         profile: None,
+        netns: false,
+        loss: None,
     };
     let net = TestNet {
         net: Devnet::start(&opts).await.expect("devnet starts"),

@@ -72,6 +72,8 @@ async fn a_64_node_devnet_keeps_every_node_within_its_peer_limits_and_mesh_bound
         produce: true,
         extra_args: Vec::new(),
         profile: None,
+        netns: false,
+        loss: None,
     };
     let net = TestNet {
         net: Devnet::start(&opts).await.expect("devnet starts"),

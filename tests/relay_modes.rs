@@ -25,6 +25,8 @@ async fn flooded_blocks_reach_every_node_without_gossipsub() {
         produce: true,
         extra_args: vec!["--relay".into(), "flood".into()],
         profile: None,
+        netns: false,
+        loss: None,
     };
     let net = TestNet {
         net: Devnet::start(&opts).await.expect("devnet starts"),

@@ -54,6 +54,8 @@ pub async fn run_cli(args: IdleArgs) -> anyhow::Result<()> {
         produce: !args.no_blocks,
         extra_args: Vec::new(),
         profile: None,
+        netns: false,
+        loss: None,
     };
     let started = Instant::now();
     println!("starting a devnet of {} nodes …", args.nodes);

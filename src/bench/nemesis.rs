@@ -477,6 +477,8 @@ pub async fn run_cli(args: NemesisArgs) -> anyhow::Result<()> {
         produce: true,
         extra_args: Vec::new(),
         profile: None,
+        netns: false,
+        loss: None,
     };
     println!(
         "nemesis: {} nodes, {} min of faults, {} tx/s, seed {seed}",

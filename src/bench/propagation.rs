@@ -919,6 +919,8 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         produce: true,
         extra_args,
         profile: args.profile.clone(),
+        netns: false,
+        loss: None,
     };
     println!(
         "starting a devnet of {} nodes (slot {} ms{}) …",

@@ -337,6 +337,8 @@ pub async fn run_cli(args: ThroughputArgs) -> anyhow::Result<()> {
             "1024".into(),
         ],
         profile: None,
+        netns: false,
+        loss: None,
     };
     println!("starting {} nodes that do not produce …", args.nodes);
     let mut devnet = Devnet::start(&opts).await?;

@@ -183,6 +183,10 @@ pub struct RunArgs {
     /// default: the profile's most common class).
     #[arg(long, requires = "link_profile")]
     pub link_class: Option<String>,
+    /// What the node shapes itself: `all` (delays and bandwidth) or `delay` (delays only,
+    /// when the kernel caps bandwidth, as in `devnet --netns`).
+    #[arg(long, default_value = "all", value_parser = ["all", "delay"], requires = "link_profile")]
+    pub link_shaping: String,
 }
 
 impl RunArgs {
@@ -217,6 +221,7 @@ impl RunArgs {
             bantime: self.bantime,
             link_profile: self.link_profile.clone(),
             link_class: self.link_class.clone(),
+            link_pace: self.link_shaping == "all",
         }
     }
 }
@@ -257,6 +262,26 @@ pub struct DevnetArgs {
     /// region, and every node delays and paces what it sends (no root needed).
     #[arg(long)]
     pub profile: Option<String>,
+    /// Every node in its own network namespace (Linux, root): its own address 10.77.R.x on a
+    /// bridge, bandwidth capped by `tc tbf` and loss drawn by iptables in the kernel, delays
+    /// still in the nodes. Everything is removed on exit; `meshnode devnet clean` removes
+    /// what a killed devnet left.
+    #[arg(long)]
+    pub netns: bool,
+    /// With --netns: packet loss on every link, 0..1 (default: the profile's, else 0).
+    #[arg(long, requires = "netns")]
+    pub loss: Option<f64>,
+    /// `clean`: remove the namespaces and bridges of netns devnets that no longer run.
+    #[command(subcommand)]
+    pub action: Option<DevnetAction>,
+}
+
+/// `meshnode devnet …` actions besides starting one.
+#[derive(Debug, Subcommand, Clone)]
+pub enum DevnetAction {
+    /// Remove what killed `--netns` devnets left behind (namespaces `mn<pid>-<i>`, bridges
+    /// `mn<pid>b` whose devnet process is gone) and print it.
+    Clean,
 }
 
 /// `meshnode fault`.

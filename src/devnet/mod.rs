@@ -5,6 +5,7 @@
 //! Also the harness the bench and the integration tests use to run real node processes.
 
 pub mod faults;
+pub mod netns;
 
 use crate::cli::DevnetArgs;
 use crate::config::NodeFile;
@@ -101,6 +102,11 @@ pub struct DevnetOptions {
     /// Link profile (`lan`, `wan` or a file, see [`crate::p2p::profile`]): nodes are placed in
     /// its regions and classes by weight, listen on `127.0.R.x` and shape their links.
     pub profile: Option<String>,
+    /// Every node in its own network namespace ([`netns`], root only): own address
+    /// `10.77.R.x`, bandwidth caps and `loss` applied by the kernel, delays by the nodes.
+    pub netns: bool,
+    /// With `netns`: packet loss on every link (0..1; default: the profile's).
+    pub loss: Option<f64>,
 }
 
 /// One node process.
@@ -115,6 +121,8 @@ pub struct DevnetNode {
     pub info: Option<NodeFile>,
     /// Its region and bandwidth class when the devnet has a link profile.
     pub placement: Option<crate::p2p::profile::Placement>,
+    /// Its network namespace (`devnet --netns`).
+    pub netns: Option<String>,
     args: Vec<String>,
 }
 
@@ -153,6 +161,8 @@ pub struct Devnet {
     /// The link profile in force, if any.
     pub profile: Option<LinkProfile>,
     exe: PathBuf,
+    /// The namespaces of a `--netns` devnet; last, so that they go after the nodes stop.
+    pub netns: Option<netns::Netns>,
 }
 
 impl Devnet {
@@ -188,12 +198,26 @@ impl Devnet {
             None => String::new(),
         };
         let placements = profile.as_ref().map(|p| p.place(opts.nodes));
+        let ns = if opts.netns {
+            let loss = opts
+                .loss
+                .unwrap_or_else(|| profile.as_ref().map_or(0.0, |p| p.loss));
+            Some(netns::Netns::create(
+                opts.nodes,
+                profile.as_ref(),
+                placements.as_deref(),
+                loss,
+            )?)
+        } else {
+            None
+        };
         let mut dn = Devnet {
             dir: opts.dir.clone(),
             genesis: genesis.clone(),
             nodes: Vec::new(),
             profile: profile.clone(),
             exe: opts.exe.clone(),
+            netns: ns,
         };
         for i in 0..opts.nodes {
             let dir = opts.dir.join(format!("node{i}"));
@@ -213,10 +237,26 @@ impl Devnet {
             }
             args.extend(opts.extra_args.iter().cloned());
             let placement = placements.as_ref().map(|p| p[i]);
+            let set = |args: &mut Vec<String>, flag: &str, value: String| {
+                if let Some(k) = args.iter().position(|a| a == flag) {
+                    args[k + 1] = value;
+                }
+            };
+            let netns = dn.netns.as_ref().map(|n| n.nodes[i].clone());
+            if let Some((_, ip)) = &netns {
+                // Its own host: fixed ports on its own address, reachable over the bridge.
+                set(
+                    &mut args,
+                    "--listen",
+                    format!("/ip4/{ip}/tcp/{}", netns::P2P_PORT),
+                );
+                set(&mut args, "--rpc", format!("{ip}:8545"));
+                set(&mut args, "--metrics", format!("{ip}:9100"));
+            }
             if let (Some(pl), Some(profile)) = (placement, profile.as_ref()) {
-                let ip = LinkProfile::loopback_ip(pl.region, i);
-                if let Some(k) = args.iter().position(|a| a == "--listen") {
-                    args[k + 1] = format!("/ip4/{ip}/tcp/0");
+                if netns.is_none() {
+                    let ip = LinkProfile::loopback_ip(pl.region, i);
+                    set(&mut args, "--listen", format!("/ip4/{ip}/tcp/0"));
                 }
                 args.extend([
                     "--link-profile".into(),
@@ -224,6 +264,10 @@ impl Devnet {
                     "--link-class".into(),
                     profile.classes[pl.class].name.clone(),
                 ]);
+                if netns.is_some() {
+                    // The kernel caps bandwidth (tbf); the node adds only the delays.
+                    args.extend(["--link-shaping".into(), "delay".into()]);
+                }
             }
             // Bootnodes 1 and 2 learn bootnode 0 by flag; everyone else reads the genesis.
             if i > 0 && i < boots {
@@ -239,6 +283,7 @@ impl Devnet {
                 child: None,
                 info: None,
                 placement,
+                netns: netns.map(|n| n.0),
                 args,
             });
             dn.start_node(i)?;
@@ -275,7 +320,15 @@ impl Devnet {
             .create(true)
             .append(true)
             .open(n.dir.join("node.log"))?;
-        let child = Command::new(&self.exe)
+        let mut cmd = match &n.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.exe);
+                c
+            }
+            None => Command::new(&self.exe),
+        };
+        let child = cmd
             .args(&n.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -296,6 +349,7 @@ impl Devnet {
             nodes: Vec::new(),
             profile: None,
             exe,
+            netns: None,
         }
     }
 
@@ -313,6 +367,7 @@ impl Devnet {
             child: None,
             info: None,
             placement: None,
+            netns: None,
             args,
         });
         self.start_node(i)?;
@@ -337,6 +392,19 @@ impl Devnet {
                 if let Ok(info) = serde_json::from_str::<NodeFile>(&text) {
                     if !info.listen_addrs.is_empty() {
                         n.pin_ports(&info);
+                        let mut info = info;
+                        if n.netns.is_some() {
+                            // Off loopback the RPC wants credentials: the node's cookie,
+                            // carried in the URL every devnet tool is given.
+                            let cookie =
+                                std::fs::read_to_string(n.dir.join(crate::rpc::auth::COOKIE_FILE))
+                                    .with_context(|| format!("node {i}: reading its RPC cookie"))?;
+                            info.rpc_url = info.rpc_url.replacen(
+                                "http://",
+                                &format!("http://{}@", cookie.trim()),
+                                1,
+                            );
+                        }
                         n.info = Some(info);
                         return Ok(());
                     }
@@ -411,6 +479,9 @@ impl Devnet {
 impl Drop for Devnet {
     fn drop(&mut self) {
         self.stop();
+        if let Some(n) = self.netns.as_mut() {
+            n.remove();
+        }
     }
 }
 
@@ -431,6 +502,14 @@ pub fn work_dir(
 
 /// `meshnode devnet`.
 pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
+    if let Some(crate::cli::DevnetAction::Clean) = args.action {
+        let gone = netns::clean()?;
+        for g in &gone {
+            println!("removed {g}");
+        }
+        println!("{} leftovers of stopped netns devnets removed", gone.len());
+        return Ok(());
+    }
     let (dir, _tmp) = work_dir(&args.dir, "meshnode-devnet-")?;
     let opts = DevnetOptions {
         nodes: args.nodes,
@@ -446,6 +525,8 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
         // Each node serves Prometheus metrics on a free port (node.json `metrics_url`).
         extra_args: vec!["--metrics".into(), "127.0.0.1:0".into()],
         profile: args.profile.clone(),
+        netns: args.netns,
+        loss: args.loss,
     };
     let dn = Devnet::start(&opts).await?;
     println!("devnet of {} nodes in {}", dn.nodes.len(), dir.display());
@@ -468,7 +549,11 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
                 p.regions[pl.region].name, p.classes[pl.class].name
             ),
             _ => String::new(),
-        };
+        } + &n
+            .netns
+            .as_ref()
+            .map(|ns| format!(", netns {ns}"))
+            .unwrap_or_default();
         println!(
             "node{} {}  ({role}{boot}{link})  peer {}  metrics {}  log {}",
             n.index,
@@ -535,6 +620,10 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
     let mut f = faults.lock().await;
     println!("stopping {} nodes…", f.net.nodes.len());
     tokio::task::block_in_place(|| f.net.stop());
+    if let Some(n) = f.net.netns.as_mut() {
+        n.remove();
+        println!("removed namespaces {}-* and bridge {}", n.tag(), n.bridge());
+    }
     let _ = std::fs::remove_file(dir.join(DEVNET_FILE));
     println!("stopped");
     Ok(())

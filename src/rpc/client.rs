@@ -11,9 +11,28 @@ use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use serde_json::Value;
 use std::time::Duration;
 
-/// An HTTP JSON-RPC client for `url` with a 30 s request timeout.
+/// An HTTP JSON-RPC client for `url` with a 30 s request timeout. Credentials in the URL
+/// (`http://user:password@host:port`, as a netns devnet names its nodes with their cookie)
+/// are sent as HTTP Basic auth.
 pub fn http(url: &str) -> anyhow::Result<HttpClient> {
-    http_with_auth(url, None)
+    let (url, user_pass) = split_userinfo(url);
+    http_with_auth(&url, user_pass.as_deref())
+}
+
+/// `http://user:pass@host:port/…` → (`http://host:port/…`, `Some("user:pass")`); URLs
+/// without credentials are returned unchanged.
+pub fn split_userinfo(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => (
+            format!("{scheme}://{host}{}", &rest[authority_end..]),
+            Some(userinfo.to_string()),
+        ),
+        None => (url.to_string(), None),
+    }
 }
 
 /// As [`http`], sending HTTP Basic credentials `user:password` when given.
@@ -172,4 +191,27 @@ pub async fn send_transfer_via(
         .await
         .context("sendrawtransaction")?;
     Ok(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_come_out_of_urls() {
+        use super::split_userinfo;
+        assert_eq!(
+            split_userinfo("http://__cookie__:ab12@10.77.2.2:8545"),
+            (
+                "http://10.77.2.2:8545".to_string(),
+                Some("__cookie__:ab12".to_string())
+            )
+        );
+        assert_eq!(
+            split_userinfo("http://127.0.0.1:8545/x@y"),
+            ("http://127.0.0.1:8545/x@y".to_string(), None)
+        );
+        assert_eq!(
+            split_userinfo("127.0.0.1:1"),
+            ("127.0.0.1:1".to_string(), None)
+        );
+    }
 }

@@ -65,6 +65,8 @@ pub async fn start_net_with(
         produce: true,
         extra_args: extra.iter().map(|s| s.to_string()).collect(),
         profile: None,
+        netns: false,
+        loss: None,
     };
     let net = Devnet::start(&opts).await.expect("devnet starts");
     TestNet { net, tmp }
