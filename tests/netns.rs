@@ -9,7 +9,7 @@
 //! machine). Without root the test says so and does nothing.
 
 mod common;
-use common::devnet_process;
+use common::{devnet_process, fault};
 use meshnode::devnet::netns;
 use meshnode::p2p::LinkProfile;
 use serde_json::Value;
@@ -218,6 +218,54 @@ fn netns_devnet_shapes_in_the_kernel_delivers_every_block_and_leaves_nothing() {
             .collect();
         assert_eq!(hashes.len(), 1, "height {h}: {hashes:?}");
     }
+
+    // A real partition (iptables in every namespace): the halves fork, heal joins them.
+    let cut = fault(&dir, &["partition", "0,1,2,3,4,5,6,7"]);
+    assert_eq!(cut["enforced_by"], "iptables", "{cut}");
+    let dropped = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns0,
+            "iptables",
+            "-S",
+            netns::PARTITION_CHAIN,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&dropped.stdout)
+            .matches("-j DROP")
+            .count(),
+        2 * (N - 8),
+        "node 0 drops to and from the 8 nodes of the other half"
+    );
+    let head = |i: usize| {
+        let h = rpc(&dir, i, "getblockcount", Value::Array(vec![]))
+            .as_u64()
+            .unwrap();
+        (h, rpc(&dir, i, "getblockhash", serde_json::json!([h])))
+    };
+    let h_cut = head(0).0;
+    wait("the two halves fork", 60, || {
+        let (a, b) = (head(0), head(N - 1));
+        a.0 > h_cut + 2 && b.0 > h_cut + 2 && {
+            let h = a.0.min(b.0);
+            rpc(&dir, 0, "getblockhash", serde_json::json!([h]))
+                != rpc(&dir, N - 1, "getblockhash", serde_json::json!([h]))
+        }
+    });
+    fault(&dir, &["heal"]);
+    let t_heal = Instant::now();
+    wait("one head on all 16 nodes after heal", 90, || {
+        let heads: std::collections::BTreeSet<String> =
+            (0..N).map(|i| head(i).1.to_string()).collect();
+        heads.len() == 1
+    });
+    println!(
+        "after a real partition: one head {:.1} s after heal",
+        t_heal.elapsed().as_secs_f64()
+    );
 
     // A clean exit (SIGINT, as Ctrl-C) leaves nothing.
     drop(devnet);

@@ -54,6 +54,10 @@ pub struct BlockReport {
     /// Mean over receiving nodes of the gossip message bytes that delivered it first.
     #[serde(default)]
     pub first_delivery_bytes: f64,
+    /// Per node (in the order of the bench's node list): ms from publish until it first saw
+    /// the block (0 for the producer; None: never, or no publish time), clocks corrected.
+    #[serde(default)]
+    pub first_seen_ms: Vec<Option<f64>>,
     /// The hop bound: over nodes, the most any delivery path takes at the links' physical
     /// limit, ms (see [`hop_bounds`]).
     #[serde(default)]
@@ -263,6 +267,12 @@ pub struct Report {
     /// With `--profile`: which link profile, and how it was applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<Links>,
+    /// Each node's clock offset, as estimated and subtracted from its arrival times.
+    #[serde(default)]
+    pub clocks: Vec<ClockOffset>,
+    /// Whether the bench measured running nodes (`--attach`) instead of its own devnet.
+    #[serde(default)]
+    pub attached: bool,
 }
 
 /// The link profile a run used and how it was applied.
@@ -486,7 +496,15 @@ pub struct Collected {
 }
 
 /// Collects arrival records for heights `from..=to` from every node and computes the report.
-pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Collected> {
+///
+/// `clocks` (one per node, or empty) are subtracted from each node's times first, so that
+/// times from different machines compare.
+pub async fn collect(
+    urls: &[String],
+    from: u64,
+    to: u64,
+    clocks: &[ClockOffset],
+) -> anyhow::Result<Collected> {
     let clients = urls
         .iter()
         .map(|u| http(u))
@@ -510,8 +528,12 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
             .await
             .with_context(|| format!("getblockhash {height}"))?;
         let mut records = Vec::new();
-        for c in &clients {
-            records.push(c.block_arrival(hash.clone()).await?);
+        for (i, c) in clients.iter().enumerate() {
+            let mut a = c.block_arrival(hash.clone()).await?;
+            if let (Some(a), Some(off)) = (a.as_mut(), clocks.get(i)) {
+                correct_clock(a, off);
+            }
+            records.push(a);
         }
         let published = records.iter().flatten().find_map(|a| a.published_us);
         let (mut times, mut delivery, mut validation) = (Vec::new(), Vec::new(), Vec::new());
@@ -554,6 +576,18 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
         all_delivery.extend_from_slice(&delivery);
         all_validation.extend_from_slice(&validation);
         let hops = delivery_tree(&records, &peer_index);
+        let first_seen_ms = records
+            .iter()
+            .map(|r| {
+                let a = r.as_ref()?;
+                let p = published?;
+                match (a.published_us, a.first_seen_us) {
+                    (Some(_), _) => Some(0.0),
+                    (None, Some(f)) => Some((f as f64 - p as f64) / 1e3),
+                    _ => None,
+                }
+            })
+            .collect();
         let hop_bound = hop_bounds(&records, &peer_index, &links)
             .into_iter()
             .flatten()
@@ -581,6 +615,7 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
                 first_delivery / receivers as f64
             },
             hop_bound_ms: hop_bound,
+            first_seen_ms,
             compact,
             reached: times.len(),
             t50_ms: time_to_fraction(&times, n, 0.5),
@@ -597,6 +632,21 @@ pub async fn collect(urls: &[String], from: u64, to: u64) -> anyhow::Result<Coll
         relay,
         import,
     })
+}
+
+/// Moves an arrival record's times from its node's clock to the bench's.
+pub fn correct_clock(a: &mut Arrival, clock: &ClockOffset) {
+    let off = (clock.offset_ms * 1e3).round() as i64;
+    for t in [
+        &mut a.first_seen_us,
+        &mut a.relayed_us,
+        &mut a.validated_us,
+        &mut a.published_us,
+    ] {
+        if let Some(v) = t.as_mut() {
+            *v = (*v as i64 - off).max(0) as u64;
+        }
+    }
 }
 
 /// Builds the summary from per-block reports and the per-pair samples.
@@ -784,6 +834,9 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
     if args.nodes < 2 || args.blocks == 0 {
         bail!("need at least 2 nodes and 1 block");
     }
+    if args.compare.is_some() && (!args.attach.is_empty() || args.attach_file.is_some()) {
+        bail!("--compare starts a devnet per relay mode; it cannot --attach");
+    }
     let started = Instant::now();
     let modes: Vec<String> = match &args.compare {
         Some(list) => list.split(',').map(|m| m.trim().to_string()).collect(),
@@ -812,7 +865,8 @@ pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
             bytes_with_duplicates: r.summary.bytes_with_duplicates_per_node_per_block,
         })
         .collect();
-    match super::plot::write(&args.out, args.nodes, &series) {
+    let nodes = reports.first().map_or(args.nodes, |(_, r)| r.nodes);
+    match super::plot::write(&args.out, nodes, &series) {
         Ok(paths) => {
             for p in paths {
                 println!("picture written to {}", p.display());
@@ -904,63 +958,103 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         extra_args.extend(["--idontwant".to_string(), "off".to_string()]);
     }
     let started = Instant::now();
-    let dir = args.dir.as_ref().map(|d| d.join(mode));
-    let (dir, _tmp) = crate::devnet::work_dir(&dir, "meshnode-bench-")?;
-    let opts = DevnetOptions {
-        nodes: args.nodes,
-        validators: args.nodes,
-        slot_ms: args.slot_ms,
-        dir,
-        template: args.genesis.clone(),
-        exe: std::env::current_exe()?,
-        rpc_base_port: 0,
-        log: std::env::var("MESHNODE_NODE_LOG").unwrap_or_else(|_| "info".into()),
-        dev_accounts: None,
-        produce: true,
-        extra_args,
-        profile: args.profile.clone(),
-        netns: false,
-        loss: None,
+    let attached = attach_urls(args)?;
+    let mut devnet = None;
+    let urls = match &attached {
+        Some(urls) => {
+            println!(
+                "attached to {} running nodes (their relay mode and links are their own)",
+                urls.len()
+            );
+            urls.clone()
+        }
+        None => {
+            let dir = args.dir.as_ref().map(|d| d.join(mode));
+            let (dir, tmp) = crate::devnet::work_dir(&dir, "meshnode-bench-")?;
+            let opts = DevnetOptions {
+                nodes: args.nodes,
+                validators: args.nodes,
+                slot_ms: args.slot_ms,
+                dir,
+                template: args.genesis.clone(),
+                exe: std::env::current_exe()?,
+                rpc_base_port: 0,
+                log: std::env::var("MESHNODE_NODE_LOG").unwrap_or_else(|_| "info".into()),
+                dev_accounts: None,
+                produce: true,
+                extra_args,
+                profile: args.profile.clone(),
+                netns: false,
+                loss: None,
+            };
+            println!(
+                "starting a devnet of {} nodes (slot {} ms{}) …",
+                args.nodes,
+                args.slot_ms,
+                args.profile
+                    .as_ref()
+                    .map(|p| format!(", link profile {p} applied in the nodes"))
+                    .unwrap_or_default()
+            );
+            let d = Devnet::start(&opts).await?;
+            let urls = d.rpc_urls();
+            devnet = Some((d, tmp));
+            urls
+        }
     };
-    println!(
-        "starting a devnet of {} nodes (slot {} ms{}) …",
-        args.nodes,
-        args.slot_ms,
-        args.profile
-            .as_ref()
-            .map(|p| format!(", link profile {p} applied in the nodes"))
-            .unwrap_or_default()
-    );
-    let mut devnet = Devnet::start(&opts).await?;
-    let urls = devnet.rpc_urls();
+    let nodes = urls.len();
     let pids: Vec<u32> = devnet
-        .nodes
         .iter()
+        .flat_map(|(d, _)| d.nodes.iter())
         .filter_map(|n| n.child.as_ref().map(|c| c.id()))
         .collect();
-    let want = (args.nodes as u64 - 1).min(crate::p2p::behaviour::MESH_D_LOW as u64);
-    let unsettled = wait_settled(&urls, want, want, settle_timeout(args.nodes)).await?;
+    let want = (nodes as u64 - 1).min(crate::p2p::behaviour::MESH_D_LOW as u64);
+    let unsettled = wait_settled(&urls, want, want, settle_timeout(nodes)).await?;
     if let Some(first) = unsettled.first() {
         println!(
             "peer graph not settled after {:.0} s: {} of {} nodes outside the bounds (first: \
              {first}); measuring anyway",
-            settle_timeout(args.nodes).as_secs_f64(),
+            settle_timeout(nodes).as_secs_f64(),
             unsettled.len(),
-            args.nodes
+            nodes
         );
     }
+    let clocks = clock_offsets(&urls, CLOCK_SAMPLES).await?;
+    let worst = clocks
+        .iter()
+        .map(|c| c.offset_ms.abs())
+        .fold(0.0f64, f64::max);
+    let spread = clocks
+        .iter()
+        .map(|c| c.uncertainty_ms)
+        .fold(0.0f64, f64::max);
+    println!(
+        "clock offsets (NTP-style, best of {CLOCK_SAMPLES} RPC round trips per node): largest \
+         {worst:.2} ms, uncertainty ≤ {spread:.2} ms; arrival times are corrected"
+    );
     let c0 = http(&urls[0])?;
     let chain_id = parse_qty(&c0.chain_id().await?).context("eth_chainId")?;
-    let genesis = crate::genesis::GenesisFile::read(&devnet.genesis)?;
-    let senders = genesis
-        .dev_accounts
-        .as_ref()
-        .map(|d| d.count)
-        .unwrap_or(0)
-        .clamp(1, 64);
+    let senders = match &devnet {
+        Some((d, _)) => crate::genesis::GenesisFile::read(&d.genesis)?
+            .dev_accounts
+            .as_ref()
+            .map(|d| d.count)
+            .unwrap_or(0)
+            .clamp(1, 64),
+        // An attached network must fund the dev accounts (genesis/devnet.json does).
+        None => {
+            let bal = c0
+                .get_balance(Keypair::dev_account(0).address().to_string(), None)
+                .await?;
+            if parse_qty(&bal).unwrap_or(0) == 0 {
+                bail!("the attached network does not fund dev:0 (use genesis/devnet.json's dev accounts)");
+            }
+            64
+        }
+    };
     println!(
         "{} nodes connected after {:.1} s; driving {} tx/s from {} dev accounts",
-        args.nodes,
+        nodes,
         started.elapsed().as_secs_f64(),
         args.tps,
         senders
@@ -987,8 +1081,11 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         + Duration::from_secs(60);
     let spam_stop = Arc::new(AtomicBool::new(false));
     let mut spam_task = None;
-    let targets: Vec<crate::config::NodeFile> =
-        devnet.nodes.iter().filter_map(|n| n.info.clone()).collect();
+    let targets: Vec<crate::config::NodeFile> = devnet
+        .iter()
+        .flat_map(|(d, _)| d.nodes.iter())
+        .filter_map(|n| n.info.clone())
+        .collect();
     let mut shown = 0;
     let mut traffic_from = None;
     let mut cpu_from = None;
@@ -1028,7 +1125,10 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         if Instant::now() > deadline {
             bail!("only reached height {h} of {last} before the deadline");
         }
-        if let Some(i) = devnet.exited().first() {
+        if let Some(i) = devnet
+            .as_mut()
+            .and_then(|(d, _)| d.exited().first().copied())
+        {
             bail!("node{i} exited during the bench; see its node.log");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1063,7 +1163,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
             .max(node_cores / cores as f64)
             .min(1.0);
         MachineLoad {
-            cpu_seconds_per_node_per_block: cpu_s / args.nodes as f64 / blocks_made,
+            cpu_seconds_per_node_per_block: cpu_s / nodes as f64 / blocks_made,
             node_cores,
             machine_busy,
             cores,
@@ -1077,10 +1177,11 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         Some((mut bans, failures)) => {
             let phase = |from: u64, to: u64| {
                 let urls = urls.clone();
+                let clocks = clocks.clone();
                 async move {
-                    let mut c = collect(&urls, from, to).await?;
+                    let mut c = collect(&urls, from, to, &clocks).await?;
                     let blocks = std::mem::take(&mut c.blocks);
-                    anyhow::Ok(summarize(&blocks, args.nodes, c, 0))
+                    anyhow::Ok(summarize(&blocks, nodes, c, 0))
                 }
             };
             let quiet = phase(first, quiet_last).await?;
@@ -1106,22 +1207,19 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         }
         None => None,
     };
-    let mut collected = collect(&urls, first, last).await?;
+    let mut collected = collect(&urls, first, last, &clocks).await?;
     let blocks = std::mem::take(&mut collected.blocks);
-    let mut summary = summarize(
-        &blocks,
-        args.nodes,
-        collected,
-        accepted.load(Ordering::Relaxed),
-    );
+    let mut summary = summarize(&blocks, nodes, collected, accepted.load(Ordering::Relaxed));
     // Blocks produced between the two readings, each received by every node but its producer.
-    let pairs = (h1.saturating_sub(h0) as f64 * (args.nodes as f64 - 1.0)).max(1.0);
+    let pairs = (h1.saturating_sub(h0) as f64 * (nodes as f64 - 1.0)).max(1.0);
     summary.duplicates_per_node = (t1.1 - t0.1).saturating_sub(t1.0 - t0.0) as f64 / pairs;
     let fetched =
         summary.bytes_per_node_per_block - mean(blocks.iter().map(|b| b.first_delivery_bytes));
     summary.bytes_with_duplicates_per_node_per_block =
         (t1.2 - t0.2) as f64 / pairs + fetched.max(0.0);
-    tokio::task::block_in_place(|| devnet.stop());
+    if let Some((d, _)) = devnet.as_mut() {
+        tokio::task::block_in_place(|| d.stop());
+    }
 
     println!();
     println!(
@@ -1143,7 +1241,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
             b.txs,
             b.bytes,
             b.reached,
-            args.nodes,
+            nodes,
             fmt_ms(b.t50_ms),
             fmt_ms(b.t95_ms),
             fmt_ms(b.t100_ms),
@@ -1155,7 +1253,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
     println!();
     println!(
         "blocks reaching all {} nodes: {}/{}",
-        args.nodes, s.blocks_reaching_all, s.blocks
+        nodes, s.blocks_reaching_all, s.blocks
     );
     for (name, p) in [
         ("t50", &s.t50_ms),
@@ -1248,7 +1346,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         );
     }
     Ok(Report {
-        nodes: args.nodes,
+        nodes,
         slot_ms: args.slot_ms,
         tps: args.tps,
         relay: relay.to_string(),
@@ -1256,11 +1354,85 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         summary,
         machine,
         spam,
-        links: args.profile.as_ref().map(|p| Links {
-            profile: devnet_profile_name(p),
-            applied: "in the node (delay per link, bandwidth paced per node; no loss)".into(),
-        }),
+        links: match (&attached, &args.profile) {
+            (None, Some(p)) => Some(Links {
+                profile: devnet_profile_name(p),
+                applied: "in the node (delay per link, bandwidth paced per node; no loss)".into(),
+            }),
+            _ => None,
+        },
+        clocks,
+        attached: attached.is_some(),
     })
+}
+
+/// Clock-offset samples per node.
+pub const CLOCK_SAMPLES: usize = 32;
+
+/// A node's clock against the bench's.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClockOffset {
+    /// The node's clock minus the bench's, ms (subtracted from its arrival times).
+    pub offset_ms: f64,
+    /// ± bound on the offset: half the lowest round trip, ms.
+    pub uncertainty_ms: f64,
+}
+
+/// The offset of each node's wall clock from this process's, NTP's on-wire way (RFC 5905
+/// §8): `samples` reads of `meshnode_clock`; for the read with the lowest round trip, offset =
+/// node time − the midpoint of send and receive, uncertainty = half that round trip.
+///
+/// # Errors
+/// A node's RPC failing.
+pub async fn clock_offsets(urls: &[String], samples: usize) -> anyhow::Result<Vec<ClockOffset>> {
+    let mut out = Vec::new();
+    for u in urls {
+        let c = http(u)?;
+        let mut best: Option<(u64, f64)> = None;
+        for _ in 0..samples.max(1) {
+            let t0 = crate::now_us();
+            let v = c.clock().await?;
+            let t1 = crate::now_us();
+            let node = v["unixMicros"].as_u64().context("meshnode_clock answer")?;
+            let rtt = t1.saturating_sub(t0);
+            let offset = node as f64 - (t0 as f64 + t1 as f64) / 2.0;
+            if best.is_none_or(|(r, _)| rtt < r) {
+                best = Some((rtt, offset));
+            }
+        }
+        let (rtt, offset) = best.unwrap_or_default();
+        out.push(ClockOffset {
+            offset_ms: offset / 1e3,
+            uncertainty_ms: rtt as f64 / 2e3,
+        });
+    }
+    Ok(out)
+}
+
+/// `--attach URL…` and `--attach-file FILE` (one URL per line, `#` comments): the nodes to
+/// measure instead of starting a devnet; None when neither is given.
+fn attach_urls(args: &PropagationArgs) -> anyhow::Result<Option<Vec<String>>> {
+    let mut urls = args.attach.clone();
+    if let Some(f) = &args.attach_file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading --attach-file {}", f.display()))?;
+        urls.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or_default().trim())
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        );
+    }
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    if urls.len() < 2 {
+        bail!("--attach needs at least 2 nodes");
+    }
+    if args.spam {
+        bail!("--spam needs a devnet the bench starts (not --attach)");
+    }
+    Ok(Some(urls))
 }
 
 /// A profile's name as reports quote it (a file's own `name`).

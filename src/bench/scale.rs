@@ -133,6 +133,8 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
             compare: None,
             spam: false,
             profile: None,
+            attach: Vec::new(),
+            attach_file: None,
         };
         match propagation::run_mode(&pargs, &args.relay).await {
             Ok(r) => out.push(size_report(n, &r)),

@@ -683,6 +683,16 @@ pub struct PropagationArgs {
     /// ratio, and how fast each spammer was banned.
     #[arg(long)]
     pub spam: bool,
+    /// Measure running nodes instead of starting a devnet: their JSON-RPC URLs (repeatable;
+    /// credentials as `http://user:password@host:port`). The bench drives load from the dev
+    /// accounts (the network's genesis must fund them, as genesis/devnet.json does), corrects
+    /// each node's clock offset, and leaves the nodes running. --nodes, --relay and --profile
+    /// do not apply: the network is what it is.
+    #[arg(long, value_name = "URL")]
+    pub attach: Vec<String>,
+    /// As --attach, the URLs read from a file (one per line, `#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub attach_file: Option<PathBuf>,
     /// Run the devnet on a link profile (`wan`, `lan` or a file; see `devnet --profile`):
     /// delays between regions and bandwidth classes, applied in the nodes. The report names
     /// the profile, and its hop bound uses the profile's delays and caps.

@@ -5,7 +5,9 @@
 //!
 //! On loopback a partition is enforced by the nodes themselves: each node bans (Bitcoin
 //! Core's `setban`, by peer id) every node of the other groups, which disconnects and refuses
-//! them; a node restarted during a partition gets its bans again. Heal lifts the bans and dials
+//! them; a node restarted during a partition gets its bans again. In a netns devnet the
+//! partition is real: iptables in each node's namespace drops every packet across the cut
+//! ([`super::netns::Netns::partition`]), and the nodes are told nothing. Heal lifts the bans and dials
 //! across the old border. Every fault is recorded with its time and outcome
 //! ([`FaultRecord`]), for the nemesis bench's timeline.
 //!
@@ -153,6 +155,10 @@ impl Faults {
 
     /// Node `i` bans every node outside its group.
     async fn apply_bans(&self, i: usize) -> anyhow::Result<()> {
+        if self.net.netns.is_some() {
+            // The kernel's rules outlive the node.
+            return Ok(());
+        }
         let Some(mine) = self.group_of(i) else {
             return Ok(());
         };
@@ -200,6 +206,12 @@ impl Faults {
         }
         anyhow::ensure!(groups.len() >= 2, "a partition needs at least two groups");
         self.partition = Some(groups.clone());
+        if let Some(ns) = &self.net.netns {
+            ns.partition(&groups)?;
+            let detail = json!({ "groups": groups, "enforced_by": "iptables" });
+            self.record(FaultKind::Partition, began, detail.clone());
+            return Ok(detail);
+        }
         for i in self.up() {
             // A node that does not answer (stopping, in another fault) gets its bans when it
             // starts again.
@@ -220,7 +232,10 @@ impl Faults {
             return Ok(json!({ "healed": false }));
         };
         let up = self.up();
-        for &i in &up {
+        if let Some(ns) = &self.net.netns {
+            ns.heal()?;
+        }
+        for &i in up.iter().filter(|_| self.net.netns.is_none()) {
             let Ok(c) = self.client(i) else { continue };
             for j in 0..self.net.nodes.len() {
                 if groups.iter().any(|g| g.contains(&i) && g.contains(&j)) {

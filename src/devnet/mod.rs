@@ -123,6 +123,9 @@ pub struct DevnetNode {
     pub placement: Option<crate::p2p::profile::Placement>,
     /// Its network namespace (`devnet --netns`).
     pub netns: Option<String>,
+    /// A command the node runs under on its next start (e.g. `faketime -f +0.5s`), empty
+    /// for none.
+    pub wrapper: Vec<String>,
     args: Vec<String>,
 }
 
@@ -284,6 +287,7 @@ impl Devnet {
                 info: None,
                 placement,
                 netns: netns.map(|n| n.0),
+                wrapper: Vec::new(),
                 args,
             });
             dn.start_node(i)?;
@@ -320,14 +324,14 @@ impl Devnet {
             .create(true)
             .append(true)
             .open(n.dir.join("node.log"))?;
-        let mut cmd = match &n.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&self.exe);
-                c
-            }
-            None => Command::new(&self.exe),
-        };
+        let mut line: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(ns) = &n.netns {
+            line.extend(["ip", "netns", "exec", ns.as_str()].map(Into::into));
+        }
+        line.extend(n.wrapper.iter().map(Into::into));
+        line.push(self.exe.clone().into());
+        let mut cmd = Command::new(&line[0]);
+        cmd.args(&line[1..]);
         let child = cmd
             .args(&n.args)
             .stdin(Stdio::null())
@@ -368,6 +372,7 @@ impl Devnet {
             info: None,
             placement: None,
             netns: None,
+            wrapper: Vec::new(),
             args,
         });
         self.start_node(i)?;

@@ -26,6 +26,9 @@ pub const MAX_NODES: usize = 250;
 pub const MAX_REGIONS: usize = 15;
 /// The TCP port every node listens on inside its namespace (p2p); RPC is on 8545.
 pub const P2P_PORT: u16 = 9000;
+/// The iptables chain (in each namespace, jumped to from INPUT and OUTPUT) that holds a
+/// partition's DROP rules.
+pub const PARTITION_CHAIN: &str = "MESHNODE_PARTITION";
 
 /// A netns devnet's namespaces, veths and bridge; removed on drop.
 #[derive(Debug)]
@@ -150,6 +153,16 @@ impl Netns {
                     run("tc", &a)?;
                 }
             }
+            // The chain partitions fill ([`Netns::partition`]); empty until then.
+            for chain_args in [
+                &["-N", PARTITION_CHAIN][..],
+                &["-A", "INPUT", "-j", PARTITION_CHAIN],
+                &["-A", "OUTPUT", "-j", PARTITION_CHAIN],
+            ] {
+                let mut a = vec!["netns", "exec", &ns, "iptables"];
+                a.extend_from_slice(chain_args);
+                run("ip", &a)?;
+            }
             if loss > 0.0 {
                 run(
                     "ip",
@@ -173,6 +186,46 @@ impl Netns {
             }
         }
         Ok(net)
+    }
+
+    /// Cuts the nodes into `groups` in the kernel: in each node's namespace, every packet to
+    /// or from a node of another group is dropped (chain [`PARTITION_CHAIN`], replacing any
+    /// partition before). Connections across the cut stall as on a real network until TCP or
+    /// libp2p gives up on them.
+    ///
+    /// # Errors
+    /// An iptables call failing (named).
+    pub fn partition(&self, groups: &[Vec<usize>]) -> anyhow::Result<()> {
+        let group_of = |i: usize| groups.iter().position(|g| g.contains(&i));
+        for (i, (ns, _)) in self.nodes.iter().enumerate() {
+            self.iptables(ns, &["-F", PARTITION_CHAIN])?;
+            for (j, (_, ip)) in self.nodes.iter().enumerate() {
+                if group_of(j) == group_of(i) {
+                    continue;
+                }
+                let ip = ip.to_string();
+                self.iptables(ns, &["-A", PARTITION_CHAIN, "-s", &ip, "-j", "DROP"])?;
+                self.iptables(ns, &["-A", PARTITION_CHAIN, "-d", &ip, "-j", "DROP"])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lifts a partition: empties [`PARTITION_CHAIN`] in every namespace.
+    ///
+    /// # Errors
+    /// An iptables call failing (named).
+    pub fn heal(&self) -> anyhow::Result<()> {
+        for (ns, _) in &self.nodes {
+            self.iptables(ns, &["-F", PARTITION_CHAIN])?;
+        }
+        Ok(())
+    }
+
+    fn iptables(&self, ns: &str, args: &[&str]) -> anyhow::Result<String> {
+        let mut a = vec!["netns", "exec", ns, "iptables"];
+        a.extend_from_slice(args);
+        run("ip", &a)
     }
 
     /// The bridge's name.

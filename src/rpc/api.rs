@@ -297,6 +297,13 @@ pub trait MeshnodeApi {
     /// `--link-profile`, `delayMs` the one-way delays from this node's region to each region).
     #[method(name = "nodeInfo")]
     async fn node_info(&self) -> RpcResult<Value>;
+
+    /// `meshnode_clock` -> `{unixMicros}`: this node's wall clock, µs since the Unix epoch —
+    /// the clock its arrival records are stamped with. A bench measuring nodes on other
+    /// machines reads it many times and keeps the lowest-round-trip samples to estimate each
+    /// node's clock offset (NTP's on-wire method, RFC 5905 §8).
+    #[method(name = "clock")]
+    fn clock(&self) -> RpcResult<Value>;
 }
 
 /// meshnode's push subscriptions over WebSocket (notifications are `meshnode_subscription`).

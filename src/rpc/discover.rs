@@ -202,6 +202,11 @@ pub const METHODS: &[MethodDoc] = &[
         "this node's arrival record for a block (µs since the epoch)",
     ),
     m(
+        "meshnode_clock",
+        "",
+        "this node's wall clock, µs since the epoch (for clock-offset estimates)",
+    ),
+    m(
         "meshnode_nodeInfo",
         "",
         "peer id, listen addresses, chain, head, mempool, gossip verdict counters",

@@ -355,6 +355,10 @@ impl RpcImpl {
 
 #[async_trait]
 impl MeshnodeApiServer for RpcImpl {
+    fn clock(&self) -> RpcResult<Value> {
+        Ok(json!({ "unixMicros": crate::now_us() }))
+    }
+
     fn block_arrival(&self, hash: String) -> RpcResult<Option<Arrival>> {
         let h = parse_hash(&hash, error::INVALID_PARAMS)?;
         Ok(self.ctx.arrivals.get(&h))
