@@ -183,9 +183,10 @@ pub struct RunArgs {
     /// default: the profile's most common class).
     #[arg(long, requires = "link_profile")]
     pub link_class: Option<String>,
-    /// What the node shapes itself: `all` (delays and bandwidth) or `delay` (delays only,
-    /// when the kernel caps bandwidth, as in `devnet --netns`).
-    #[arg(long, default_value = "all", value_parser = ["all", "delay"], requires = "link_profile")]
+    /// What the node shapes itself under --link-profile (ignored without one): `all` (delays
+    /// and bandwidth) or `delay` (delays only, when the kernel caps bandwidth, as in `devnet
+    /// --netns`).
+    #[arg(long, default_value = "all", value_parser = ["all", "delay"])]
     pub link_shaping: String,
 }
 
