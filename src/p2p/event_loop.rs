@@ -150,6 +150,8 @@ struct EventLoop {
     app_scores: HashMap<PeerId, f64>,
     /// Banned peers and IPs, and recent Rejects per peer ([`super::bans`]).
     bans: super::bans::BanList,
+    /// Inbound sync request quotas per peer ([`super::ratelimit`]).
+    limiter: super::ratelimit::RateLimiter,
     /// How long a misbehaving peer is banned.
     ban_time: Duration,
     /// libp2p's own metrics (gossipsub's counters), read for [`NetworkInfo::traffic`].
@@ -298,6 +300,7 @@ pub fn start_with_registry(
         verdicts: [0; 3],
         app_scores: HashMap::new(),
         bans: Default::default(),
+        limiter: Default::default(),
         ban_time: cfg.ban_time,
         metrics: metrics.clone(),
         recorder,
@@ -543,6 +546,31 @@ impl EventLoop {
                 self.ban(super::bans::BanTarget::Peer(*source), self.ban_time, reason);
             } else {
                 self.ban_if_graylisted(source);
+            }
+        }
+    }
+
+    /// Whether `request` is over `peer`'s quota ([`super::ratelimit`]); bans a peer that
+    /// keeps asking after refusals.
+    fn over_quota(&mut self, peer: PeerId, request: &SyncRequest) -> bool {
+        use super::ratelimit::{Decision, REFUSALS_TO_BAN, REFUSAL_WINDOW};
+        match self
+            .limiter
+            .decide(peer, request, std::time::Instant::now())
+        {
+            Decision::Answer => false,
+            Decision::Refuse => {
+                let (kind, cost) = super::ratelimit::Kind::of(request);
+                debug!(peer = %peer, ?kind, cost, "sync request over its quota: not answered");
+                true
+            }
+            Decision::Ban => {
+                let reason = format!(
+                    "{REFUSALS_TO_BAN} sync requests over quota within {} s",
+                    REFUSAL_WINDOW.as_secs()
+                );
+                self.ban(super::bans::BanTarget::Peer(peer), self.ban_time, reason);
+                true
             }
         }
     }
@@ -995,6 +1023,7 @@ impl EventLoop {
                 if self.peers.on_closed(peer_id, num_established as usize) {
                     self.app_scores.remove(&peer_id);
                     self.bans.forget(&peer_id);
+                    self.limiter.forget(&peer_id);
                     debug!(peer = %peer_id, "disconnected");
                     let _ = self
                         .events
@@ -1075,6 +1104,11 @@ impl EventLoop {
             },
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => match ev {
                 request_response::Event::Message { peer, message, .. } => match message {
+                    request_response::Message::Request { request, .. }
+                        if self.over_quota(peer, &request) =>
+                    {
+                        // Not answered: dropping the channel fails the peer's request.
+                    }
                     request_response::Message::Request {
                         request: SyncRequest::NewBlock { ttl, block },
                         channel,

@@ -8,6 +8,7 @@ pub mod event_loop;
 pub mod handle;
 pub mod peers;
 pub mod profile;
+pub mod ratelimit;
 pub mod shaping;
 pub mod topics;
 
