@@ -1,11 +1,21 @@
 //! Per-block arrival records: when gossip first delivered a block (the gossip worker), when it
 //! became canonical here (from the chain's canonical notifications, [`follow`]), and on its
 //! producer when it was published (the producer). Microseconds since the Unix epoch.
+//!
+//! With a journal ([`ArrivalLog::with_journal`]; the node keeps `DATA_DIR/arrivals.jsonl`),
+//! each record is also appended as one JSON line ([`JournalLine`]) about
+//! [`JOURNAL_DELAY`] after its block was validated here, once the record has settled (on a
+//! producer the publish time can follow the commit), so a run can be measured after the
+//! fact: `meshnode bench propagation --from-dirs`. Records still pending at shutdown are
+//! written then; a crash loses at most the last couple of seconds.
 
 use crate::chain::CanonNotification;
 use crate::types::Hash;
 use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 
 /// How many blocks' records are kept (oldest dropped first).
@@ -45,14 +55,42 @@ pub struct Arrival {
     pub full_block_fallback: bool,
     /// On the producer only: when it was handed to gossipsub.
     pub published_us: Option<u64>,
-    /// Encoded size of the block, bytes.
+    /// Encoded size of what delivered it (the compact block or the full block; on its
+    /// producer, what it published), bytes.
     pub bytes: u64,
+    /// Encoded size of the full block, bytes (0 until it is canonical here).
+    #[serde(default)]
+    pub block_bytes: u64,
     /// Number of transactions.
     pub txs: u64,
 }
 
 /// Records sent to `blockArrivals` subscribers, buffered for a slow one.
 pub const CAPACITY: usize = 4096;
+
+/// The journal's file name in the data dir.
+pub const JOURNAL_FILE: &str = "arrivals.jsonl";
+
+/// How long after its validation a record is journaled.
+pub const JOURNAL_DELAY: Duration = Duration::from_secs(1);
+
+/// One line of `arrivals.jsonl`: the block's hash (64 hex digits) and its [`Arrival`] record,
+/// flattened (the fields of `meshnode_blockArrival`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct JournalLine {
+    /// Block hash, 64 hex digits.
+    pub hash: String,
+    /// The record.
+    #[serde(flatten)]
+    pub arrival: Arrival,
+}
+
+/// The append-only journal file and the records waiting to be written.
+struct Journal {
+    file: std::io::BufWriter<std::fs::File>,
+    /// Blocks validated here and when, oldest first.
+    pending: VecDeque<(Hash, Instant)>,
+}
 
 /// The node's arrival log. Uses a `std::sync::Mutex`: every section is a map lookup, never
 /// across `.await`.
@@ -62,6 +100,8 @@ pub struct ArrivalLog {
     /// Where a record goes the moment its `validated_us` is first set
     /// (`meshnode_subscribe("blockArrivals")`).
     validated: Option<broadcast::Sender<(Hash, Arrival)>>,
+    /// `arrivals.jsonl`, if journaling.
+    journal: Option<Mutex<Journal>>,
 }
 
 impl ArrivalLog {
@@ -72,6 +112,53 @@ impl ArrivalLog {
             validated: Some(broadcast::channel(CAPACITY).0),
             ..Default::default()
         }
+    }
+
+    /// This log, also appending each settled record to `path` ([`JournalLine`]s; created if
+    /// missing, appended to if not).
+    ///
+    /// Errors: the file cannot be opened for appending.
+    pub fn with_journal(mut self, path: &Path) -> std::io::Result<ArrivalLog> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        self.journal = Some(Mutex::new(Journal {
+            file: std::io::BufWriter::new(file),
+            pending: VecDeque::new(),
+        }));
+        Ok(self)
+    }
+
+    /// Appends to the journal every record validated at least `age` ago (all of them with
+    /// `Duration::ZERO`) and flushes it. Without a journal, does nothing.
+    ///
+    /// Errors: writing the file failed (the records stay pending).
+    pub fn write_journal(&self, age: Duration) -> std::io::Result<usize> {
+        let Some(j) = &self.journal else {
+            return Ok(0);
+        };
+        let mut j = j.lock().expect("arrival journal lock poisoned");
+        let now = Instant::now();
+        let mut lines = Vec::new();
+        while let Some((hash, at)) = j.pending.front().copied() {
+            if now.saturating_duration_since(at) < age {
+                break;
+            }
+            if let Some(a) = self.get(&hash) {
+                let line = JournalLine {
+                    hash: hash.to_string(),
+                    arrival: a,
+                };
+                lines.push(serde_json::to_string(&line).map_err(std::io::Error::other)?);
+            }
+            j.pending.pop_front();
+        }
+        for l in &lines {
+            writeln!(j.file, "{l}")?;
+        }
+        j.file.flush()?;
+        Ok(lines.len())
     }
 
     /// Each record from now on, the moment its block is first validated
@@ -91,8 +178,9 @@ impl ArrivalLog {
                 a.timestamp_ms = b.header.timestamp_ms;
                 a.validated_us.get_or_insert(n.committed_us);
                 a.txs = b.txs.len() as u64;
+                a.block_bytes = b.to_bytes().len() as u64;
                 if a.bytes == 0 {
-                    a.bytes = b.to_bytes().len() as u64;
+                    a.bytes = a.block_bytes;
                 }
             });
         }
@@ -116,6 +204,12 @@ impl ArrivalLog {
             f(a);
             (!was_validated && a.validated_us.is_some()).then(|| a.clone())
         };
+        if let (Some(_), Some(j)) = (&record, &self.journal) {
+            j.lock()
+                .expect("arrival journal lock poisoned")
+                .pending
+                .push_back((hash, Instant::now()));
+        }
         if let (Some(a), Some(tx)) = (record, &self.validated) {
             let _ = tx.send((hash, a));
         }
@@ -132,13 +226,22 @@ impl ArrivalLog {
     }
 }
 
-/// Runs until `stop` turns true: records every canonical notification in `log`. Notifications
-/// missed by a lagging receiver leave those blocks without a validated time (logged).
+/// Runs until `stop` turns true: records every canonical notification in `log`, and every
+/// second journals the records that have settled ([`ArrivalLog::write_journal`]); at stop,
+/// journals the rest. Notifications missed by a lagging receiver leave those blocks without a
+/// validated time (logged).
 pub async fn follow(
     log: Arc<ArrivalLog>,
     mut canon: broadcast::Receiver<Arc<CanonNotification>>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut tick = tokio::time::interval(JOURNAL_DELAY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let journal = |age| {
+        if let Err(e) = log.write_journal(age) {
+            tracing::warn!(cause = %e, "cannot append to the arrival journal");
+        }
+    };
     loop {
         tokio::select! {
             n = canon.recv() => match n {
@@ -146,9 +249,41 @@ pub async fn follow(
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "arrival log missed canonical notifications");
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = stop.changed() => return,
+            _ = tick.tick() => journal(JOURNAL_DELAY),
+            _ = stop.changed() => break,
         }
     }
+    journal(Duration::ZERO);
+}
+
+/// Reads a journal written by [`ArrivalLog::with_journal`]: one [`JournalLine`] per line; a
+/// later line for the same hash replaces an earlier one (a node restarted with the same data
+/// dir). A torn last line (a crash mid-write) is skipped.
+///
+/// Errors: the file cannot be read, or a line other than the last is not a journal line
+/// (named by its number).
+pub fn read_journal(path: &Path) -> anyhow::Result<Vec<JournalLine>> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out: Vec<JournalLine> = Vec::with_capacity(lines.len());
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (i, l) in lines.iter().enumerate() {
+        let line: JournalLine = match serde_json::from_str(l) {
+            Ok(v) => v,
+            Err(_) if i + 1 == lines.len() => break,
+            Err(e) => anyhow::bail!("{} line {}: {e}", path.display(), i + 1),
+        };
+        match at.get(&line.hash) {
+            Some(&k) => out[k] = line,
+            None => {
+                at.insert(line.hash.clone(), out.len());
+                out.push(line);
+            }
+        }
+    }
+    Ok(out)
 }

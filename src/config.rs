@@ -48,6 +48,8 @@ pub struct Config {
     pub mempool_journal: bool,
     /// Link shaping from `--link-profile` / `--link-class`; `None` without a profile.
     pub link_shape: Option<crate::p2p::LinkShape>,
+    /// Whether dials reuse the listen port (`--port-reuse`; [`crate::p2p::ports`]).
+    pub port_reuse: bool,
 }
 
 /// Settings as given (`meshnode run` flags and environment), not yet checked. Field meanings
@@ -112,6 +114,8 @@ pub struct RawConfig {
     pub link_class: Option<String>,
     /// `--link-shaping all` (true) or `delay` (false: no bandwidth pacing in the node).
     pub link_pace: bool,
+    /// `--port-reuse`.
+    pub port_reuse: bool,
 }
 
 impl Config {
@@ -189,6 +193,7 @@ impl Config {
         };
         Ok(Config {
             link_shape,
+            port_reuse: args.port_reuse,
             node_key: args
                 .node_key
                 .clone()

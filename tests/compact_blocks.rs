@@ -83,6 +83,7 @@ async fn serving_peer(net: &TestNet, i: usize, genesis: Hash, answer: Answer) ->
         idontwant: true,
         ban_time: meshnode::p2p::bans::DEFAULT_BAN_TIME,
         shape: None,
+        port_reuse: false,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let (handle, mut chans, _task) = meshnode::p2p::start(key, cfg, async move {

@@ -1,11 +1,13 @@
 //! A 5-node network: a transaction submitted with `meshnode tx send` to one node reaches every
 //! mempool, then a block on every node within 3 slots (visible through Bitcoin- and
-//! Ethereum-style RPC).
+//! Ethereum-style RPC). Every node journals its arrival records (`DATA_DIR/arrivals.jsonl`), the
+//! same records `meshnode_blockArrival` returns, and `bench propagation --from-dirs` reports on
+//! them after the fact.
 
 mod common;
 use common::*;
 use meshnode::genesis::GenesisFile;
-use meshnode::rpc::api::{BitcoinApiClient, EthApiClient};
+use meshnode::rpc::api::{BitcoinApiClient, EthApiClient, MeshnodeApiClient};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -115,4 +117,70 @@ async fn tx_reaches_every_mempool_then_a_block_on_every_node() {
         1,
         "every node has the tx in the same block"
     );
+
+    // The journal: a record settles and is written about a second after its block was
+    // validated.
+    let bh = block_hashes.into_iter().next().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (i, c) in clients.iter().enumerate() {
+        let rpc = c
+            .block_arrival(bh.clone())
+            .await
+            .unwrap()
+            .expect("a record");
+        let path = net.net.nodes[i].dir.join("arrivals.jsonl");
+        let lines = meshnode::arrivals::read_journal(&path).unwrap();
+        let line = lines
+            .iter()
+            .find(|l| l.hash == bh)
+            .unwrap_or_else(|| panic!("{} has no line for block {bh}", path.display()));
+        assert_eq!(
+            line.arrival, rpc,
+            "node{i}: journal and meshnode_blockArrival differ"
+        );
+        assert!(rpc.validated_us.is_some() && rpc.block_bytes > 0, "{rpc:?}");
+    }
+
+    // After the fact, from the data dirs alone.
+    let dirs: Vec<String> = net
+        .net
+        .nodes
+        .iter()
+        .map(|n| n.dir.display().to_string())
+        .collect();
+    let out_json = net.tmp.path().join("from-dirs.json");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshnode"))
+        .args(["bench", "propagation", "--out"])
+        .arg(&out_json)
+        .arg("--from-dirs")
+        .args(&dirs)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bench --from-dirs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out_json).unwrap()).unwrap();
+    let block = report["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["hash"] == bh.as_str())
+        .unwrap_or_else(|| panic!("block {bh} not in the report"))
+        .clone();
+    assert_eq!(block["reached"], 5, "{block}");
+    assert!(block["t100_ms"].as_f64().unwrap() > 0.0, "{block}");
+    // The delivery tree, rebuilt from who delivered first and each dir's node key: the
+    // producer at 0, everyone else 1 hop or more.
+    let hops: Vec<u64> = block["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_u64().expect("every node's hop depth known"))
+        .collect();
+    assert_eq!(hops.iter().filter(|h| **h == 0).count(), 1, "{block}");
 }

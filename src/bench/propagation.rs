@@ -273,6 +273,9 @@ pub struct Report {
     /// Whether the bench measured running nodes (`--attach`) instead of its own devnet.
     #[serde(default)]
     pub attached: bool,
+    /// With `--from-dirs`: the data dirs whose journals were read (node `i` is `from_dirs[i]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_dirs: Vec<String>,
 }
 
 /// The link profile a run used and how it was applied.
@@ -330,6 +333,35 @@ async fn spam_phase(
         }
     }
     (bans, failures)
+}
+
+/// Prints the summary's percentile lines (t50 … import), one per figure.
+fn print_percentiles(s: &Summary) {
+    for (name, p) in [
+        ("t50", &s.t50_ms),
+        ("t95", &s.t95_ms),
+        ("t100", &s.t100_ms),
+        ("t100 verified and relayed", &s.t100_relayed_ms),
+        ("hops in the delivery tree", &s.hops),
+        ("hop bound (links + relay, per block)", &s.hop_bound_ms),
+        ("t100 ÷ hop bound", &s.t100_over_hop_bound),
+        ("gossip delivery (per hop set)", &s.delivery_ms),
+        ("validation", &s.validation_ms),
+        ("relay decision (first seen -> relayed)", &s.relay_ms),
+        ("import (relayed -> imported)", &s.import_ms),
+    ] {
+        let unit = if name.starts_with("hops") || name.contains('÷') {
+            ""
+        } else {
+            " ms"
+        };
+        println!(
+            "{name:>40}: p50 {}{unit}  p95 {}{unit}  max {}{unit}",
+            fmt_ms(p.p50),
+            fmt_ms(p.p95),
+            fmt_ms(p.max)
+        );
+    }
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -482,6 +514,7 @@ fn fmt_ms(v: Option<f64>) -> String {
 
 /// What [`collect`] gathers: per-block reports and, over every (block, receiving node) pair,
 /// gossip delivery and validation times in ms.
+#[derive(Default)]
 pub struct Collected {
     /// Per block.
     pub blocks: Vec<BlockReport>,
@@ -509,7 +542,6 @@ pub async fn collect(
         .iter()
         .map(|u| http(u))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let n = clients.len();
     let mut peer_index = std::collections::HashMap::new();
     let mut links = Vec::new();
     for (i, c) in clients.iter().enumerate() {
@@ -519,9 +551,7 @@ pub async fn collect(
         }
         links.push(serde_json::from_value::<LinkInfo>(info["link"].clone()).ok());
     }
-    let mut out = Vec::new();
-    let (mut all_delivery, mut all_validation) = (Vec::new(), Vec::new());
-    let (mut relay, mut import) = (Vec::new(), Vec::new());
+    let mut acc = Collected::default();
     for height in from..=to {
         let hash = clients[0]
             .getblockhash(height)
@@ -535,103 +565,130 @@ pub async fn collect(
             }
             records.push(a);
         }
-        let published = records.iter().flatten().find_map(|a| a.published_us);
-        let (mut times, mut delivery, mut validation) = (Vec::new(), Vec::new(), Vec::new());
-        let mut relayed_times = Vec::new();
-        let (mut txs, mut received, mut receivers) = (0, 0.0, 0usize);
-        let mut first_delivery = 0.0;
-        let mut compact = (0usize, 0usize);
         let full: Value = clients[0].getblock(hash.clone(), Some(0)).await?;
         let bytes = full.as_str().map_or(0, |h| h.len() as u64 / 2);
-        for a in records.iter().flatten() {
-            txs = a.txs;
-            if a.published_us.is_none() && a.first_seen_us.is_some() {
-                receivers += 1;
-                first_delivery += a.bytes as f64;
-                received +=
-                    a.bytes as f64 + a.fetched_txs as f64 * bytes as f64 / a.txs.max(1) as f64;
-                if let Some(no_trip) = a.rebuilt_without_roundtrip {
-                    compact.0 += 1;
-                    compact.1 += no_trip as usize;
-                }
-            }
-            if let Some(p) = published {
-                if let Some(r) = a.relayed_us.or(a.published_us).or(a.validated_us) {
-                    relayed_times.push(r.saturating_sub(p) as f64 / 1e3);
-                }
-            }
-            let (Some(p), Some(v)) = (published, a.validated_us) else {
-                continue;
-            };
-            times.push(v.saturating_sub(p) as f64 / 1e3);
-            if let Some(f) = a.first_seen_us {
-                delivery.push(f.saturating_sub(p) as f64 / 1e3);
-                validation.push(v.saturating_sub(f) as f64 / 1e3);
-                if let Some(r) = a.relayed_us {
-                    relay.push(r.saturating_sub(f) as f64 / 1e3);
-                    import.push(v.saturating_sub(r) as f64 / 1e3);
-                }
-            }
-        }
-        all_delivery.extend_from_slice(&delivery);
-        all_validation.extend_from_slice(&validation);
-        let hops = delivery_tree(&records, &peer_index);
-        let first_seen_ms = records
-            .iter()
-            .map(|r| {
-                let a = r.as_ref()?;
-                let p = published?;
-                match (a.published_us, a.first_seen_us) {
-                    (Some(_), _) => Some(0.0),
-                    (None, Some(f)) => Some((f as f64 - p as f64) / 1e3),
-                    _ => None,
-                }
-            })
-            .collect();
-        let hop_bound = hop_bounds(&records, &peer_index, &links)
-            .into_iter()
-            .flatten()
-            .reduce(f64::max);
-        times.sort_by(f64::total_cmp);
-        relayed_times.sort_by(f64::total_cmp);
-        delivery.sort_by(f64::total_cmp);
-        validation.sort_by(f64::total_cmp);
-        out.push(BlockReport {
+        let block = BlockId {
             height,
             hash,
-            txs,
             bytes,
-            received_bytes: if receivers == 0 {
-                0.0
-            } else {
-                received / receivers as f64
-            },
-            t100_relayed_ms: time_to_fraction(&relayed_times, n, 1.0),
-            relayed_ms: relayed_times,
-            hops,
-            first_delivery_bytes: if receivers == 0 {
-                0.0
-            } else {
-                first_delivery / receivers as f64
-            },
-            hop_bound_ms: hop_bound,
-            first_seen_ms,
-            compact,
-            reached: times.len(),
-            t50_ms: time_to_fraction(&times, n, 0.5),
-            t95_ms: time_to_fraction(&times, n, 0.95),
-            t100_ms: time_to_fraction(&times, n, 1.0),
-            delivery_median_ms: percentile(&delivery, 50.0),
-            validation_median_ms: percentile(&validation, 50.0),
-        });
+        };
+        block_report(block, &records, &peer_index, &links, &mut acc);
     }
-    Ok(Collected {
-        blocks: out,
-        delivery: all_delivery,
-        validation: all_validation,
-        relay,
-        import,
-    })
+    Ok(acc)
+}
+
+/// A block as [`block_report`] needs it.
+pub struct BlockId {
+    /// Height.
+    pub height: u64,
+    /// Hash, hex.
+    pub hash: String,
+    /// Encoded size of the full block, bytes.
+    pub bytes: u64,
+}
+
+/// Adds block `b`'s report to `acc`, from each node's record of it (`records[i]`: node `i`'s,
+/// `None` if it has none; times on one clock). `peer_index` maps peer ids to node indexes
+/// (for the delivery tree), `links` gives each node's link shape if known (for the hop bound).
+pub fn block_report(
+    b: BlockId,
+    records: &[Option<Arrival>],
+    peer_index: &std::collections::HashMap<String, usize>,
+    links: &[Option<LinkInfo>],
+    acc: &mut Collected,
+) {
+    let BlockId {
+        height,
+        hash,
+        bytes,
+    } = b;
+    let n = records.len();
+    let published = records.iter().flatten().find_map(|a| a.published_us);
+    let (mut times, mut delivery, mut validation) = (Vec::new(), Vec::new(), Vec::new());
+    let mut relayed_times = Vec::new();
+    let (mut txs, mut received, mut receivers) = (0, 0.0, 0usize);
+    let mut first_delivery = 0.0;
+    let mut compact = (0usize, 0usize);
+    for a in records.iter().flatten() {
+        txs = a.txs;
+        if a.published_us.is_none() && a.first_seen_us.is_some() {
+            receivers += 1;
+            first_delivery += a.bytes as f64;
+            received += a.bytes as f64 + a.fetched_txs as f64 * bytes as f64 / a.txs.max(1) as f64;
+            if let Some(no_trip) = a.rebuilt_without_roundtrip {
+                compact.0 += 1;
+                compact.1 += no_trip as usize;
+            }
+        }
+        if let Some(p) = published {
+            if let Some(r) = a.relayed_us.or(a.published_us).or(a.validated_us) {
+                relayed_times.push(r.saturating_sub(p) as f64 / 1e3);
+            }
+        }
+        let (Some(p), Some(v)) = (published, a.validated_us) else {
+            continue;
+        };
+        times.push(v.saturating_sub(p) as f64 / 1e3);
+        if let Some(f) = a.first_seen_us {
+            delivery.push(f.saturating_sub(p) as f64 / 1e3);
+            validation.push(v.saturating_sub(f) as f64 / 1e3);
+            if let Some(r) = a.relayed_us {
+                acc.relay.push(r.saturating_sub(f) as f64 / 1e3);
+                acc.import.push(v.saturating_sub(r) as f64 / 1e3);
+            }
+        }
+    }
+    acc.delivery.extend_from_slice(&delivery);
+    acc.validation.extend_from_slice(&validation);
+    let hops = delivery_tree(records, peer_index);
+    let first_seen_ms = records
+        .iter()
+        .map(|r| {
+            let a = r.as_ref()?;
+            let p = published?;
+            match (a.published_us, a.first_seen_us) {
+                (Some(_), _) => Some(0.0),
+                (None, Some(f)) => Some((f as f64 - p as f64) / 1e3),
+                _ => None,
+            }
+        })
+        .collect();
+    let hop_bound = hop_bounds(records, peer_index, links)
+        .into_iter()
+        .flatten()
+        .reduce(f64::max);
+    times.sort_by(f64::total_cmp);
+    relayed_times.sort_by(f64::total_cmp);
+    delivery.sort_by(f64::total_cmp);
+    validation.sort_by(f64::total_cmp);
+    acc.blocks.push(BlockReport {
+        height,
+        hash,
+        txs,
+        bytes,
+        received_bytes: if receivers == 0 {
+            0.0
+        } else {
+            received / receivers as f64
+        },
+        t100_relayed_ms: time_to_fraction(&relayed_times, n, 1.0),
+        relayed_ms: relayed_times,
+        hops,
+        first_delivery_bytes: if receivers == 0 {
+            0.0
+        } else {
+            first_delivery / receivers as f64
+        },
+        hop_bound_ms: hop_bound,
+        first_seen_ms,
+        compact,
+        reached: times.len(),
+        t50_ms: time_to_fraction(&times, n, 0.5),
+        t95_ms: time_to_fraction(&times, n, 0.95),
+        t100_ms: time_to_fraction(&times, n, 1.0),
+        delivery_median_ms: percentile(&delivery, 50.0),
+        validation_median_ms: percentile(&validation, 50.0),
+    });
 }
 
 /// Moves an arrival record's times from its node's clock to the bench's.
@@ -831,6 +888,9 @@ fn figures(s: &Summary) -> Vec<(&'static str, Option<f64>)> {
 /// `meshnode bench propagation`: one relay mode (`--relay`), or several one after another on
 /// the same devnet size and load (`--compare`).
 pub async fn run_cli(args: PropagationArgs) -> anyhow::Result<()> {
+    if !args.from_dirs.is_empty() {
+        return run_from_dirs(&args);
+    }
     if args.nodes < 2 || args.blocks == 0 {
         bail!("need at least 2 nodes and 1 block");
     }
@@ -1255,31 +1315,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         "blocks reaching all {} nodes: {}/{}",
         nodes, s.blocks_reaching_all, s.blocks
     );
-    for (name, p) in [
-        ("t50", &s.t50_ms),
-        ("t95", &s.t95_ms),
-        ("t100", &s.t100_ms),
-        ("t100 verified and relayed", &s.t100_relayed_ms),
-        ("hops in the delivery tree", &s.hops),
-        ("hop bound (links + relay, per block)", &s.hop_bound_ms),
-        ("t100 ÷ hop bound", &s.t100_over_hop_bound),
-        ("gossip delivery (per hop set)", &s.delivery_ms),
-        ("validation", &s.validation_ms),
-        ("relay decision (first seen -> relayed)", &s.relay_ms),
-        ("import (relayed -> imported)", &s.import_ms),
-    ] {
-        let unit = if name.starts_with("hops") || name.contains('÷') {
-            ""
-        } else {
-            " ms"
-        };
-        println!(
-            "{name:>40}: p50 {}{unit}  p95 {}{unit}  max {}{unit}",
-            fmt_ms(p.p50),
-            fmt_ms(p.p95),
-            fmt_ms(p.max)
-        );
-    }
+    print_percentiles(s);
     println!(
         "transactions: {} accepted by RPC, {} in the measured blocks; mean block {:.0} bytes",
         s.txs_submitted, s.txs_in_blocks, s.mean_block_bytes
@@ -1363,7 +1399,105 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         },
         clocks,
         attached: attached.is_some(),
+        from_dirs: Vec::new(),
     })
+}
+
+/// Collects the report of a finished run from its nodes' data dirs: `DIR/arrivals.jsonl`
+/// ([`crate::arrivals::read_journal`]) and `DIR/node.key` for the node's peer id (without it,
+/// hops through that node are unknown). Node `i` is `dirs[i]`; the blocks are those some node
+/// published (produced during the run), in height order. Times are each node's own clock:
+/// right on one machine or in a simulator, uncorrected across machines.
+///
+/// Errors: a journal cannot be read or is damaged (before its last line).
+pub fn collect_from_dirs(dirs: &[std::path::PathBuf]) -> anyhow::Result<Collected> {
+    let n = dirs.len();
+    let mut peer_index = std::collections::HashMap::new();
+    let mut by_hash: std::collections::HashMap<String, Vec<Option<Arrival>>> = Default::default();
+    for (i, d) in dirs.iter().enumerate() {
+        if let Ok(p) = crate::node::peer_id_of_key_file(&d.join("node.key")) {
+            peer_index.insert(p.to_string(), i);
+        }
+        for line in crate::arrivals::read_journal(&d.join(crate::arrivals::JOURNAL_FILE))? {
+            by_hash.entry(line.hash).or_insert_with(|| vec![None; n])[i] = Some(line.arrival);
+        }
+    }
+    let mut blocks: Vec<(u64, String, Vec<Option<Arrival>>)> = by_hash
+        .into_iter()
+        .filter(|(_, r)| r.iter().flatten().any(|a| a.published_us.is_some()))
+        .map(|(h, r)| {
+            let height = r.iter().flatten().map(|a| a.height).max().unwrap_or(0);
+            (height, h, r)
+        })
+        .collect();
+    blocks.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let links = vec![None; n];
+    let mut acc = Collected::default();
+    for (height, hash, records) in blocks {
+        let bytes = records
+            .iter()
+            .flatten()
+            .map(|a| a.block_bytes)
+            .max()
+            .unwrap_or(0);
+        let b = BlockId {
+            height,
+            hash,
+            bytes,
+        };
+        block_report(b, &records, &peer_index, &links, &mut acc);
+    }
+    Ok(acc)
+}
+
+/// `bench propagation --from-dirs DIR…`: prints and writes the report of a finished run
+/// ([`collect_from_dirs`]).
+pub fn run_from_dirs(args: &PropagationArgs) -> anyhow::Result<()> {
+    let dirs = &args.from_dirs;
+    let c = collect_from_dirs(dirs)?;
+    if c.blocks.is_empty() {
+        bail!(
+            "no journal in these {} dirs records a block produced in the run (DIR/{})",
+            dirs.len(),
+            crate::arrivals::JOURNAL_FILE
+        );
+    }
+    let nodes = dirs.len();
+    let blocks = c.blocks.clone();
+    let summary = summarize(&blocks, nodes, c, 0);
+    println!(
+        "{} blocks from the journals of {nodes} nodes (heights {}..={})",
+        blocks.len(),
+        blocks.first().map_or(0, |b| b.height),
+        blocks.last().map_or(0, |b| b.height)
+    );
+    println!(
+        "blocks reaching all {nodes} nodes: {}/{}",
+        summary.blocks_reaching_all, summary.blocks
+    );
+    print_percentiles(&summary);
+    println!(
+        "mean block {:.0} bytes; bytes received per node per block {:.0} ({:.3} of the full block)",
+        summary.mean_block_bytes, summary.bytes_per_node_per_block, summary.bytes_ratio
+    );
+    let report = Report {
+        nodes,
+        slot_ms: 0,
+        tps: 0,
+        relay: String::new(),
+        blocks,
+        summary,
+        machine: MachineLoad::default(),
+        spam: None,
+        links: None,
+        clocks: Vec::new(),
+        attached: false,
+        from_dirs: dirs.iter().map(|d| d.display().to_string()).collect(),
+    };
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("report written to {}", args.out.display());
+    Ok(())
 }
 
 /// Clock-offset samples per node.

@@ -135,6 +135,7 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
             profile: None,
             attach: Vec::new(),
             attach_file: None,
+            from_dirs: Vec::new(),
         };
         match propagation::run_mode(&pargs, &args.relay).await {
             Ok(r) => out.push(size_report(n, &r)),

@@ -188,6 +188,12 @@ pub struct RunArgs {
     /// --netns`).
     #[arg(long, default_value = "all", value_parser = ["all", "delay"])]
     pub link_shaping: String,
+    /// Dial from the listen port (libp2p's `PortUse::Reuse`, with `SO_REUSEPORT`), so peers
+    /// see it as the source port. Off by default: every dial takes a fresh ephemeral port,
+    /// which is all a devnet needs and what runs under the Shadow simulator (it has no
+    /// `SO_REUSEPORT`).
+    #[arg(long)]
+    pub port_reuse: bool,
 }
 
 impl RunArgs {
@@ -223,6 +229,7 @@ impl RunArgs {
             link_profile: self.link_profile.clone(),
             link_class: self.link_class.clone(),
             link_pace: self.link_shaping == "all",
+            port_reuse: self.port_reuse,
         }
     }
 }
@@ -694,6 +701,11 @@ pub struct PropagationArgs {
     /// As --attach, the URLs read from a file (one per line, `#` comments).
     #[arg(long, value_name = "FILE")]
     pub attach_file: Option<PathBuf>,
+    /// Report on a finished run from its nodes' data dirs, after the fact: each DIR's
+    /// arrivals.jsonl (written by every node as blocks arrive) and node.key (its peer id, for
+    /// the delivery tree). Nothing is started or attached; times are the nodes' own clocks.
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["attach", "attach_file", "compare", "spam"])]
+    pub from_dirs: Vec<PathBuf>,
     /// Run the devnet on a link profile (`wan`, `lan` or a file; see `devnet --profile`):
     /// delays between regions and bandwidth classes, applied in the nodes. The report names
     /// the profile, and its hop bound uses the profile's delays and caps.

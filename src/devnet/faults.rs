@@ -545,6 +545,7 @@ pub async fn spam_node(
         idontwant: true,
         ban_time: crate::p2p::bans::DEFAULT_BAN_TIME,
         shape: None,
+        port_reuse: false,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id().to_string();

@@ -34,6 +34,18 @@ fn node_identity(path: &std::path::Path) -> anyhow::Result<libp2p::identity::Key
     )?)
 }
 
+/// The libp2p peer id of the node key in `path` (a `meshnode run --node-key` file).
+///
+/// Errors: the file is missing or is not a node key.
+pub fn peer_id_of_key_file(path: &std::path::Path) -> anyhow::Result<libp2p::PeerId> {
+    let key = Keypair::read_file(path)?;
+    Ok(
+        libp2p::identity::Keypair::ed25519_from_bytes(key.secret_bytes())?
+            .public()
+            .to_peer_id(),
+    )
+}
+
 /// Runs a node until `shutdown` resolves, then stops every task, waits for each to finish
 /// and flushes the store.
 ///
@@ -72,6 +84,7 @@ pub async fn run(
         idontwant: cfg.gossip.idontwant,
         ban_time: cfg.ban_time,
         shape: cfg.link_shape.clone(),
+        port_reuse: cfg.port_reuse,
     };
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = crate::metrics::NodeMetrics::new(&mut registry);
@@ -95,7 +108,12 @@ pub async fn run(
             info!(admitted, refused, "local transactions reloaded from the journal (refused ones were mined or replaced meanwhile)");
         }
     }
-    let arrivals = Arc::new(ArrivalLog::with_broadcast());
+    let journal = cfg.data_dir.join(crate::arrivals::JOURNAL_FILE);
+    let arrivals = Arc::new(
+        ArrivalLog::with_broadcast()
+            .with_journal(&journal)
+            .with_context(|| format!("opening the arrival journal {}", journal.display()))?,
+    );
     let status = SyncStatus::new(cfg.bootnodes.is_empty());
     let (sync, sync_inputs) = Sync::new(
         chain.clone(),

@@ -43,37 +43,96 @@ pub fn kad_protocol(chain_id: u64) -> StreamProtocol {
 /// Weight of the application-specific score (P5); gossipsub's default, 10.
 pub const APP_SCORE_WEIGHT: f64 = 10.0;
 
-/// Gossipsub peer-score parameters (gossipsub v1.1 spec §"Peer Scoring").
+/// Gossipsub peer-score thresholds (gossipsub v1.1 spec §"Score Thresholds"), written out
+/// rather than left to the library's defaults (which they equal, but for opportunistic
+/// grafting): below `gossip` a peer's IHAVE/IWANT are ignored and it gets none; below
+/// `publish` we publish nothing to it; below `graylist` its messages are ignored and this node
+/// bans it ([`super::bans`]). Opportunistic grafting (a mesh whose median score is below 5)
+/// suits the small positive scores of [`score_params`].
+pub fn score_thresholds() -> gossipsub::PeerScoreThresholds {
+    gossipsub::PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: -80.0,
+        accept_px_threshold: 10.0,
+        opportunistic_graft_threshold: 5.0,
+    }
+}
+
+/// Where `score` stands against `t` (`getpeerinfo`'s `score_state`): `healthy`, `no-gossip`
+/// (below the gossip threshold), `no-publish` (below publish) or `graylisted` (below the
+/// graylist threshold: banned at the next check). A peer scoring does not know is healthy.
+pub fn score_state(score: Option<f64>, t: &gossipsub::PeerScoreThresholds) -> &'static str {
+    match score {
+        Some(s) if s < t.graylist_threshold => "graylisted",
+        Some(s) if s < t.publish_threshold => "no-publish",
+        Some(s) if s < t.gossip_threshold => "no-gossip",
+        _ => "healthy",
+    }
+}
+
+/// One topic's score parameters (gossipsub v1.1 spec §"Topic Parameter Calculation"), per
+/// [`TopicKind`]:
 ///
-/// Only P4 (invalid message deliveries), P5 (application-specific: our range sync blames a
-/// peer that serves invalid blocks, see [`crate::p2p::NetworkHandle::penalize`]) and P7
-/// (behaviour penalties) lower a score, so a peer's score falls exactly when it relays
-/// messages we Reject or serves blocks we cannot use. P3 (mesh delivery rate) is off
-/// because block traffic is one message per slot; IP colocation (P6) is off because devnets
-/// put every node on 127.0.0.1.
+/// | topic | weight | first deliveries (P2) weight / cap / decay | invalid (P4) weight |
+/// |---|---|---|---|
+/// | `block`, `cblock` | 1.0 | 1.0 / 10 / 0.99 | -40 |
+/// | `tx`, `txs` | 0.5 | 0.05 / 200 (`txs`: 50) / 0.9 | -10 |
+///
+/// P4 counts are squared: one block we Reject costs 40 (below the gossip threshold), two cost
+/// 160 (graylisted: banned); invalid transactions cost 5 × count², so 4 within their decay
+/// (0.9 per second) graylist the peer. An honest peer never relays what we Reject, since
+/// every message is validated before it is forwarded; state-dependent failures (a nonce
+/// already used, a block whose parent is unknown) are Ignored and cost nothing. Blocks arrive
+/// once per slot, so being first with one is worth more (P2, at most 10 per block topic) than
+/// being first with a transaction (at most 5 for `tx`). P3 (mesh delivery rate) stays off: a
+/// block topic carries one message per slot, too few for a rate.
+fn topic_params(kind: TopicKind) -> gossipsub::TopicScoreParams {
+    let (weight, first_weight, first_cap, first_decay, invalid_weight) = match kind {
+        TopicKind::Block | TopicKind::CompactBlock => (1.0, 1.0, 10.0, 0.99, -40.0),
+        TopicKind::Tx => (0.5, 0.05, 200.0, 0.9, -10.0),
+        TopicKind::TxBatch => (0.5, 0.05, 50.0, 0.9, -10.0),
+    };
+    gossipsub::TopicScoreParams {
+        topic_weight: weight,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 10.0,
+        first_message_deliveries_weight: first_weight,
+        first_message_deliveries_decay: first_decay,
+        first_message_deliveries_cap: first_cap,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: invalid_weight,
+        invalid_message_deliveries_decay: 0.9,
+        ..Default::default()
+    }
+}
+
+/// Gossipsub peer-score parameters (gossipsub v1.1 spec §"Peer Scoring") and thresholds
+/// ([`score_thresholds`]).
+///
+/// Only P4 (invalid message deliveries, per topic: [`topic_params`]), P5
+/// (application-specific: bad range-sync replies, sync timeouts, invalid transactions in a
+/// mempool reconciliation, bans by RPC; see [`super::score`]) and P7 (behaviour penalties)
+/// lower a score, so a peer's score falls exactly when it relays messages we Reject or serves
+/// what we cannot use. P3 (mesh delivery rate) is off because block traffic is one message
+/// per slot; IP colocation (P6) is off because devnets put every node on 127.0.0.1. Positive
+/// topic scores are capped at 25 in all, so a good record can offset one invalid block but
+/// not two.
 pub fn score_params(chain_id: u64) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
     let mut params = gossipsub::PeerScoreParams {
         ip_colocation_factor_weight: 0.0,
         app_specific_weight: APP_SCORE_WEIGHT,
+        topic_score_cap: 25.0,
         ..Default::default()
     };
     for kind in TopicKind::ALL {
-        let t = gossipsub::TopicScoreParams {
-            topic_weight: 1.0,
-            time_in_mesh_weight: 0.01,
-            time_in_mesh_quantum: Duration::from_secs(1),
-            time_in_mesh_cap: 10.0,
-            first_message_deliveries_weight: 0.5,
-            first_message_deliveries_cap: 20.0,
-            mesh_message_deliveries_weight: 0.0,
-            mesh_failure_penalty_weight: 0.0,
-            invalid_message_deliveries_weight: -10.0,
-            invalid_message_deliveries_decay: 0.9,
-            ..Default::default()
-        };
-        params.topics.insert(kind.topic(chain_id).hash(), t);
+        params
+            .topics
+            .insert(kind.topic(chain_id).hash(), topic_params(kind));
     }
-    (params, gossipsub::PeerScoreThresholds::default())
+    (params, score_thresholds())
 }
 
 /// Gossipsub mesh degree D (target peers per topic mesh); gossipsub's default is 6.

@@ -50,6 +50,9 @@ pub struct NetworkConfig {
     pub ban_time: Duration,
     /// Link shaping (delay and bandwidth per link, [`super::shaping`]); `None`: none.
     pub shape: Option<LinkShape>,
+    /// Whether dials reuse the listen port (libp2p's `PortUse::Reuse`); false: every dial
+    /// takes a fresh port ([`super::ports`]).
+    pub port_reuse: bool,
 }
 
 /// A decoded gossip message waiting for the node's verdict.
@@ -146,8 +149,10 @@ struct EventLoop {
     listen_addrs: Vec<Multiaddr>,
     dropped_queue_full: u64,
     verdicts: [u64; 3],
-    /// Application-specific scores (P5) of connected peers; dropped on disconnect.
-    app_scores: HashMap<PeerId, f64>,
+    /// Application-specific scores (P5), kept across reconnects ([`super::score`]).
+    app_scores: super::score::AppScores,
+    /// Bytes and last send/receive per connected peer ([`super::traffic`]).
+    traffic: super::traffic::TrafficBook,
     /// Banned peers and IPs, and recent Rejects per peer ([`super::bans`]).
     bans: super::bans::BanList,
     /// Inbound sync request quotas per peer ([`super::ratelimit`]).
@@ -210,22 +215,28 @@ pub fn start_with_registry(
             .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
     };
     let shaper = cfg.shape.clone().map(Shaper::new);
+    let traffic = super::traffic::TrafficBook::default();
+    let port_reuse = cfg.port_reuse;
+    let book = traffic.clone();
     let builder = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_other_transport(
             move |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
                 // TCP, shaped when a link profile is in force, then noise and yamux: what
                 // `SwarmBuilder::with_tcp` builds, with the shaper between TCP and noise.
-                let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)).map(
-                    move |stream, endpoint| match &shaper {
-                        Some(s) => s.wrap(stream, &endpoint),
-                        None => futures::future::Either::Left(stream),
-                    },
-                );
+                let tcp = super::ports::FreshPorts::new(
+                    tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)),
+                    port_reuse,
+                )
+                .map(move |stream, endpoint| match &shaper {
+                    Some(s) => s.wrap(stream, &endpoint),
+                    None => futures::future::Either::Left(stream),
+                });
                 Ok(tcp
                     .upgrade(libp2p::core::upgrade::Version::V1Lazy)
                     .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
+                    .multiplex(yamux::Config::default())
+                    .map(move |(peer, muxer), _| (peer, book.wrap(peer, muxer))))
             },
         )?;
     let swarm_config =
@@ -298,7 +309,8 @@ pub fn start_with_registry(
         listen_addrs: Vec::new(),
         dropped_queue_full: 0,
         verdicts: [0; 3],
-        app_scores: HashMap::new(),
+        app_scores: Default::default(),
+        traffic,
         bans: Default::default(),
         limiter: Default::default(),
         ban_time: cfg.ban_time,
@@ -393,6 +405,8 @@ impl EventLoop {
                 let block_topic = TopicKind::Block.topic(self.chain_id).hash();
                 let gs = &self.swarm.behaviour().gossipsub;
                 let mesh: HashSet<PeerId> = gs.mesh_peers(&block_topic).copied().collect();
+                let thresholds = super::behaviour::score_params(self.chain_id).1;
+                let now = std::time::Instant::now();
                 let list = self
                     .peers
                     .peers
@@ -405,6 +419,9 @@ impl EventLoop {
                         conntime: p.conntime,
                         agent: p.agent.clone(),
                         gossip_score: gs.peer_score(id),
+                        score_state: super::behaviour::score_state(gs.peer_score(id), &thresholds),
+                        app_score: self.app_scores.get(id, now),
+                        traffic: self.traffic.get(id).unwrap_or_default(),
                         ping_ms: p.rtt.map(|d| d.as_secs_f64() * 1e3),
                         min_ping_ms: p.min_rtt.map(|d| d.as_secs_f64() * 1e3),
                         in_block_mesh: mesh.contains(id),
@@ -491,9 +508,9 @@ impl EventLoop {
                 except,
             } => self.flood(hash, data, ttl, except),
             Command::Penalize { peer, by } => {
-                let score = self.app_scores.entry(peer).or_default();
-                *score -= by;
-                let score = *score;
+                let score = self
+                    .app_scores
+                    .penalize(peer, by, std::time::Instant::now());
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
@@ -507,6 +524,11 @@ impl EventLoop {
                 reason,
                 reply,
             } => {
+                // Requested by RPC (`setban`): the peer's application score goes to the floor
+                // as well, where it stays until the ban is lifted.
+                if let super::bans::BanTarget::Peer(p) = target {
+                    self.app_scores.set_min(p, std::time::Instant::now());
+                }
                 let _ = reply.send(self.ban(target, duration, reason));
             }
             Command::Unban { target, reply } => {
@@ -635,6 +657,8 @@ impl EventLoop {
     /// Undoes what [`EventLoop::ban`] set in the swarm.
     fn lift(&mut self, target: &super::bans::BanTarget) {
         if let super::bans::BanTarget::Peer(p) = target {
+            // It starts again at 0: a score at the floor would ban it again at once.
+            self.app_scores.reset(p);
             self.swarm.behaviour_mut().blocked.unblock_peer(*p);
             self.banned_view
                 .write()
@@ -908,8 +932,17 @@ impl EventLoop {
 
     /// Disconnects the excess above the target ([`PeerManager::prune_candidates`]).
     fn prune(&mut self) {
-        for t in self.bans.expire(std::time::Instant::now()) {
+        let now = std::time::Instant::now();
+        for t in self.bans.expire(now) {
             self.lift(&t);
+        }
+        for (peer, score) in self.app_scores.decay(now) {
+            if self.peers.peers.contains_key(&peer) {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .set_application_score(&peer, score);
+            }
         }
         let connected: Vec<PeerId> = self.peers.peers.keys().copied().collect();
         for p in connected {
@@ -1010,6 +1043,14 @@ impl EventLoop {
                 );
                 if first {
                     debug!(peer = %peer_id, "connected");
+                    // A score kept from an earlier connection (decayed meanwhile).
+                    let app = self.app_scores.get(&peer_id, std::time::Instant::now());
+                    if app != 0.0 {
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .set_application_score(&peer_id, app);
+                    }
                     let _ = self.events.try_send(NetworkEvent::PeerConnected(peer_id));
                 }
             }
@@ -1021,7 +1062,7 @@ impl EventLoop {
             } => {
                 debug!(peer = %peer_id, cause = ?cause, "connection closed");
                 if self.peers.on_closed(peer_id, num_established as usize) {
-                    self.app_scores.remove(&peer_id);
+                    self.traffic.forget(&peer_id);
                     self.bans.forget(&peer_id);
                     self.limiter.forget(&peer_id);
                     debug!(peer = %peer_id, "disconnected");
@@ -1146,7 +1187,11 @@ impl EventLoop {
                     request_id, error, ..
                 } => {
                     if let Some(reply) = self.pending.remove(&request_id) {
-                        let _ = reply.send(Err(NetworkError::Request(error.to_string())));
+                        let e = match error {
+                            request_response::OutboundFailure::Timeout => NetworkError::Timeout,
+                            other => NetworkError::Request(other.to_string()),
+                        };
+                        let _ = reply.send(Err(e));
                     }
                 }
                 _ => {}

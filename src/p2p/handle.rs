@@ -18,10 +18,14 @@ pub enum NetworkError {
     /// errors).
     #[error("publish failed: {0}")]
     Publish(String),
-    /// A request-response request failed: dial failure, timeout, connection closed, or the
-    /// peer does not speak the protocol (libp2p's `OutboundFailure`).
+    /// A request-response request failed: dial failure, connection closed, or the peer does
+    /// not speak the protocol (libp2p's `OutboundFailure`).
     #[error("request failed: {0}")]
     Request(String),
+    /// The peer did not answer a request-response request in time (libp2p's
+    /// `OutboundFailure::Timeout`).
+    #[error("request timed out")]
+    Timeout,
     /// A dial could not be started (libp2p's `DialError`, its own words).
     #[error("{0}")]
     Dial(String),
@@ -45,6 +49,14 @@ pub struct PeerSummary {
     pub agent: Option<String>,
     /// Gossipsub peer score (gossipsub v1.1), if scoring knows the peer.
     pub gossip_score: Option<f64>,
+    /// Where the gossipsub score stands against the thresholds
+    /// ([`crate::p2p::behaviour::score_state`]): `healthy`, `no-gossip`, `no-publish` or
+    /// `graylisted` (about to be banned).
+    pub score_state: &'static str,
+    /// Application-specific score (gossipsub P5, ≤ 0; [`crate::p2p::score`]).
+    pub app_score: f64,
+    /// Bytes and last send/receive on this peer's connections ([`crate::p2p::traffic`]).
+    pub traffic: super::traffic::TrafficSnapshot,
     /// Last ping round-trip time, milliseconds.
     pub ping_ms: Option<f64>,
     /// Smallest ping round-trip time seen on this connection, milliseconds.

@@ -7,10 +7,13 @@ pub mod codec;
 pub mod event_loop;
 pub mod handle;
 pub mod peers;
+pub mod ports;
 pub mod profile;
 pub mod ratelimit;
+pub mod score;
 pub mod shaping;
 pub mod topics;
+pub mod traffic;
 
 pub use event_loop::{
     peer_id_of, start, start_with_registry, BlockPayload, GossipMessage, NetworkChannels,

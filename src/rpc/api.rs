@@ -147,7 +147,8 @@ pub trait BitcoinApi {
     fn help(&self, command: Option<String>) -> RpcResult<String>;
 
     /// `getpeerinfo` -> connected peers (Bitcoin Core's fields id, addr, inbound, connection_type, conntime,
-    /// subver, pingtime, minping (seconds), plus peer_id, gossip_score, in_block_mesh).
+    /// subver, pingtime, minping (seconds), bytessent, bytesrecv, lastsend, lastrecv (Unix
+    /// seconds), plus peer_id, gossip_score, app_score, score_state, in_block_mesh).
     #[method(name = "getpeerinfo")]
     async fn getpeerinfo(&self) -> RpcResult<Vec<Value>>;
 }

@@ -487,8 +487,14 @@ impl BitcoinApiServer for RpcImpl {
                     "subver": p.agent.clone().unwrap_or_default(),
                     "pingtime": p.ping_ms.map(|ms| ms / 1e3),
                     "minping": p.min_ping_ms.map(|ms| ms / 1e3),
+                    "bytessent": p.traffic.bytes_sent,
+                    "bytesrecv": p.traffic.bytes_received,
+                    "lastsend": p.traffic.last_send_ms / 1000,
+                    "lastrecv": p.traffic.last_recv_ms / 1000,
                     "peer_id": p.peer_id,
                     "gossip_score": p.gossip_score,
+                    "app_score": p.app_score,
+                    "score_state": p.score_state,
                     "in_block_mesh": p.in_block_mesh,
                 })
             })

@@ -63,7 +63,7 @@ impl Default for SyncConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// The request failed or timed out. No blame: links are slow and peers restart; the
-    /// peer's claim is dropped.
+    /// peer's claim is dropped (a failed request costs a small penalty, see [`Sync::blame`]).
     #[error(transparent)]
     Network(#[from] NetworkError),
     /// The peer answered with the wrong kind of response. Blame.
@@ -300,12 +300,22 @@ impl Sync {
         }
     }
 
-    /// Lowers `peer`'s score if `e` blames it; drops its claim in any case.
+    /// Lowers `peer`'s score if `e` blames it (by [`SyncConfig::penalty`]) or is a failed
+    /// request (timed out or cut off: by [`crate::p2p::score::FAILURE_PENALTY`]); drops its
+    /// claim in any case.
     pub async fn blame(&self, peer: PeerId, e: &SyncError) {
         self.status.set_claim(peer, None);
         if e.blames_peer() {
             debug!(%peer, cause = %e, "sync: peer blamed");
             self.net.penalize(peer, self.cfg.penalty).await;
+        } else if matches!(
+            e,
+            SyncError::Network(NetworkError::Timeout | NetworkError::Request(_))
+        ) {
+            debug!(%peer, cause = %e, "sync: request failed");
+            self.net
+                .penalize(peer, crate::p2p::score::FAILURE_PENALTY)
+                .await;
         } else {
             debug!(%peer, cause = %e, "sync with peer stopped");
         }
@@ -392,8 +402,9 @@ impl Sync {
                 Err(e) => debug!(%peer, cause = %e, "status check failed"),
             },
             Err(e) => {
-                self.status.set_claim(peer, None);
                 debug!(%peer, cause = %e, "no status from new peer");
+                // A wrong answer loses score as in range sync; a timeout a little.
+                self.blame(peer, &e).await;
             }
         }
     }
@@ -495,6 +506,9 @@ mod tests {
                         conntime: 0,
                         agent: None,
                         gossip_score: None,
+                        score_state: "healthy",
+                        app_score: 0.0,
+                        traffic: Default::default(),
                         ping_ms: None,
                         min_ping_ms: None,
                         in_block_mesh: false,

@@ -171,6 +171,7 @@ pub async fn test_peer(net: &TestNet, i: usize, chain_id: u64) -> TestPeer {
         idontwant: true,
         ban_time: meshnode::p2p::bans::DEFAULT_BAN_TIME,
         shape: None,
+        port_reuse: false,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id().to_string();
@@ -266,6 +267,7 @@ pub async fn sync_responder(
         idontwant: true,
         ban_time: meshnode::p2p::bans::DEFAULT_BAN_TIME,
         shape: None,
+        port_reuse: false,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id().to_string();
