@@ -314,25 +314,115 @@ pub struct SpamPhases {
     pub failures: Vec<String>,
 }
 
-/// Spammers, one after another, each at the next node, until `stop`; returns the ban times
-/// (ms) and the failures.
-async fn spam_phase(
-    chain_id: u64,
-    targets: Vec<crate::config::NodeFile>,
-    stop: Arc<AtomicBool>,
-) -> (Vec<f64>, Vec<String>) {
-    let (mut bans, mut failures) = (Vec::new(), Vec::new());
+/// One spammer's outcome, a line of `bench spammers`' output.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpammerOutcome {
+    /// Banned this many ms after its first invalid message.
+    BannedMs(f64),
+    /// Not banned within 10 s, or failed otherwise.
+    Failure(String),
+}
+
+/// `bench spammers`: spammers one after another, each at the next target, until stdin
+/// closes; one [`SpammerOutcome`] per line on stdout.
+pub async fn run_spammers(args: crate::cli::SpammersArgs) -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let targets: Vec<crate::config::NodeFile> = serde_json::from_slice(
+        &std::fs::read(&args.targets)
+            .with_context(|| format!("reading {}", args.targets.display()))?,
+    )
+    .with_context(|| format!("{} is not a list of node records", args.targets.display()))?;
+    anyhow::ensure!(!targets.is_empty(), "no targets");
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        let mut stdin = tokio::io::stdin();
+        while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+        s.store(true, Ordering::Relaxed);
+    });
     let mut k = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let t = &targets[k as usize % targets.len()];
         k += 1;
         let nonce = k * crate::devnet::faults::SPAM_MESSAGES;
-        match crate::devnet::faults::spam_node(chain_id, t, nonce).await {
-            Ok((_, d)) => bans.push(d.as_secs_f64() * 1e3),
-            Err(e) => failures.push(format!("{e:#}")),
+        let outcome = match crate::devnet::faults::spam_node(args.chain_id, t, nonce).await {
+            Ok((_, d)) => SpammerOutcome::BannedMs(d.as_secs_f64() * 1e3),
+            Err(e) => SpammerOutcome::Failure(format!("{e:#}")),
+        };
+        println!("{}", serde_json::to_string(&outcome)?);
+    }
+    Ok(())
+}
+
+/// The spam phase: `bench spammers` in a child process under Linux's `SCHED_IDLE` policy
+/// (`chrt --idle 0`), until `stop`; returns the ban times (ms) and the failures.
+///
+/// The attackers run apart from the bench and below every other process because on a real
+/// network their CPU is their own: sharing this machine's cores at equal priority, they would
+/// slow the honest nodes by taking the CPU they need, which measures the machine, not the
+/// nodes' defences. Under `SCHED_IDLE` they run only on what the nodes leave idle, and a node
+/// thread that wakes up takes the core from them at once (at nice 19 it may wait a few
+/// scheduler ticks).
+async fn spam_phase(
+    chain_id: u64,
+    targets: Vec<crate::config::NodeFile>,
+    stop: Arc<AtomicBool>,
+) -> (Vec<f64>, Vec<String>) {
+    match spam_child(chain_id, &targets, &stop).await {
+        Ok(r) => r,
+        Err(e) => (Vec::new(), vec![format!("spammer process: {e:#}")]),
+    }
+}
+
+async fn spam_child(
+    chain_id: u64,
+    targets: &[crate::config::NodeFile],
+    stop: &AtomicBool,
+) -> anyhow::Result<(Vec<f64>, Vec<String>)> {
+    use tokio::io::AsyncBufReadExt;
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), serde_json::to_vec(targets)?)?;
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new("chrt")
+        .args(["--idle", "0"])
+        .arg(&exe)
+        .args(["--log", "warn", "bench", "spammers", "--chain-id"])
+        .arg(chain_id.to_string())
+        .arg("--targets")
+        .arg(file.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting `chrt --idle 0 meshnode bench spammers` (chrt: util-linux)")?;
+    let stdin = child.stdin.take();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let (mut bans, mut failures) = (Vec::new(), Vec::new());
+    let mut record = |line: String| match serde_json::from_str::<SpammerOutcome>(&line) {
+        Ok(SpammerOutcome::BannedMs(ms)) => bans.push(ms),
+        Ok(SpammerOutcome::Failure(f)) => failures.push(f),
+        Err(_) => failures.push(format!("unreadable spammer line {line:?}")),
+    };
+    while !stop.load(Ordering::Relaxed) {
+        match tokio::time::timeout(Duration::from_millis(100), lines.next_line()).await {
+            Ok(Ok(Some(line))) => record(line),
+            Ok(_) => break,
+            Err(_) => {}
         }
     }
-    (bans, failures)
+    // Closing stdin stops it after the spammer in flight (at most 10 s more).
+    drop(stdin);
+    let rest = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            record(line);
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(15), rest).await;
+    let _ = child.kill().await;
+    Ok((bans, failures))
 }
 
 /// Prints the summary's percentile lines (t50 … import), one per figure.

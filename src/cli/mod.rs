@@ -542,6 +542,22 @@ pub enum BenchCommand {
     /// 10 s of the last fault, and that every store passes `store check`; JSON report and a
     /// timeline picture.
     Nemesis(NemesisArgs),
+    /// The attackers of `bench propagation --spam`, in their own process (which the bench
+    /// starts under the `SCHED_IDLE` policy): spamming peers one after another, round-robin over
+    /// the nodes in --targets, until stdin closes; one JSON line per spammer on stdout.
+    #[command(hide = true)]
+    Spammers(SpammersArgs),
+}
+
+/// `meshnode bench spammers` (internal to `bench propagation --spam`).
+#[derive(Debug, Args, Clone)]
+pub struct SpammersArgs {
+    /// Chain id of the network.
+    #[arg(long)]
+    pub chain_id: u64,
+    /// A JSON file holding the target nodes' node.json records (an array).
+    #[arg(long)]
+    pub targets: PathBuf,
 }
 
 /// `meshnode bench nemesis`.
