@@ -93,6 +93,8 @@ async fn getpeerinfo_shows_traffic_and_the_scores_of_liars_and_silent_peers() {
     // One failed request (or two, if two were in flight), each a tenth of a bad reply.
     assert!((-0.21..=-0.09).contains(&app), "{seen}");
     assert_eq!(seen["score_state"], "healthy", "{seen}");
+    // Failures reach gossipsub only past a tolerance: its mesh keeps the peer.
+    assert!(seen["gossip_score"].as_f64().unwrap() >= 0.0, "{seen}");
 
     // The honest peer: traffic both ways within the last seconds, no penalty.
     let node1 = net.net.nodes[1].info.as_ref().unwrap().peer_id.clone();

@@ -507,6 +507,15 @@ impl EventLoop {
                 ttl,
                 except,
             } => self.flood(hash, data, ttl, except),
+            Command::RequestFailed { peer } => {
+                let gossip = self.app_scores.failed(peer, std::time::Instant::now());
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .set_application_score(&peer, gossip);
+                debug!(%peer, app_score = gossip, "sync request unanswered");
+                self.ban_if_graylisted(&peer);
+            }
             Command::Penalize { peer, by } => {
                 let score = self
                     .app_scores
@@ -1044,7 +1053,7 @@ impl EventLoop {
                 if first {
                     debug!(peer = %peer_id, "connected");
                     // A score kept from an earlier connection (decayed meanwhile).
-                    let app = self.app_scores.get(&peer_id, std::time::Instant::now());
+                    let app = self.app_scores.gossip(&peer_id, std::time::Instant::now());
                     if app != 0.0 {
                         self.swarm
                             .behaviour_mut()
@@ -1189,6 +1198,9 @@ impl EventLoop {
                     if let Some(reply) = self.pending.remove(&request_id) {
                         let e = match error {
                             request_response::OutboundFailure::Timeout => NetworkError::Timeout,
+                            request_response::OutboundFailure::Io(e) => {
+                                NetworkError::NoAnswer(e.to_string())
+                            }
                             other => NetworkError::Request(other.to_string()),
                         };
                         let _ = reply.send(Err(e));

@@ -26,6 +26,10 @@ pub enum NetworkError {
     /// `OutboundFailure::Timeout`).
     #[error("request timed out")]
     Timeout,
+    /// The peer closed or reset the request's stream without an answer (libp2p's
+    /// `OutboundFailure::Io`).
+    #[error("no answer: {0}")]
+    NoAnswer(String),
     /// A dial could not be started (libp2p's `DialError`, its own words).
     #[error("{0}")]
     Dial(String),
@@ -179,6 +183,9 @@ pub(crate) enum Command {
         peer: PeerId,
         by: f64,
     },
+    RequestFailed {
+        peer: PeerId,
+    },
     Ban {
         target: super::bans::BanTarget,
         duration: std::time::Duration,
@@ -323,10 +330,17 @@ impl NetworkHandle {
 
     /// Lowers `peer`'s application-specific score (gossipsub v1.1 spec §peer scoring, P5) by
     /// `by` (weighted ×[`super::behaviour::APP_SCORE_WEIGHT`]): for misbehaviour outside
-    /// gossip, such as serving invalid blocks to our range sync. The score never recovers
-    /// while the peer stays connected. Fire and forget.
+    /// gossip, such as serving invalid blocks to our range sync (a fault, [`super::score`]).
+    /// It decays back with a 10-minute half-life. Fire and forget.
     pub async fn penalize(&self, peer: PeerId, by: f64) {
         let _ = self.tx.send(Command::Penalize { peer, by }).await;
+    }
+
+    /// Records a sync request `peer` left unanswered (timed out, or its stream closed without
+    /// an answer): a small penalty that reaches gossipsub only past a tolerance
+    /// ([`super::score::FAILURE_TOLERANCE`]). Fire and forget.
+    pub async fn request_failed(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::RequestFailed { peer }).await;
     }
 
     /// `--relay flood`: pushes an encoded block (hash `hash`) to every connected peer but

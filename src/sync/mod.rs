@@ -300,9 +300,9 @@ impl Sync {
         }
     }
 
-    /// Lowers `peer`'s score if `e` blames it (by [`SyncConfig::penalty`]) or is a failed
-    /// request (timed out or cut off: by [`crate::p2p::score::FAILURE_PENALTY`]); drops its
-    /// claim in any case.
+    /// Lowers `peer`'s score if `e` blames it (a fault, by [`SyncConfig::penalty`]) or is a
+    /// request it left unanswered (timed out, or its stream closed without an answer: a
+    /// failure, [`crate::p2p::score::FAILURE_PENALTY`]); drops its claim in any case.
     pub async fn blame(&self, peer: PeerId, e: &SyncError) {
         self.status.set_claim(peer, None);
         if e.blames_peer() {
@@ -310,12 +310,10 @@ impl Sync {
             self.net.penalize(peer, self.cfg.penalty).await;
         } else if matches!(
             e,
-            SyncError::Network(NetworkError::Timeout | NetworkError::Request(_))
+            SyncError::Network(NetworkError::Timeout | NetworkError::NoAnswer(_))
         ) {
-            debug!(%peer, cause = %e, "sync: request failed");
-            self.net
-                .penalize(peer, crate::p2p::score::FAILURE_PENALTY)
-                .await;
+            debug!(%peer, cause = %e, "sync: request unanswered");
+            self.net.request_failed(peer).await;
         } else {
             debug!(%peer, cause = %e, "sync with peer stopped");
         }
