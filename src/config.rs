@@ -116,6 +116,8 @@ pub struct RawConfig {
     pub link_pace: bool,
     /// `--port-reuse`.
     pub port_reuse: bool,
+    /// `--simulated-cost`, unparsed.
+    pub simulated_cost: Option<String>,
 }
 
 impl Config {
@@ -221,6 +223,12 @@ impl Config {
             },
             gossip: crate::gossip::GossipConfig {
                 idontwant: args.idontwant,
+                simulated_cost: args
+                    .simulated_cost
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--simulated-cost: {e}"))?,
                 ..Default::default()
             },
             sync: Default::default(),

@@ -356,6 +356,61 @@ pub async fn run_spammers(args: crate::cli::SpammersArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// `bench load`: waits until every node answers JSON-RPC (up to `--wait` s), then drives
+/// `--tps` signed transfers per second from `--senders` dev accounts for `--seconds`, spread
+/// round-robin over the nodes, and prints `{"tps", "seconds", "accepted"}` as one JSON line.
+///
+/// Errors: a node that never answers, a network that does not fund `dev:0`.
+pub async fn run_load(args: crate::cli::LoadArgs) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(args.wait);
+    let mut chain_id = None;
+    for url in &args.rpc {
+        let c = http(url)?;
+        let id = loop {
+            match c.chain_id().await {
+                Ok(id) => break parse_qty(&id).context("eth_chainId")?,
+                Err(e) if Instant::now() > deadline => {
+                    bail!("{} did not answer within {} s: {e}", crate::rpc::client::split_userinfo(url).0, args.wait)
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        };
+        anyhow::ensure!(
+            *chain_id.get_or_insert(id) == id,
+            "the nodes are on different chains ({id} and {chain_id:?})"
+        );
+    }
+    let chain_id = chain_id.context("no --rpc")?;
+    let bal = http(&args.rpc[0])?
+        .get_balance(Keypair::dev_account(0).address().to_string(), None)
+        .await?;
+    if parse_qty(&bal).unwrap_or(0) == 0 {
+        bail!("the network does not fund dev:0 (use genesis/devnet.json's dev accounts)");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let load = tokio::spawn(drive_load(
+        args.rpc.clone(),
+        args.tps,
+        args.senders.max(1),
+        chain_id,
+        stop.clone(),
+        accepted.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await??;
+    println!(
+        "{}",
+        serde_json::json!({
+            "tps": args.tps,
+            "seconds": args.seconds,
+            "accepted": accepted.load(Ordering::Relaxed),
+        })
+    );
+    Ok(())
+}
+
 /// The spam phase: `bench spammers` in a child process under Linux's `SCHED_IDLE` policy
 /// (`chrt --idle 0`), until `stop`; returns the ban times (ms) and the failures.
 ///

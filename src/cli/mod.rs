@@ -194,6 +194,14 @@ pub struct RunArgs {
     /// `SO_REUSEPORT`).
     #[arg(long)]
     pub port_reuse: bool,
+    /// Spend modelled validation CPU time as time, for runs under the Shadow simulator (which
+    /// charges a process no simulated time for its CPU): the validation workers sleep
+    /// `sig_us` per signature they verify, `relay_us + relay_tx_us × txs` before a block's
+    /// verdict and `import_us + import_tx_us × txs` for its import, e.g.
+    /// `sig_us=60,relay_us=300,relay_tx_us=3,import_us=900,import_tx_us=40` (microseconds;
+    /// README, "Thousands of nodes under Shadow"). Never on a real network.
+    #[arg(long, value_name = "COSTS")]
+    pub simulated_cost: Option<String>,
 }
 
 impl RunArgs {
@@ -230,6 +238,7 @@ impl RunArgs {
             link_class: self.link_class.clone(),
             link_pace: self.link_shaping == "all",
             port_reuse: self.port_reuse,
+            simulated_cost: self.simulated_cost.clone(),
         }
     }
 }
@@ -279,6 +288,26 @@ pub struct DevnetArgs {
     /// With --netns: packet loss on every link, 0..1 (default: the profile's, else 0).
     #[arg(long, requires = "netns")]
     pub loss: Option<f64>,
+    /// Start nothing: write a scenario for the Shadow network simulator into DIR (new or
+    /// empty) — shadow.yaml with a host per node, graph.gml from --profile (default `lan`),
+    /// node keys, a genesis inside Shadow's clock, run.sh — and print the command that runs it
+    /// and the one that reports on it (README, "Thousands of nodes under Shadow").
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["netns", "dashboard", "dir"])]
+    pub shadow: Option<PathBuf>,
+    /// With --shadow: a load host submits this many signed transfers per second over
+    /// JSON-RPC inside the simulation (`meshnode bench load`); 0 for none.
+    #[arg(long, default_value_t = 0, requires = "shadow")]
+    pub tps: u64,
+    /// With --shadow: simulated seconds of slots after genesis.
+    #[arg(long, default_value_t = 60, requires = "shadow")]
+    pub seconds: u64,
+    /// With --shadow: Shadow's seed.
+    #[arg(long, default_value_t = 1, requires = "shadow")]
+    pub seed: u64,
+    /// With --shadow: every node's `run --simulated-cost` (the CPU time Shadow cannot see,
+    /// spent as simulated time; see `meshnode run --help`).
+    #[arg(long, requires = "shadow")]
+    pub simulated_cost: Option<String>,
     /// `clean`: remove the namespaces and bridges of netns devnets that no longer run.
     #[command(subcommand)]
     pub action: Option<DevnetAction>,
@@ -542,11 +571,37 @@ pub enum BenchCommand {
     /// 10 s of the last fault, and that every store passes `store check`; JSON report and a
     /// timeline picture.
     Nemesis(NemesisArgs),
+    /// Drive load on running nodes: signed transfers from the dev accounts (`dev:0..`, which
+    /// the network's genesis must fund, as genesis/devnet.json does) at a steady rate, spread
+    /// round-robin over the --rpc nodes, for --seconds; then one JSON line `{"tps", "seconds",
+    /// "accepted"}`. What `bench propagation` drives, for networks it does not start (the load
+    /// host of `devnet --shadow`).
+    Load(LoadArgs),
     /// The attackers of `bench propagation --spam`, in their own process (which the bench
     /// starts under the `SCHED_IDLE` policy): spamming peers one after another, round-robin over
     /// the nodes in --targets, until stdin closes; one JSON line per spammer on stdout.
     #[command(hide = true)]
     Spammers(SpammersArgs),
+}
+
+/// `meshnode bench load`.
+#[derive(Debug, Args, Clone)]
+pub struct LoadArgs {
+    /// A node's JSON-RPC URL (repeatable; credentials as `http://user:password@host:port`).
+    #[arg(long = "rpc", value_name = "URL", required = true)]
+    pub rpc: Vec<String>,
+    /// Signed transfers per second.
+    #[arg(long, default_value_t = 100)]
+    pub tps: u64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// Dev accounts the transfers come from (`dev:0..N`, one nonce sequence each).
+    #[arg(long, default_value_t = 64)]
+    pub senders: u64,
+    /// Seconds to wait for every node's RPC to answer before the load starts.
+    #[arg(long, default_value_t = 60)]
+    pub wait: u64,
 }
 
 /// `meshnode bench spammers` (internal to `bench propagation --spam`).

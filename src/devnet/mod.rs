@@ -6,6 +6,7 @@
 
 pub mod faults;
 pub mod netns;
+pub mod shadow;
 
 use crate::cli::DevnetArgs;
 use crate::config::NodeFile;
@@ -515,6 +516,9 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
         println!("{} leftovers of stopped netns devnets removed", gone.len());
         return Ok(());
     }
+    if let Some(dir) = &args.shadow {
+        return write_shadow(&args, dir);
+    }
     let (dir, _tmp) = work_dir(&args.dir, "meshnode-devnet-")?;
     let opts = DevnetOptions {
         nodes: args.nodes,
@@ -631,6 +635,50 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(dir.join(DEVNET_FILE));
     println!("stopped");
+    Ok(())
+}
+
+/// `meshnode devnet --shadow DIR`: writes the scenario and prints how to run and report on it.
+fn write_shadow(args: &DevnetArgs, dir: &Path) -> anyhow::Result<()> {
+    let opts = shadow::ShadowOptions {
+        dir: dir.to_path_buf(),
+        nodes: args.nodes,
+        validators: args.validators.unwrap_or(args.nodes),
+        slot_ms: args.slot_ms,
+        profile: args.profile.clone().unwrap_or_else(|| "lan".into()),
+        tps: args.tps,
+        seconds: args.seconds,
+        exe: std::env::current_exe()?,
+        template: args.genesis.clone(),
+        log: std::env::var("MESHNODE_NODE_LOG").unwrap_or_else(|_| "info".into()),
+        seed: args.seed,
+        simulated_cost: args.simulated_cost.clone(),
+    };
+    let s = shadow::write(&opts)?;
+    println!(
+        "Shadow scenario of {} nodes ({} validators, link profile {}{}) in {}",
+        opts.nodes,
+        opts.validators,
+        opts.profile,
+        if opts.tps > 0 {
+            format!(", load host at {} tx/s", opts.tps)
+        } else {
+            String::new()
+        },
+        dir.display()
+    );
+    println!(
+        "genesis at simulated {} s, slots for {} s, stop at {} s; config {}",
+        (s.genesis_time_ms - shadow::SHADOW_EPOCH_MS) / 1000,
+        opts.seconds,
+        s.stop_secs,
+        s.config.display()
+    );
+    for c in &s.caveats {
+        println!("note: {c}");
+    }
+    println!("run:    {}", s.run_command);
+    println!("report: {}", s.report_command);
     Ok(())
 }
 

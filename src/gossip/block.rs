@@ -109,6 +109,7 @@ impl Workers {
         let verified = self
             .pool
             .verified_among(block.txs.iter().map(SignedTx::hash));
+        let txs = block.txs.len();
         let block = match self.chain.gossip_verify(block, &verified) {
             Ok(b) => b,
             Err(e) => {
@@ -117,6 +118,9 @@ impl Workers {
                 return verdict;
             }
         };
+        if let Some(cost) = self.cfg.simulated_cost {
+            std::thread::sleep(cost.relay(txs, txs.saturating_sub(verified.len())));
+        }
         // Relay first: the state transition and the commit follow off the relay path.
         match how {
             Relay::Gossip(_) => how.report(&self.net, source, Verdict::Accept),
@@ -132,6 +136,9 @@ impl Workers {
         self.chain
             .recent
             .insert(std::sync::Arc::new(block.inner().clone()));
+        if let Some(cost) = self.cfg.simulated_cost {
+            std::thread::sleep(cost.import(txs));
+        }
         match self.chain.import_verified(block) {
             Ok(imported) => {
                 debug!(height, %hash, canonical = imported.applied.len(), "imported gossip block");

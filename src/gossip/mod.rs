@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Worker settings; each default is stated on its field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GossipConfig {
     /// Capacity of each validation queue between the network task and a worker (a full queue
     /// answers Ignore and counts the drop). Default 4,096 (blocks: at most 256).
@@ -32,6 +32,92 @@ pub struct GossipConfig {
     /// gossipsub v1.2 IDONTWANT for large messages. Default on (`--idontwant off` turns it
     /// off, to measure what it saves).
     pub idontwant: bool,
+    /// CPU time the workers spend as (simulated) time, for runs under Shadow. Default none.
+    pub simulated_cost: Option<SimulatedCost>,
+}
+
+/// A model of validation CPU time, spent by sleeping in the validation workers
+/// (`meshnode run --simulated-cost`), for the Shadow simulator: Shadow runs the real code but
+/// charges it no simulated time (every clock a process reads, CPU-time clocks included, is the
+/// simulated clock), so without a model a block is verified, relayed and imported in zero time
+/// at every hop. Sleeping in the worker thread stands for a busy core: one block or one
+/// transaction chunk at a time, as the workers run, so a node that receives more work than it
+/// can do queues it.
+///
+/// Linear in the work, with figures measured outside the simulator (README, "Thousands of
+/// nodes under Shadow", says how): text form `sig_us=N,relay_us=N,relay_tx_us=N,import_us=N,
+/// import_tx_us=N` (any subset; the rest 0), microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SimulatedCost {
+    /// One ed25519 signature verified (a gossip transaction, or a block transaction the
+    /// mempool had not verified).
+    pub sig_us: f64,
+    /// Gossip verification of a block before its verdict (decode, header, producer
+    /// signature, `tx_root`), per block.
+    pub relay_us: f64,
+    /// The same, per transaction of the block (hashing, mempool lookup).
+    pub relay_tx_us: f64,
+    /// Import after relay (state transition and commit), per block.
+    pub import_us: f64,
+    /// The same, per transaction.
+    pub import_tx_us: f64,
+}
+
+impl SimulatedCost {
+    /// Time to spend before a block's verdict: `txs` transactions, of which `unverified` had
+    /// their signatures checked here.
+    pub fn relay(&self, txs: usize, unverified: usize) -> std::time::Duration {
+        Self::us(self.relay_us + self.relay_tx_us * txs as f64 + self.sig_us * unverified as f64)
+    }
+
+    /// Time to spend importing a block of `txs` transactions.
+    pub fn import(&self, txs: usize) -> std::time::Duration {
+        Self::us(self.import_us + self.import_tx_us * txs as f64)
+    }
+
+    /// Time to spend verifying `sigs` transaction signatures.
+    pub fn sigs(&self, sigs: usize) -> std::time::Duration {
+        Self::us(self.sig_us * sigs as f64)
+    }
+
+    fn us(v: f64) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(v.max(0.0) / 1e6)
+    }
+}
+
+impl std::str::FromStr for SimulatedCost {
+    type Err = String;
+
+    /// Parses `sig_us=55,relay_us=300,…` (see [`SimulatedCost`]).
+    fn from_str(s: &str) -> Result<SimulatedCost, String> {
+        let mut c = SimulatedCost::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?} is not key=microseconds"))?;
+            let v: f64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| format!("{part:?}: the value must be microseconds ≥ 0"))?;
+            let slot = match k.trim() {
+                "sig_us" => &mut c.sig_us,
+                "relay_us" => &mut c.relay_us,
+                "relay_tx_us" => &mut c.relay_tx_us,
+                "import_us" => &mut c.import_us,
+                "import_tx_us" => &mut c.import_tx_us,
+                other => {
+                    return Err(format!(
+                        "unknown cost {other:?} (sig_us, relay_us, relay_tx_us, import_us, \
+                         import_tx_us)"
+                    ))
+                }
+            };
+            *slot = v;
+        }
+        Ok(c)
+    }
 }
 
 impl Default for GossipConfig {
@@ -41,6 +127,7 @@ impl Default for GossipConfig {
             tx_burst: 2048,
             fetch_timeout: std::time::Duration::from_secs(1),
             idontwant: true,
+            simulated_cost: None,
         }
     }
 }

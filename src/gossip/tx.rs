@@ -106,6 +106,9 @@ impl Workers {
                 queue = deferred;
                 let all: Vec<&SignedTx> = chunk.iter().flat_map(|m| m.payload.iter()).collect();
                 self.pool.preverify(&all);
+                if let Some(cost) = self.cfg.simulated_cost {
+                    std::thread::sleep(cost.sigs(all.len()));
+                }
                 for m in chunk {
                     let verdict = message_verdict(&self.pool, m.payload);
                     match verdict {
