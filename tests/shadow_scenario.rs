@@ -64,7 +64,7 @@ fn parse_gml(text: &str) -> Gml {
                     edges.insert(key, lat.parse().unwrap()).is_none(),
                     "edge {key:?} twice"
                 );
-                assert_eq!(kv["packet_loss"], "0", "wan has no loss");
+                assert_eq!(kv["packet_loss"], "0.0", "wan has no loss");
             }
         }
         i += 1;
@@ -223,6 +223,16 @@ fn a_64_node_wan_scenario_is_complete_and_consistent() {
             arg(&args, "--rpc-password").unwrap()
         ));
         assert!(!args.iter().any(|a| a == "--link-profile"), "Shadow shapes the links");
+        // Bootnodes make room for the joiners (`bootnode_max_peers`); nobody else changes it.
+        let boots = meshnode::devnet::bootnode_count(64);
+        assert_eq!(
+            arg(&args, "--max-peers").map(|m| m.parse::<usize>().unwrap() >= 2 * 64 / boots),
+            (i < boots).then_some(true),
+            "node{i}"
+        );
+        let link: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(data.join("link.json")).unwrap()).unwrap();
+        assert_eq!(link["region"].as_str(), Some(profile.regions[pl.region].name.as_str()));
         by_ip.insert(ip, (i, data));
     }
     // By weight: 64 nodes leave the two smallest wan regions (47 and 36 of 11,326) empty.
@@ -260,10 +270,15 @@ fn a_64_node_wan_scenario_is_complete_and_consistent() {
         .collect();
     assert!(!urls.is_empty());
     let cred = credentials.iter().next().unwrap();
+    // In the load host's own region (a submission is a round trip).
+    let load_gid = yaml["hosts"]["load"]["network_node_id"].as_u64().unwrap();
+    let load_region = gnodes[&load_gid].split('-').next().unwrap().to_string();
     for u in urls {
         let rest = u.strip_prefix(&format!("http://{cred}@")).unwrap_or_else(|| panic!("{u}"));
         let (ip, port) = rest.split_once(':').unwrap();
-        assert!(by_ip.contains_key(ip) && port == RPC_PORT.to_string(), "{u}");
+        let (i, _) = by_ip.get(ip).unwrap_or_else(|| panic!("{u}: no such node"));
+        assert_eq!(port, RPC_PORT.to_string(), "{u}");
+        assert_eq!(profile.regions[placements[*i].region].name, load_region, "{u}");
     }
     assert!(secs(&load["start_time"]) >= genesis_s - 1.0);
     assert_eq!(

@@ -363,24 +363,31 @@ pub async fn run_spammers(args: crate::cli::SpammersArgs) -> anyhow::Result<()> 
 /// Errors: a node that never answers, a network that does not fund `dev:0`.
 pub async fn run_load(args: crate::cli::LoadArgs) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.wait);
-    let mut chain_id = None;
-    for url in &args.rpc {
-        let c = http(url)?;
-        let id = loop {
+    let ask = |url: String| async move {
+        let c = http(&url)?;
+        loop {
             match c.chain_id().await {
-                Ok(id) => break parse_qty(&id).context("eth_chainId")?,
+                Ok(id) => return parse_qty(&id).context("eth_chainId"),
                 Err(e) if Instant::now() > deadline => {
-                    bail!("{} did not answer within {} s: {e}", crate::rpc::client::split_userinfo(url).0, args.wait)
+                    bail!(
+                        "{} did not answer within {} s: {e}",
+                        crate::rpc::client::split_userinfo(&url).0,
+                        args.wait
+                    )
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
-        };
-        anyhow::ensure!(
-            *chain_id.get_or_insert(id) == id,
-            "the nodes are on different chains ({id} and {chain_id:?})"
-        );
-    }
-    let chain_id = chain_id.context("no --rpc")?;
+        }
+    };
+    let ids = futures::future::join_all(args.rpc.iter().cloned().map(ask))
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<u64>>>()?;
+    let chain_id = *ids.first().context("no --rpc")?;
+    anyhow::ensure!(
+        ids.iter().all(|i| *i == chain_id),
+        "the nodes are on different chains: {ids:?}"
+    );
     let bal = http(&args.rpc[0])?
         .get_balance(Keypair::dev_account(0).address().to_string(), None)
         .await?;
@@ -603,12 +610,14 @@ async fn drive_load(
         .map(|u| http(u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let keys: Vec<Keypair> = (0..senders).map(Keypair::dev_account).collect();
+    // All at once: over a wide-area link each is a round trip.
     let mut nonces = Vec::new();
-    for k in &keys {
-        let n = clients[0]
-            .get_transaction_count(k.address().to_string(), Some("pending".into()))
-            .await?;
-        nonces.push(parse_qty(&n).unwrap_or(0));
+    for n in futures::future::join_all(keys.iter().map(|k| {
+        clients[0].get_transaction_count(k.address().to_string(), Some("pending".into()))
+    }))
+    .await
+    {
+        nonces.push(parse_qty(&n?).unwrap_or(0));
     }
     let recipient = Keypair::dev_account(senders + 1_000).address();
     let tick = Duration::from_millis(20);
@@ -1548,9 +1557,13 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
     })
 }
 
+/// A node's link in a data dir (`devnet --shadow` writes it; JSON [`LinkInfo`]), read by
+/// [`collect_from_dirs`] for the hop bound. Without it a hop costs only its relay time.
+pub const LINK_FILE: &str = "link.json";
+
 /// Collects the report of a finished run from its nodes' data dirs: `DIR/arrivals.jsonl`
-/// ([`crate::arrivals::read_journal`]) and `DIR/node.key` for the node's peer id (without it,
-/// hops through that node are unknown). Node `i` is `dirs[i]`; the blocks are those some node
+/// ([`crate::arrivals::read_journal`]), `DIR/node.key` for the node's peer id (without it,
+/// hops through that node are unknown) and `DIR/link.json` ([`LINK_FILE`]) if present. Node `i` is `dirs[i]`; the blocks are those some node
 /// published (produced during the run), in height order. Times are each node's own clock:
 /// right on one machine or in a simulator, uncorrected across machines.
 ///
@@ -1576,7 +1589,18 @@ pub fn collect_from_dirs(dirs: &[std::path::PathBuf]) -> anyhow::Result<Collecte
         })
         .collect();
     blocks.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let links = vec![None; n];
+    let links = dirs
+        .iter()
+        .map(|d| {
+            let path = d.join(LINK_FILE);
+            match std::fs::read(&path) {
+                Ok(b) => serde_json::from_slice::<LinkInfo>(&b)
+                    .map(Some)
+                    .with_context(|| format!("{} is not a link record", path.display())),
+                Err(_) => Ok(None),
+            }
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut acc = Collected::default();
     for (height, hash, records) in blocks {
         let bytes = records

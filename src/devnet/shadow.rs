@@ -6,7 +6,8 @@
 //! - `shadow.yaml`: Shadow's configuration ("shadow_config_spec" of the Shadow manual): one
 //!   host per node (`node0` …) with a fixed address `10.77.(100 + i / 250).(i % 250 + 1)`, the
 //!   network node of its region and bandwidth class, and its `meshnode run` command line;
-//!   an optional load host (`load`, address 10.77.99.1) running `meshnode bench load`.
+//!   an optional load host (`load`, address 10.77.99.1, in the region with the most nodes)
+//!   running `meshnode bench load` against up to 16 nodes of its region.
 //! - `graph.gml`: the network graph, built from a link profile as libp2p's gossipsub-interop
 //!   Shadow scenarios build theirs (`libp2p/test-plans`, `gossipsub-interop/network_graph.py`):
 //!   one graph node per (region, class) pair with the class's up and down bandwidth, and a
@@ -15,13 +16,15 @@
 //!   loss. `use_shortest_path` is off, so every packet takes the direct edge. Shadow has no
 //!   jitter: a profile's `jitter_ms` is dropped (and said so).
 //! - `genesis.json`: validators `dev-validator:0..K`, genesis time [`SHADOW_EPOCH_MS`] plus a
-//!   warm-up (Shadow's clock starts at 2000-01-01 00:00:00 UTC, so a genesis time taken from
+//!   warm-up ([`warmup_secs`]; bootnodes take [`bootnode_max_peers`] peers, so that joiners
+//!   are not turned away) (Shadow's clock starts at 2000-01-01 00:00:00 UTC, so a genesis time taken from
 //!   the host's clock would lie 26 years in the simulation's future), and the bootnodes by
 //!   address and peer id.
 //! - `nodes/nodeI/node.key`: each node's libp2p key, so that bootnode peer ids are known
-//!   before the run; `nodes/nodeI` is the node's data dir (Shadow does not virtualise the file
+//!   before the run, and `link.json`, its region and class (the hop bound of `bench
+//!   propagation --from-dirs` reads it); `nodes/nodeI` is the node's data dir (Shadow does not virtualise the file
 //!   system), where the run leaves `arrivals.jsonl` for `bench propagation --from-dirs`.
-//! - `run.sh`: empties the data dirs (keeping the keys) and `shadow.data`, then runs Shadow.
+//! - `run.sh`: empties the data dirs (keeping keys and links) and `shadow.data`, then runs Shadow.
 //!
 //! Settings that keep the run deterministic: no native preemption (Shadow's
 //! `experimental.native_preemption_enabled` stays off), fresh dial ports (`meshnode run`'s
@@ -111,10 +114,19 @@ pub fn node_ip(i: usize) -> anyhow::Result<Ipv4Addr> {
 /// The load host's address.
 pub const LOAD_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 99, 1);
 
-/// Simulated seconds before genesis: nodes start at 1 s (bootnodes) and from 2 s (the rest,
-/// 1,000 per simulated second), then find peers and fill their gossipsub meshes.
+/// Nodes started per simulated second after the bootnodes.
+pub const JOINS_PER_SEC: f64 = 50.0;
+
+/// Simulated seconds before genesis: bootnodes start at 1 s, the rest from 2 s at
+/// [`JOINS_PER_SEC`]; then 30 s for the last to find peers and fill its gossipsub meshes.
 pub fn warmup_secs(nodes: usize) -> u64 {
-    30 + (nodes as u64) / 50
+    32 + (nodes as f64 / JOINS_PER_SEC).ceil() as u64
+}
+
+/// `--max-peers` of a bootnode in an `n`-node scenario with `boots` bootnodes: room for
+/// twice its share of joiners, at least the default and at most 512.
+pub fn bootnode_max_peers(n: usize, boots: usize) -> usize {
+    (2 * n.div_ceil(boots.max(1))).clamp(crate::p2p::PeerConfig::DEFAULT_MAX, 512)
 }
 
 #[derive(Serialize)]
@@ -222,7 +234,7 @@ pub fn gml(profile: &LinkProfile) -> String {
                 for cb in 0..classes {
                     let _ = write!(
                         s,
-                        "  edge [\n    source {}\n    target {}\n    latency \"{latency_us} us\"\n    packet_loss {}\n  ]\n",
+                        "  edge [\n    source {}\n    target {}\n    latency \"{latency_us} us\"\n    packet_loss {:?}\n  ]\n",
                         graph_node(profile, a, ca),
                         graph_node(profile, b, cb),
                         profile.loss
@@ -275,6 +287,22 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
         std::fs::create_dir_all(&d)?;
         let key_path = d.join("node.key");
         Keypair::generate().write_file(&key_path)?;
+        // The node's link, for the hop bound of `bench propagation --from-dirs`.
+        let pl = placements[i];
+        let (up, down) = profile.class_rates(pl.class);
+        let link = crate::p2p::shaping::LinkInfo {
+            profile: profile.name.clone(),
+            region: Some(profile.regions[pl.region].name.clone()),
+            class: profile.classes[pl.class].name.clone(),
+            up_bytes_per_s: up,
+            down_bytes_per_s: down,
+            delay_ms: profile.regions[pl.region].delay_ms.clone(),
+            regions: profile.regions.iter().map(|r| r.name.clone()).collect(),
+        };
+        std::fs::write(
+            d.join(crate::bench::propagation::LINK_FILE),
+            serde_json::to_vec_pretty(&link)?,
+        )?;
         peer_ids.push(crate::node::peer_id_of_key_file(&key_path)?);
         data_dirs.push(d);
     }
@@ -331,14 +359,22 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
         if i < opts.validators {
             args.extend(["--validator-key".into(), format!("dev-validator:{i}")]);
         }
+        if i < boots {
+            // Every joiner dials every bootnode at once; with the default limit the bootnodes
+            // fill up and far-away joiners, whose dials arrive last, stay alone for up to a
+            // minute (seen at 100 nodes on `wan`). Room for all of them; the peer manager
+            // prunes a bootnode back to its target every 5 s.
+            args.extend(["--max-peers".into(), bootnode_max_peers(opts.nodes, boots).to_string()]);
+        }
         if let Some(cost) = &opts.simulated_cost {
             args.extend(["--simulated-cost".into(), cost.clone()]);
         }
-        // Bootnodes first; the rest over the next simulated second per 1,000 nodes.
+        // Bootnodes first; the rest 50 per simulated second, so that joiners do not all
+        // queue at the bootnodes at the same instant.
         let start = if i < boots {
             1.0
         } else {
-            2.0 + (i - boots) as f64 / 1000.0
+            2.0 + (i - boots) as f64 / JOINS_PER_SEC
         };
         hosts.insert(
             format!("node{i}"),
@@ -357,10 +393,18 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
     }
     let stop_secs = warmup + opts.seconds + 10;
     if opts.tps > 0 {
-        // Up to 16 nodes take the load, spread over the network like the nodes are.
-        let step = (opts.nodes / 16).max(1);
+        // The load host sits in the region with the most nodes, on its best-connected class
+        // (largest uplink), and submits to up to 16 nodes of that region: each submission is
+        // a JSON-RPC round trip, which across regions would cost up to 440 ms.
+        let region = (0..profile.regions.len())
+            .max_by_key(|r| (profile.regions[*r].weight, std::cmp::Reverse(*r)))
+            .unwrap_or(0);
+        let targets: Vec<usize> = (0..opts.nodes)
+            .filter(|i| placements[*i].region == region)
+            .take(16)
+            .collect();
         let mut args: Vec<String> = vec!["bench".into(), "load".into()];
-        for i in (0..opts.nodes).step_by(step).take(16) {
+        for i in targets {
             args.extend([
                 "--rpc".into(),
                 format!("http://{RPC_USER}:{password}@{}:{RPC_PORT}", node_ip(i)?),
@@ -372,7 +416,6 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
             "--seconds".into(),
             opts.seconds.to_string(),
         ]);
-        // The first region and the best-connected class (largest uplink).
         let class = (0..profile.classes.len())
             .max_by(|a, b| {
                 let up = |c: usize| {
@@ -389,7 +432,7 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
         hosts.insert(
             "load".into(),
             Host {
-                network_node_id: graph_node(&profile, 0, class),
+                network_node_id: graph_node(&profile, region, class),
                 ip_addr: LOAD_IP.to_string(),
                 processes: vec![Process {
                     path: exe_s.clone(),
@@ -446,7 +489,7 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
         &run_sh,
         "#!/bin/sh\n# Runs this Shadow scenario from a clean state (written by `meshnode devnet \
          --shadow`).\nset -e\ncd \"$(dirname \"$0\")\"\nfor d in nodes/*/; do\n  find \"$d\" \
-         -mindepth 1 -maxdepth 1 ! -name node.key -exec rm -rf {} +\ndone\nrm -rf \
+         -mindepth 1 -maxdepth 1 ! -name node.key ! -name link.json -exec rm -rf {} +\ndone\nrm -rf \
          shadow.data\nexec shadow shadow.yaml > shadow.log\n",
     )?;
     let mut caveats = Vec::new();

@@ -187,3 +187,24 @@ impl Workers {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SimulatedCost;
+    use std::time::Duration;
+
+    #[test]
+    fn simulated_cost_parses_and_scales_with_the_work() {
+        let c: SimulatedCost = "sig_us=50, relay_us=300,relay_tx_us=2,import_us=1000,import_tx_us=40"
+            .parse()
+            .unwrap();
+        assert_eq!(c.relay(100, 10), Duration::from_micros(300 + 200 + 500));
+        assert_eq!(c.import(100), Duration::from_micros(1000 + 4000));
+        assert_eq!(c.sigs(3), Duration::from_micros(150));
+        let partial: SimulatedCost = "import_us=7".parse().unwrap();
+        assert_eq!(partial.relay(1000, 1000), Duration::ZERO);
+        for bad in ["sig_us", "sig_us=-1", "sig_us=x", "cpu_us=3", "sig_us=inf"] {
+            assert!(bad.parse::<SimulatedCost>().is_err(), "{bad}");
+        }
+    }
+}
