@@ -256,7 +256,9 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Nemesis(args)) => {
             meshnode::bench::nemesis::run_cli(args).await
         }
-        Command::Bench(BenchCommand::Load(args)) => meshnode::bench::propagation::run_load(args).await,
+        Command::Bench(BenchCommand::Load(args)) => {
+            meshnode::bench::propagation::run_load(args).await
+        }
         Command::Bench(BenchCommand::Spammers(args)) => {
             meshnode::bench::propagation::run_spammers(args).await
         }

@@ -47,7 +47,9 @@ fn parse_gml(text: &str) -> Gml {
     let mut edges = HashMap::new();
     let mut i = 0;
     while i < tokens.len() {
-        if (tokens[i] == "node" || tokens[i] == "edge") && tokens.get(i + 1).map(String::as_str) == Some("[") {
+        if (tokens[i] == "node" || tokens[i] == "edge")
+            && tokens.get(i + 1).map(String::as_str) == Some("[")
+        {
             let kind = tokens[i].clone();
             let mut kv = HashMap::new();
             i += 2;
@@ -102,7 +104,15 @@ fn a_64_node_wan_scenario_is_complete_and_consistent() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("scenario");
     let out = Command::new(EXE)
-        .args(["devnet", "--nodes", "64", "--profile", "wan", "--validators", "8"])
+        .args([
+            "devnet",
+            "--nodes",
+            "64",
+            "--profile",
+            "wan",
+            "--validators",
+            "8",
+        ])
         .args(["--tps", "200", "--seconds", "30", "--shadow"])
         .arg(&dir)
         .output()
@@ -114,7 +124,10 @@ fn a_64_node_wan_scenario_is_complete_and_consistent() {
         String::from_utf8_lossy(&out.stderr)
     );
     let dir = std::fs::canonicalize(&dir).unwrap();
-    assert!(stdout.contains(&format!("run:    sh {}/run.sh", dir.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("run:    sh {}/run.sh", dir.display())),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(&format!(
             "report: meshnode bench propagation --from-dirs {}/nodes/*",
@@ -134,7 +147,10 @@ fn a_64_node_wan_scenario_is_complete_and_consistent() {
     let yaml: Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(dir.join("shadow.yaml")).unwrap())
             .expect("shadow.yaml is YAML");
-    assert_eq!(yaml["experimental"]["native_preemption_enabled"], Value::Bool(false));
+    assert_eq!(
+        yaml["experimental"]["native_preemption_enabled"],
+        Value::Bool(false)
+    );
     assert_eq!(yaml["network"]["use_shortest_path"], Value::Bool(false));
     assert_eq!(yaml["network"]["graph"]["type"].as_str(), Some("gml"));
     let stop = secs(&yaml["general"]["stop_time"]);
@@ -201,17 +217,32 @@ fn a_64_node_wan_scenario_is_complete_and_consistent() {
         let procs = h["processes"].as_sequence().unwrap();
         assert_eq!(procs.len(), 1);
         let p = &procs[0];
-        assert_eq!(Path::new(p["path"].as_str().unwrap()), Path::new(EXE).canonicalize().unwrap());
+        assert_eq!(
+            Path::new(p["path"].as_str().unwrap()),
+            Path::new(EXE).canonicalize().unwrap()
+        );
         assert_eq!(p["expected_final_state"].as_str(), Some("running"));
         let start = secs(&p["start_time"]);
         latest_start = latest_start.max(start);
         let args = strings(&p["args"]);
         assert_eq!(args[2], "run");
-        assert_eq!(arg(&args, "--listen"), Some(format!("/ip4/{ip}/tcp/{P2P_PORT}").as_str()));
-        assert_eq!(arg(&args, "--rpc"), Some(format!("{ip}:{RPC_PORT}").as_str()));
-        assert_eq!(arg(&args, "--genesis").map(PathBuf::from), Some(genesis_path.clone()));
+        assert_eq!(
+            arg(&args, "--listen"),
+            Some(format!("/ip4/{ip}/tcp/{P2P_PORT}").as_str())
+        );
+        assert_eq!(
+            arg(&args, "--rpc"),
+            Some(format!("{ip}:{RPC_PORT}").as_str())
+        );
+        assert_eq!(
+            arg(&args, "--genesis").map(PathBuf::from),
+            Some(genesis_path.clone())
+        );
         let data = PathBuf::from(arg(&args, "--data-dir").unwrap());
-        assert!(data.is_absolute() && data.join("node.key").is_file(), "node{i}: {data:?}");
+        assert!(
+            data.is_absolute() && data.join("node.key").is_file(),
+            "node{i}: {data:?}"
+        );
         assert_eq!(
             arg(&args, "--validator-key"),
             (i < 8).then(|| format!("dev-validator:{i}")).as_deref(),
@@ -222,7 +253,10 @@ fn a_64_node_wan_scenario_is_complete_and_consistent() {
             arg(&args, "--rpc-user").unwrap(),
             arg(&args, "--rpc-password").unwrap()
         ));
-        assert!(!args.iter().any(|a| a == "--link-profile"), "Shadow shapes the links");
+        assert!(
+            !args.iter().any(|a| a == "--link-profile"),
+            "Shadow shapes the links"
+        );
         // Bootnodes make room for the joiners (`bootnode_max_peers`); nobody else changes it.
         let boots = meshnode::devnet::bootnode_count(64);
         assert_eq!(
@@ -232,7 +266,10 @@ fn a_64_node_wan_scenario_is_complete_and_consistent() {
         );
         let link: serde_json::Value =
             serde_json::from_slice(&std::fs::read(data.join("link.json")).unwrap()).unwrap();
-        assert_eq!(link["region"].as_str(), Some(profile.regions[pl.region].name.as_str()));
+        assert_eq!(
+            link["region"].as_str(),
+            Some(profile.regions[pl.region].name.as_str())
+        );
         by_ip.insert(ip, (i, data));
     }
     // By weight: 64 nodes leave the two smallest wan regions (47 and 36 of 11,326) empty.
@@ -252,7 +289,9 @@ fn a_64_node_wan_scenario_is_complete_and_consistent() {
         let parts: Vec<&str> = b.split('/').collect();
         assert_eq!((parts[1], parts[3], parts[5]), ("ip4", "tcp", "p2p"), "{b}");
         assert_eq!(parts[4], P2P_PORT.to_string());
-        let (i, data) = by_ip.get(parts[2]).unwrap_or_else(|| panic!("{b}: no such host"));
+        let (i, data) = by_ip
+            .get(parts[2])
+            .unwrap_or_else(|| panic!("{b}: no such host"));
         let pid = meshnode::node::peer_id_of_key_file(&data.join("node.key")).unwrap();
         assert_eq!(parts[6], pid.to_string(), "bootnode node{i}'s key");
     }
@@ -274,11 +313,16 @@ fn a_64_node_wan_scenario_is_complete_and_consistent() {
     let load_gid = yaml["hosts"]["load"]["network_node_id"].as_u64().unwrap();
     let load_region = gnodes[&load_gid].split('-').next().unwrap().to_string();
     for u in urls {
-        let rest = u.strip_prefix(&format!("http://{cred}@")).unwrap_or_else(|| panic!("{u}"));
+        let rest = u
+            .strip_prefix(&format!("http://{cred}@"))
+            .unwrap_or_else(|| panic!("{u}"));
         let (ip, port) = rest.split_once(':').unwrap();
         let (i, _) = by_ip.get(ip).unwrap_or_else(|| panic!("{u}: no such node"));
         assert_eq!(port, RPC_PORT.to_string(), "{u}");
-        assert_eq!(profile.regions[placements[*i].region].name, load_region, "{u}");
+        assert_eq!(
+            profile.regions[placements[*i].region].name, load_region,
+            "{u}"
+        );
     }
     assert!(secs(&load["start_time"]) >= genesis_s - 1.0);
     assert_eq!(

@@ -612,10 +612,11 @@ async fn drive_load(
     let keys: Vec<Keypair> = (0..senders).map(Keypair::dev_account).collect();
     // All at once: over a wide-area link each is a round trip.
     let mut nonces = Vec::new();
-    for n in futures::future::join_all(keys.iter().map(|k| {
-        clients[0].get_transaction_count(k.address().to_string(), Some("pending".into()))
-    }))
-    .await
+    for n in
+        futures::future::join_all(keys.iter().map(|k| {
+            clients[0].get_transaction_count(k.address().to_string(), Some("pending".into()))
+        }))
+        .await
     {
         nonces.push(parse_qty(&n?).unwrap_or(0));
     }
@@ -1557,13 +1558,10 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
     })
 }
 
-/// A node's link in a data dir (`devnet --shadow` writes it; JSON [`LinkInfo`]), read by
-/// [`collect_from_dirs`] for the hop bound. Without it a hop costs only its relay time.
-pub const LINK_FILE: &str = "link.json";
-
 /// Collects the report of a finished run from its nodes' data dirs: `DIR/arrivals.jsonl`
 /// ([`crate::arrivals::read_journal`]), `DIR/node.key` for the node's peer id (without it,
-/// hops through that node are unknown) and `DIR/link.json` ([`LINK_FILE`]) if present. Node `i` is `dirs[i]`; the blocks are those some node
+/// hops through that node are unknown) and `DIR/link.json` ([`crate::p2p::shaping::LINK_FILE`]) if present: without it a hop costs
+/// only its relay time in the hop bound. Node `i` is `dirs[i]`; the blocks are those some node
 /// published (produced during the run), in height order. Times are each node's own clock:
 /// right on one machine or in a simulator, uncorrected across machines.
 ///
@@ -1592,7 +1590,7 @@ pub fn collect_from_dirs(dirs: &[std::path::PathBuf]) -> anyhow::Result<Collecte
     let links = dirs
         .iter()
         .map(|d| {
-            let path = d.join(LINK_FILE);
+            let path = d.join(crate::p2p::shaping::LINK_FILE);
             match std::fs::read(&path) {
                 Ok(b) => serde_json::from_slice::<LinkInfo>(&b)
                     .map(Some)

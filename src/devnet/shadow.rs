@@ -282,13 +282,12 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
     // Keys first: the genesis names the bootnodes by peer id.
     let mut data_dirs = Vec::new();
     let mut peer_ids = Vec::new();
-    for i in 0..opts.nodes {
+    for (i, pl) in placements.iter().enumerate() {
         let d = dir.join("nodes").join(format!("node{i}"));
         std::fs::create_dir_all(&d)?;
         let key_path = d.join("node.key");
         Keypair::generate().write_file(&key_path)?;
         // The node's link, for the hop bound of `bench propagation --from-dirs`.
-        let pl = placements[i];
         let (up, down) = profile.class_rates(pl.class);
         let link = crate::p2p::shaping::LinkInfo {
             profile: profile.name.clone(),
@@ -300,7 +299,7 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
             regions: profile.regions.iter().map(|r| r.name.clone()).collect(),
         };
         std::fs::write(
-            d.join(crate::bench::propagation::LINK_FILE),
+            d.join(crate::p2p::shaping::LINK_FILE),
             serde_json::to_vec_pretty(&link)?,
         )?;
         peer_ids.push(crate::node::peer_id_of_key_file(&key_path)?);
@@ -364,7 +363,10 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
             // fill up and far-away joiners, whose dials arrive last, stay alone for up to a
             // minute (seen at 100 nodes on `wan`). Room for all of them; the peer manager
             // prunes a bootnode back to its target every 5 s.
-            args.extend(["--max-peers".into(), bootnode_max_peers(opts.nodes, boots).to_string()]);
+            args.extend([
+                "--max-peers".into(),
+                bootnode_max_peers(opts.nodes, boots).to_string(),
+            ]);
         }
         if let Some(cost) = &opts.simulated_cost {
             args.extend(["--simulated-cost".into(), cost.clone()]);
@@ -520,8 +522,7 @@ mod tests {
 
     #[test]
     fn addresses_are_unique_and_in_range() {
-        let ips: std::collections::HashSet<_> =
-            (0..5000).map(|i| node_ip(i).unwrap()).collect();
+        let ips: std::collections::HashSet<_> = (0..5000).map(|i| node_ip(i).unwrap()).collect();
         assert_eq!(ips.len(), 5000);
         assert!(ips.iter().all(|ip| ip.octets()[..2] == [10, 77]));
         assert!(!ips.contains(&LOAD_IP));

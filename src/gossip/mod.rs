@@ -195,9 +195,10 @@ mod tests {
 
     #[test]
     fn simulated_cost_parses_and_scales_with_the_work() {
-        let c: SimulatedCost = "sig_us=50, relay_us=300,relay_tx_us=2,import_us=1000,import_tx_us=40"
-            .parse()
-            .unwrap();
+        let c: SimulatedCost =
+            "sig_us=50, relay_us=300,relay_tx_us=2,import_us=1000,import_tx_us=40"
+                .parse()
+                .unwrap();
         assert_eq!(c.relay(100, 10), Duration::from_micros(300 + 200 + 500));
         assert_eq!(c.import(100), Duration::from_micros(1000 + 4000));
         assert_eq!(c.sigs(3), Duration::from_micros(150));

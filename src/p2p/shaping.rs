@@ -119,6 +119,10 @@ impl LinkShape {
     }
 }
 
+/// The file in a data dir holding a node's [`LinkInfo`] as JSON, for runs measured after the
+/// fact (`devnet --shadow` writes it; `bench propagation --from-dirs` reads it).
+pub const LINK_FILE: &str = "link.json";
+
 /// A node's place in its link profile, as `meshnode_nodeInfo` reports it (`link`): enough
 /// for a bench attached over RPC to compute the physical bound of a delivery path.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
