@@ -26,9 +26,16 @@
 //!   system), where the run leaves `arrivals.jsonl` for `bench propagation --from-dirs`.
 //! - `run.sh`: empties the data dirs (keeping keys and links) and `shadow.data`, then runs Shadow.
 //!
-//! Settings that keep the run deterministic: no native preemption (Shadow's
-//! `experimental.native_preemption_enabled` stays off), fresh dial ports (`meshnode run`'s
-//! default, since Shadow does not implement `SO_REUSEPORT`), and one seed.
+//! Settings that keep the run deterministic and free of workarounds: no native preemption
+//! (Shadow's `experimental.native_preemption_enabled` stays off), fresh dial ports (`meshnode
+//! run`'s default, since Shadow does not implement `SO_REUSEPORT`), one seed, and
+//! `general.model_unblocked_syscall_latency: false` (Shadow's default). The last keeps sled
+//! 0.34's one busy-wait from spinning: the first thread that needs sled's I/O pool holds a flag
+//! while it spawns the pool's threads, which spin on that flag (`sled::lazy::Lazy::deref`, no
+//! syscall in the loop). Shadow runs one thread of a host at a time and, with that setting
+//! off, switches only at a blocking syscall, so the pool is complete before its threads run;
+//! with it on, Shadow may switch at the spawning thread's `clone`, and the spinning thread then
+//! never gives control back (a 16-node run stuck at simulated second 1).
 
 use crate::crypto::Keypair;
 use crate::genesis::GenesisFile;
