@@ -198,7 +198,7 @@ pub struct RunArgs {
     /// charges a process no simulated time for its CPU): the validation workers sleep
     /// `sig_us` per signature they verify, `relay_us + relay_tx_us × txs` before a block's
     /// verdict and `import_us + import_tx_us × txs` for its import, e.g.
-    /// `sig_us=60,relay_us=300,relay_tx_us=3,import_us=900,import_tx_us=40` (microseconds;
+    /// `sig_us=18,relay_us=1000,relay_tx_us=5,import_us=500,import_tx_us=38` (microseconds;
     /// README, "Thousands of nodes under Shadow"). Never on a real network.
     #[arg(long, value_name = "COSTS")]
     pub simulated_cost: Option<String>,
