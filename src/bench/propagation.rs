@@ -1173,7 +1173,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         extra_args.extend(["--idontwant".to_string(), "off".to_string()]);
     }
     let started = Instant::now();
-    let attached = attach_urls(args)?;
+    let attached = attach_urls(args).await?;
     let mut devnet = None;
     let urls = match &attached {
         Some(urls) => {
@@ -1711,29 +1711,109 @@ pub async fn clock_offsets(urls: &[String], samples: usize) -> anyhow::Result<Ve
 }
 
 /// `--attach URL…` and `--attach-file FILE` (one URL per line, `#` comments): the nodes to
-/// measure instead of starting a devnet; None when neither is given.
-fn attach_urls(args: &PropagationArgs) -> anyhow::Result<Option<Vec<String>>> {
-    let mut urls = args.attach.clone();
+/// measure instead of starting a devnet; None when neither is given. A URL whose host name
+/// resolves to several IPv4 addresses stands for one node at each (Docker's
+/// `tasks.SERVICE` names every replica of a service); see [`expand_url`].
+async fn attach_urls(args: &PropagationArgs) -> anyhow::Result<Option<Vec<String>>> {
+    let mut given = args.attach.clone();
     if let Some(f) = &args.attach_file {
         let text = std::fs::read_to_string(f)
             .with_context(|| format!("reading --attach-file {}", f.display()))?;
-        urls.extend(
+        given.extend(
             text.lines()
                 .map(|l| l.split('#').next().unwrap_or_default().trim())
                 .filter(|l| !l.is_empty())
                 .map(str::to_string),
         );
     }
-    if urls.is_empty() {
+    if given.is_empty() {
         return Ok(None);
-    }
-    if urls.len() < 2 {
-        bail!("--attach needs at least 2 nodes");
     }
     if args.spam {
         bail!("--spam needs a devnet the bench starts (not --attach)");
     }
+    let mut urls = Vec::new();
+    for u in &given {
+        let expanded = expand_url(u).await?;
+        if expanded.len() > 1 {
+            println!(
+                "{} resolves to {} addresses: one node at each",
+                redact(u),
+                expanded.len()
+            );
+        }
+        for e in expanded {
+            if !urls.contains(&e) {
+                urls.push(e);
+            }
+        }
+    }
+    if urls.len() < 2 {
+        bail!("--attach needs at least 2 nodes");
+    }
     Ok(Some(urls))
+}
+
+/// One attach URL as the node URLs it stands for: itself, unless its host is a name that
+/// resolves to two or more IPv4 addresses, in which case one URL per address (sorted), with
+/// the same scheme, credentials, port and path. Names with one IPv4 address (or an IPv4 and
+/// an IPv6 one, as `localhost`) stay as given.
+///
+/// Errors: a URL that does not parse, or a name that does not resolve.
+pub(crate) async fn expand_url(url: &str) -> anyhow::Result<Vec<String>> {
+    let uri: http::Uri = url
+        .parse()
+        .with_context(|| format!("--attach {}: not a URL", redact(url)))?;
+    let (Some(scheme), Some(authority), Some(host)) = (uri.scheme_str(), uri.authority(), uri.host())
+    else {
+        bail!("--attach {}: needs http://host:port", redact(url));
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(vec![url.to_string()]);
+    }
+    let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let mut v4: Vec<std::net::Ipv4Addr> = tokio::net::lookup_host((bare, port))
+        .await
+        .with_context(|| format!("--attach {}: resolving {bare}", redact(url)))?
+        .filter_map(|a| match a.ip() {
+            std::net::IpAddr::V4(ip) => Some(ip),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
+    v4.sort();
+    v4.dedup();
+    if v4.len() < 2 {
+        return Ok(vec![url.to_string()]);
+    }
+    let userinfo = authority
+        .as_str()
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .filter(|p| *p != "/")
+        .unwrap_or("");
+    Ok(v4
+        .into_iter()
+        .map(|ip| format!("{scheme}://{userinfo}{ip}:{port}{path}"))
+        .collect())
+}
+
+/// A URL as it may be printed: any password replaced by `***`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// A profile's name as reports quote it (a file's own `name`).
@@ -1746,6 +1826,23 @@ fn devnet_profile_name(spec: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn attach_urls_expand_only_multi_address_names() {
+        for u in [
+            "http://127.0.0.1:8545",
+            "http://u:p@10.77.1.2:8545/",
+            "http://localhost:8545",
+        ] {
+            assert_eq!(expand_url(u).await.unwrap(), vec![u.to_string()]);
+        }
+        assert!(expand_url("not a url").await.is_err());
+        assert_eq!(
+            redact("http://meshnode:s3cret@tasks.node:8545"),
+            "http://meshnode:***@tasks.node:8545"
+        );
+        assert_eq!(redact("http://10.0.0.1:1"), "http://10.0.0.1:1");
+    }
 
     #[test]
     fn fractions_and_percentiles() {

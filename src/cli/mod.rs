@@ -308,6 +308,13 @@ pub struct DevnetArgs {
     /// spent as simulated time; see `meshnode run --help`).
     #[arg(long, requires = "shadow")]
     pub simulated_cost: Option<String>,
+    /// Start nothing: write a network for Docker Swarm into DIR (new or empty) — stack.yml
+    /// (`docker stack deploy`; also `docker compose`), bootnode services with fixed keys,
+    /// which are also the validators (--validators, default 2), a `node` service with the
+    /// other --nodes as replicas, an overlay network, the genesis as a Docker config — and
+    /// print the commands that deploy and measure it (README, "Across machines: Docker Swarm").
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["netns", "dashboard", "dir", "shadow", "profile"])]
+    pub docker: Option<PathBuf>,
     /// `clean`: remove the namespaces and bridges of netns devnets that no longer run.
     #[command(subcommand)]
     pub action: Option<DevnetAction>,

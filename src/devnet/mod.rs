@@ -4,6 +4,7 @@
 //!
 //! Also the harness the bench and the integration tests use to run real node processes.
 
+pub mod docker;
 pub mod faults;
 pub mod netns;
 pub mod shadow;
@@ -519,6 +520,9 @@ pub async fn run_cli(args: DevnetArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.shadow {
         return write_shadow(&args, dir);
     }
+    if let Some(dir) = &args.docker {
+        return write_docker(&args, dir);
+    }
     let (dir, _tmp) = work_dir(&args.dir, "meshnode-devnet-")?;
     let opts = DevnetOptions {
         nodes: args.nodes,
@@ -679,6 +683,39 @@ fn write_shadow(args: &DevnetArgs, dir: &Path) -> anyhow::Result<()> {
     }
     println!("run:    {}", s.run_command);
     println!("report: {}", s.report_command);
+    Ok(())
+}
+
+/// `meshnode devnet --docker DIR`: writes the stack and prints how to deploy and measure it.
+fn write_docker(args: &DevnetArgs, dir: &Path) -> anyhow::Result<()> {
+    let opts = docker::DockerOptions {
+        dir: dir.to_path_buf(),
+        nodes: args.nodes,
+        bootnodes: args.validators.unwrap_or(2).min(args.nodes),
+        slot_ms: args.slot_ms,
+        template: args.genesis.clone(),
+        log: std::env::var("MESHNODE_NODE_LOG").unwrap_or_else(|_| "info".into()),
+    };
+    let s = docker::write(&opts)?;
+    println!(
+        "Docker network of {} nodes ({} bootnodes that also produce blocks, {} replicas of \
+         `node`) in {}",
+        opts.nodes,
+        opts.bootnodes,
+        s.replicas,
+        dir.display()
+    );
+    println!(
+        "image {} (MESHNODE_IMAGE to change; build it with deploy/docker/Dockerfile, or \
+         deploy/docker/build-offline.sh where no registry is reachable)",
+        docker::DEFAULT_IMAGE
+    );
+    println!("deploy: {}", s.deploy_command("meshnode"));
+    println!(
+        "bench:  {}",
+        s.bench_command("meshnode", docker::DEFAULT_IMAGE)
+    );
+    println!("remove: docker stack rm meshnode");
     Ok(())
 }
 

@@ -232,6 +232,9 @@ pub fn start_with_registry(
                     Some(s) => s.wrap(stream, &endpoint),
                     None => futures::future::Either::Left(stream),
                 });
+                // `/dns4/…` and `/dns/…` addresses (bootnodes by service name in Docker), resolved
+                // with the system's resolver before the TCP dial; the shaper above sees the IP.
+                let tcp = dns_transport(tcp)?;
                 Ok(tcp
                     .upgrade(libp2p::core::upgrade::Version::V1Lazy)
                     .authenticate(noise::Config::new(key)?)
@@ -1210,5 +1213,24 @@ impl EventLoop {
             },
             _ => {}
         }
+    }
+}
+
+/// Wraps `inner` in libp2p's DNS transport (`libp2p-dns`, hickory) so that `/dns4`, `/dns6`
+/// and `/dns` multiaddrs can be dialled (bootnodes named by Docker service name). The
+/// resolver follows `/etc/resolv.conf` (Docker's embedded DNS inside a container); where
+/// that file does not exist, an empty configuration, so the node still starts and only names
+/// fail to resolve. Errors: an `/etc/resolv.conf` that exists but cannot be read or parsed.
+fn dns_transport<T>(inner: T) -> std::io::Result<libp2p::dns::tokio::Transport<T>> {
+    use libp2p::dns::{tokio::Transport, ResolverConfig, ResolverOpts};
+    if std::path::Path::new("/etc/resolv.conf").exists() {
+        Transport::system(inner)
+            .map_err(|e| std::io::Error::other(format!("reading /etc/resolv.conf: {e}")))
+    } else {
+        Ok(Transport::custom(
+            inner,
+            ResolverConfig::from_name_servers(Vec::new()),
+            ResolverOpts::default(),
+        ))
     }
 }
