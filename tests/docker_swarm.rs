@@ -164,8 +164,12 @@ impl Daemon {
     }
 
     fn networks(&self) -> String {
-        String::from_utf8_lossy(&self.docker(&["network", "ls", "--format", "{{.Name}}"]).stdout)
-            .into_owned()
+        String::from_utf8_lossy(
+            &self
+                .docker(&["network", "ls", "--format", "{{.Name}}"])
+                .stdout,
+        )
+        .into_owned()
     }
 
     /// Stack, swarm, daemon, namespace, mounts and files, in that order; each step is tried
@@ -295,24 +299,31 @@ fn six_nodes_on_swarm_measured_from_outside() {
     );
     d.image = Some(image.clone());
     let user = d.docker_ok(&["image", "inspect", "-f", "{{.Config.User}}", &image]);
-    assert_eq!(user.trim(), "10001:10001", "the image runs as a non-root user");
+    assert_eq!(
+        user.trim(),
+        "10001:10001",
+        "the image runs as a non-root user"
+    );
 
     let scenario = tempfile::tempdir().unwrap();
     let dir = scenario.path().join("net");
-    let out = ok(exe, &["devnet", "--docker", dir.to_str().unwrap(), "--nodes", "6"]);
+    let out = ok(
+        exe,
+        &["devnet", "--docker", dir.to_str().unwrap(), "--nodes", "6"],
+    );
     assert!(out.contains("docker stack deploy"), "{out}");
-    // The bench container runs as the image's user and writes its report here.
-    std::fs::set_permissions(
-        &dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
 
     let stack = format!("mnci{}", std::process::id());
     let o = Command::new("docker")
         .env("DOCKER_HOST", &d.host)
         .env("MESHNODE_IMAGE", &image)
-        .args(["stack", "deploy", "-c", dir.join("stack.yml").to_str().unwrap(), &stack])
+        .args([
+            "stack",
+            "deploy",
+            "-c",
+            dir.join("stack.yml").to_str().unwrap(),
+            &stack,
+        ])
         .output()
         .unwrap();
     assert!(
@@ -368,6 +379,11 @@ fn six_nodes_on_swarm_measured_from_outside() {
 
     // The bench, in a container on the network, as the README runs it.
     let vol = format!("{}:/scenario", dir.display());
+    let caller = format!(
+        "{}:{}",
+        nix::unistd::Uid::effective(),
+        nix::unistd::Gid::effective()
+    );
     let o = d.docker(&[
         "run",
         "--rm",
@@ -375,6 +391,9 @@ fn six_nodes_on_swarm_measured_from_outside() {
         &net,
         "-v",
         &vol,
+        // As the README: the bench writes its report as the caller.
+        "-u",
+        &caller,
         &image,
         "bench",
         "propagation",
@@ -402,7 +421,10 @@ fn six_nodes_on_swarm_measured_from_outside() {
     assert_eq!(report["nodes"], 6, "{stdout}");
     let s = &report["summary"];
     assert_eq!(s["blocks"], 5, "{stdout}");
-    assert_eq!(s["blocks_reaching_all"], 5, "every block reaches all 6: {stdout}");
+    assert_eq!(
+        s["blocks_reaching_all"], 5,
+        "every block reaches all 6: {stdout}"
+    );
     assert!(s["txs_in_blocks"].as_u64().unwrap() > 0, "{stdout}");
 
     // Remove it all, checking each step.

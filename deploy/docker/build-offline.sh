@@ -2,7 +2,7 @@
 # Builds the meshnode image from a binary built on this machine, with no registry and no base
 # image: rootfs.sh assembles the root filesystem and `docker import` turns it into an image
 # with the same user, working directory, ports and entry point as the Dockerfile's final
-# stage. For machines that cannot pull `rust` and `scratch`-stage inputs, air-gapped hosts,
+# stage. For machines that cannot pull the Dockerfile's `rust` build image (air-gapped hosts)
 # and the CI test (tests/docker_swarm.rs).
 #
 #   sh deploy/docker/build-offline.sh [BINARY [TAG]]    (default: target/release/meshnode meshnode:local)

@@ -1764,7 +1764,8 @@ pub(crate) async fn expand_url(url: &str) -> anyhow::Result<Vec<String>> {
     let uri: http::Uri = url
         .parse()
         .with_context(|| format!("--attach {}: not a URL", redact(url)))?;
-    let (Some(scheme), Some(authority), Some(host)) = (uri.scheme_str(), uri.authority(), uri.host())
+    let (Some(scheme), Some(authority), Some(host)) =
+        (uri.scheme_str(), uri.authority(), uri.host())
     else {
         bail!("--attach {}: needs http://host:port", redact(url));
     };
@@ -1772,7 +1773,9 @@ pub(crate) async fn expand_url(url: &str) -> anyhow::Result<Vec<String>> {
     if bare.parse::<std::net::IpAddr>().is_ok() {
         return Ok(vec![url.to_string()]);
     }
-    let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
     let mut v4: Vec<std::net::Ipv4Addr> = tokio::net::lookup_host((bare, port))
         .await
         .with_context(|| format!("--attach {}: resolving {bare}", redact(url)))?

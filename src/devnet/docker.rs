@@ -154,10 +154,7 @@ pub fn write(opts: &DockerOptions) -> anyhow::Result<Scenario> {
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
     let password = hex::encode(secret);
     let replicas = opts.nodes - opts.bootnodes;
-    std::fs::write(
-        dir.join("stack.yml"),
-        stack_yaml(opts, replicas, &password),
-    )?;
+    std::fs::write(dir.join("stack.yml"), stack_yaml(opts, replicas, &password))?;
     let attach_file = dir.join("attach.txt");
     let mut attach = String::from(
         "# Node JSON-RPC URLs for `meshnode bench propagation --attach-file`, from a container \
@@ -352,10 +349,7 @@ mod tests {
                 .any(|w| w == ["--node-key", &format!("/run/secrets/boot{i}_key")]));
             let key = tmp.path().join(format!("net/keys/boot{i}.key"));
             let peer = crate::node::peer_id_of_key_file(&key).unwrap();
-            assert_eq!(
-                s.bootnodes[i],
-                format!("/dns4/boot{i}/tcp/9000/p2p/{peer}")
-            );
+            assert_eq!(s.bootnodes[i], format!("/dns4/boot{i}/tcp/9000/p2p/{peer}"));
         }
         assert!(y["secrets"]["boot1_key"]["file"].as_str().is_some());
         assert_eq!(
@@ -366,7 +360,10 @@ mod tests {
         assert_eq!(g.validators.len(), 2);
         assert_eq!(g.bootnodes, s.bootnodes);
         let attach = std::fs::read_to_string(&s.attach_file).unwrap();
-        assert_eq!(attach.lines().filter(|l| l.starts_with("http://")).count(), 3);
+        assert_eq!(
+            attach.lines().filter(|l| l.starts_with("http://")).count(),
+            3
+        );
         assert!(attach.contains(&s.rpc_password));
         assert!(write(&opts).is_err(), "a second scenario into the same dir");
     }
