@@ -156,6 +156,7 @@ impl Chain {
             applied,
             committed_us: crate::now_us(),
         });
+        let t0 = std::time::Instant::now();
         for o in self
             .observers
             .read()
@@ -164,7 +165,14 @@ impl Chain {
         {
             o(&n, &self.store);
         }
+        let t1 = std::time::Instant::now();
         self.store.flush_head(head.height, head.hash)?;
+        tracing::debug!(
+            height = head.height,
+            observers_us = (t1 - t0).as_micros() as u64,
+            flush_us = t1.elapsed().as_micros() as u64,
+            "commit timing"
+        );
         *self.head.write().expect("head lock poisoned") = head;
         let _ = self.canon.send(n.clone());
         Ok(n)
@@ -241,7 +249,9 @@ impl Chain {
     /// transition that fails (on the head, or of a branch block during a reorg: then the
     /// branch block is marked invalid and the head stays as it was), or the store.
     pub fn import_verified(&self, block: Unapplied) -> Result<Imported, ImportError> {
+        let tl = std::time::Instant::now();
         let _g = self.lock.lock().expect("chain lock poisoned");
+        let lock_us = tl.elapsed().as_micros() as u64;
         let hash = block.inner().hash();
         if self.store.has_block(&hash)? {
             return Err(ValidationError::Known.into());
@@ -251,6 +261,7 @@ impl Chain {
             return Err(ValidationError::InvalidParent(parent_hash).into());
         }
         let head = self.head();
+        let checks_us = tl.elapsed().as_micros() as u64 - lock_us;
         if parent_hash == head.hash {
             let t0 = std::time::Instant::now();
             let (verified, diff) = match block.apply(&self.store) {
@@ -268,6 +279,8 @@ impl Chain {
             tracing::debug!(
                 height = new_head.height,
                 txs,
+                lock_us,
+                checks_us,
                 apply_us = (t1 - t0).as_micros() as u64,
                 commit_us = t1.elapsed().as_micros() as u64,
                 "block import timing"

@@ -673,9 +673,16 @@ impl ChainStore {
     /// durable only after [`ChainStore::flush`].
     pub fn write_block(&self, block: &Verified<Block>, diff: &StateDiff) -> Result<(), StoreError> {
         let t0 = std::time::Instant::now();
+        let cpu = || {
+            nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+                .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
+                .unwrap_or(0)
+        };
+        let c0 = cpu();
         self.commit(block.inner(), diff)?;
         tracing::debug!(
             height = block.inner().header.height,
+            cpu_us = cpu() - c0,
             txn_us = t0.elapsed().as_micros() as u64,
             "store write timing"
         );

@@ -139,7 +139,16 @@ impl Workers {
         if let Some(cost) = self.cfg.simulated_cost {
             std::thread::sleep(cost.import(txs));
         }
-        match self.chain.import_verified(block) {
+        let t_pre = crate::now_us();
+        let res = self.chain.import_verified(block);
+        debug!(
+            height,
+            txs,
+            pre_us = t_pre - now,
+            import_us = crate::now_us() - t_pre,
+            "gossip import timing"
+        );
+        match res {
             Ok(imported) => {
                 debug!(height, %hash, canonical = imported.applied.len(), "imported gossip block");
             }
