@@ -242,10 +242,15 @@ fn ensure_dockerd() {
         return;
     }
     eprintln!("dockerd missing: apt-get install docker.io");
+    // policy-rc.d exit 101 (Debian's invoke-rc.d policy) keeps the package from starting a
+    // system daemon, which would put docker0 (172.17.0.0/16) in the host's namespace.
     let o = Command::new("sh")
         .args([
             "-c",
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io",
+            "set -e; p=/usr/sbin/policy-rc.d; made=; \
+             if [ ! -e $p ]; then printf '#!/bin/sh\\nexit 101\\n' > $p; chmod +x $p; made=1; fi; \
+             rc=0; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+             docker.io) || rc=$?; [ -n \"$made\" ] && rm -f $p; exit $rc",
         ])
         .output()
         .expect("running apt-get");
