@@ -240,6 +240,14 @@ impl ChainSpec {
     }
 }
 
+/// The public keys (hex, as in a genesis file's `validators`) of `dev-validator:0` ..
+/// `dev-validator:count-1`, the devnet's public validator keys.
+pub fn dev_validators(count: usize) -> Vec<String> {
+    (0..count as u64)
+        .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
+        .collect()
+}
+
 /// Test fixture: chain `chain_id`, genesis time 0, 1 s slots, validators `dev-validator:i`
 /// for `i` in `0..validators`, and `dev:0 .. dev:accounts-1` funded with `balance` each.
 #[cfg(test)]
@@ -248,9 +256,7 @@ pub(crate) fn test_spec(chain_id: u64, validators: u64, accounts: u64, balance: 
         chain_id,
         genesis_time_ms: 0,
         slot_ms: 1000,
-        validators: (0..validators)
-            .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
-            .collect(),
+        validators: dev_validators(validators as usize),
         alloc: BTreeMap::new(),
         dev_accounts: Some(DevAccounts {
             count: accounts,

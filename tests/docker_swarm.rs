@@ -19,6 +19,8 @@
 //!
 //! Needs root. Without root the test says so and does nothing.
 
+mod common;
+use common::wait_until as wait;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,26 +41,19 @@ fn sh(cmd: &str, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("running {cmd}: {e}"))
 }
 
-fn ok(cmd: &str, args: &[&str]) -> String {
-    let o = sh(cmd, args);
+/// `o`'s stdout, after asserting that `what` succeeded (else its output in the panic).
+fn check(what: &str, o: std::process::Output) -> String {
     assert!(
         o.status.success(),
-        "{cmd} {args:?} failed: {}{}",
+        "{what} failed: {}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn wait(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "timed out after {secs} s: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+fn ok(cmd: &str, args: &[&str]) -> String {
+    check(&format!("{cmd} {args:?}"), sh(cmd, args))
 }
 
 /// A private Docker daemon in its own network namespace; everything it made is removed on
@@ -153,14 +148,7 @@ impl Daemon {
     }
 
     fn docker_ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?} failed: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        check(&format!("docker {args:?}"), self.docker(args))
     }
 
     fn networks(&self) -> String {
@@ -297,11 +285,7 @@ fn six_nodes_on_swarm_measured_from_outside() {
         .env("DOCKER_HOST", &d.host)
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "build-offline.sh: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    check("build-offline.sh", o);
     d.image = Some(image.clone());
     let user = d.docker_ok(&["image", "inspect", "-f", "{{.Config.User}}", &image]);
     assert_eq!(
@@ -331,11 +315,7 @@ fn six_nodes_on_swarm_measured_from_outside() {
         ])
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "stack deploy: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    check("docker stack deploy", o);
     d.stack = Some(stack.clone());
     let net = format!("{stack}_meshnet");
     let subnet = d.docker_ok(&[

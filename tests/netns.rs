@@ -9,7 +9,7 @@
 //! machine). Without root the test says so and does nothing.
 
 mod common;
-use common::{devnet_process, fault};
+use common::{devnet_process, fault, wait_until as wait};
 use meshnode::devnet::netns;
 use meshnode::p2p::LinkProfile;
 use serde_json::Value;
@@ -18,17 +18,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const N: usize = 16;
-
-fn wait(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn node_file(dir: &Path, i: usize) -> Option<Value> {
     let text = std::fs::read_to_string(dir.join(format!("node{i}/node.json"))).ok()?;

@@ -35,7 +35,7 @@
 
 use crate::crypto::Keypair;
 use crate::genesis::GenesisFile;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -119,15 +119,7 @@ pub fn write(opts: &DockerOptions) -> anyhow::Result<Scenario> {
     if opts.nodes < 2 || opts.bootnodes > opts.nodes {
         bail!("--nodes must be at least 2 and at least the number of bootnodes (validators)");
     }
-    std::fs::create_dir_all(&opts.dir)
-        .with_context(|| format!("creating {}", opts.dir.display()))?;
-    if std::fs::read_dir(&opts.dir)?.next().is_some() {
-        bail!(
-            "{} is not empty: a scenario is written into a new or empty directory",
-            opts.dir.display()
-        );
-    }
-    let dir = std::fs::canonicalize(&opts.dir)?;
+    let dir = super::new_scenario_dir(&opts.dir)?;
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys)?;
     let mut bootnodes = Vec::new();
@@ -140,9 +132,7 @@ pub fn write(opts: &DockerOptions) -> anyhow::Result<Scenario> {
     }
 
     let mut g = GenesisFile::load(opts.template.as_deref())?;
-    g.validators = (0..opts.bootnodes as u64)
-        .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
-        .collect();
+    g.validators = crate::genesis::dev_validators(opts.bootnodes);
     g.slot_ms = opts.slot_ms;
     g.genesis_time_ms = crate::now_ms();
     g.bootnodes = bootnodes.clone();

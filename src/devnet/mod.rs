@@ -11,7 +11,6 @@ pub mod shadow;
 
 use crate::cli::DevnetArgs;
 use crate::config::NodeFile;
-use crate::crypto::Keypair;
 use crate::genesis::GenesisFile;
 use crate::p2p::LinkProfile;
 use anyhow::{bail, Context};
@@ -182,9 +181,7 @@ impl Devnet {
         }
         std::fs::create_dir_all(&opts.dir)?;
         let mut g = GenesisFile::load(opts.template.as_deref())?;
-        g.validators = (0..opts.validators as u64)
-            .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
-            .collect();
+        g.validators = crate::genesis::dev_validators(opts.validators);
         g.slot_ms = opts.slot_ms;
         g.genesis_time_ms = crate::now_ms();
         g.bootnodes.clear();
@@ -490,6 +487,20 @@ impl Drop for Devnet {
             n.remove();
         }
     }
+}
+
+/// Creates `dir` for a written scenario (`--shadow`, `--docker`) and returns its canonical
+/// path. Errors: `dir` cannot be created, or already holds something (a scenario is written
+/// into a new or empty directory, so that nothing of an older one is mixed in).
+pub(crate) fn new_scenario_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if std::fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "{} is not empty: a scenario is written into a new or empty directory",
+            dir.display()
+        );
+    }
+    Ok(std::fs::canonicalize(dir)?)
 }
 
 /// A devnet's directory: `dir` when given (kept afterwards), else a fresh temporary directory

@@ -271,15 +271,7 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
     if opts.seconds == 0 {
         bail!("--seconds must be at least 1");
     }
-    std::fs::create_dir_all(&opts.dir)
-        .with_context(|| format!("creating {}", opts.dir.display()))?;
-    if std::fs::read_dir(&opts.dir)?.next().is_some() {
-        bail!(
-            "{} is not empty: a scenario is written into a new or empty directory",
-            opts.dir.display()
-        );
-    }
-    let dir = std::fs::canonicalize(&opts.dir)?;
+    let dir = super::new_scenario_dir(&opts.dir)?;
     let exe = std::fs::canonicalize(&opts.exe)
         .with_context(|| format!("locating {}", opts.exe.display()))?;
     let profile = LinkProfile::load(&opts.profile)?;
@@ -316,9 +308,7 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
     let warmup = warmup_secs(opts.nodes);
     let genesis_time_ms = SHADOW_EPOCH_MS + warmup * 1000;
     let mut g = GenesisFile::load(opts.template.as_deref())?;
-    g.validators = (0..opts.validators as u64)
-        .map(|i| hex::encode(Keypair::dev_validator(i).public().0))
-        .collect();
+    g.validators = crate::genesis::dev_validators(opts.validators);
     g.slot_ms = opts.slot_ms;
     g.genesis_time_ms = genesis_time_ms;
     g.bootnodes = (0..boots)

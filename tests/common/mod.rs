@@ -602,3 +602,17 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// Polls `cond` every 100 ms until it holds, from blocking code (no runtime); panics with
+/// `what` after `secs` seconds. Returns the seconds it took.
+pub fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) -> f64 {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs} s: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t0.elapsed().as_secs_f64()
+}
