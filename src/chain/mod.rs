@@ -261,7 +261,7 @@ impl Chain {
             return Err(ValidationError::InvalidParent(parent_hash).into());
         }
         let head = self.head();
-        let checks_us = tl.elapsed().as_micros() as u64 - lock_us;
+        let checks_us = (tl.elapsed().as_micros() as u64).saturating_sub(lock_us);
         if parent_hash == head.hash {
             let t0 = std::time::Instant::now();
             let (verified, diff) = match block.apply(&self.store) {

@@ -682,7 +682,7 @@ impl ChainStore {
         self.commit(block.inner(), diff)?;
         tracing::debug!(
             height = block.inner().header.height,
-            cpu_us = cpu() - c0,
+            cpu_us = cpu().saturating_sub(c0),
             txn_us = t0.elapsed().as_micros() as u64,
             "store write timing"
         );

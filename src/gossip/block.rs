@@ -144,8 +144,8 @@ impl Workers {
         debug!(
             height,
             txs,
-            pre_us = t_pre - now,
-            import_us = crate::now_us() - t_pre,
+            pre_us = t_pre.saturating_sub(now),
+            import_us = crate::now_us().saturating_sub(t_pre),
             "gossip import timing"
         );
         match res {
