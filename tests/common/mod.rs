@@ -31,6 +31,13 @@ impl Drop for TestNet {
                     }
                 }
             }
+            // The whole logs and data dirs stay for inspection (the cause of a rare failure
+            // is usually earlier than the last lines).
+            self.tmp.disable_cleanup(true);
+            eprintln!(
+                "---- kept {} (node logs and data) ----",
+                self.tmp.path().display()
+            );
         }
     }
 }
