@@ -140,9 +140,7 @@ pub fn write(opts: &DockerOptions) -> anyhow::Result<Scenario> {
     let genesis = dir.join("genesis.json");
     g.write(&genesis)?;
 
-    let mut secret = [0u8; 16];
-    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
-    let password = hex::encode(secret);
+    let password = crate::rpc::auth::random_hex(16)?;
     let replicas = opts.nodes - opts.bootnodes;
     std::fs::write(dir.join("stack.yml"), stack_yaml(opts, replicas, &password))?;
     let attach_file = dir.join("attach.txt");

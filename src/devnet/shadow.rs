@@ -324,9 +324,7 @@ pub fn write(opts: &ShadowOptions) -> anyhow::Result<Scenario> {
     let genesis = dir.join("genesis.json");
     g.write(&genesis)?;
 
-    let mut secret = [0u8; 16];
-    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
-    let password = hex::encode(secret);
+    let password = crate::rpc::auth::random_hex(16)?;
     let exe_s = exe.display().to_string();
     let mut env = BTreeMap::new();
     // One tokio worker per node: every thread is a thread Shadow schedules and keeps memory for.

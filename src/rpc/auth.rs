@@ -73,12 +73,18 @@ impl AuthLayer {
     }
 }
 
+/// `bytes` bytes from the OS random source, as lower-case hex (2 × `bytes` characters): a
+/// cookie's or a generated network's RPC password. Errors: the OS random source fails.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut secret = vec![0u8; bytes];
+    getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(hex::encode(secret))
+}
+
 /// Writes a fresh cookie `__cookie__:<64 hex>` to `dir/.cookie` with mode 0600 and returns its
 /// path and the `user:password` line. An old cookie is replaced.
 pub fn write_cookie(dir: &Path) -> std::io::Result<(PathBuf, String)> {
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let line = format!("{COOKIE_USER}:{}", hex::encode(secret));
+    let line = format!("{COOKIE_USER}:{}", random_hex(32)?);
     let path = dir.join(COOKIE_FILE);
     let tmp = dir.join(".cookie.tmp");
     let _ = std::fs::remove_file(&tmp);
