@@ -249,3 +249,85 @@ async fn two_hundred_dialers_cannot_push_a_node_past_its_maximum_and_blocks_stil
         assert!(ids.contains(&id), "the relay dropped the {name}");
     }
 }
+
+/// A node whose inbound slots are full evicts a settled inbound peer when a newcomer is
+/// refused (Bitcoin Core's inbound eviction), so a newcomer that knows only that node gets in
+/// (and can find the rest of the network through it). Without eviction the newcomer is refused on
+/// every retry and stays alone: nobody else knows its address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_refused_by_a_full_bootnode_gets_in_by_eviction() {
+    // Inbound slots: max 5 − outbound 1 = 4; target 5, so pruning never frees one.
+    const MAX: usize = 5;
+    let (mut net, genesis, _spec) = custom_net(&[0], 500, meshnode::now_ms());
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let boot = add_ready(
+        &mut net,
+        &genesis,
+        None,
+        s(&[
+            "--validator-key",
+            "dev-validator:0",
+            "--max-peers",
+            "5",
+            "--target-peers",
+            "5",
+            "--outbound-peers",
+            "1",
+        ]),
+    )
+    .await;
+    // Four nodes without discovery fill its inbound slots and keep them.
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        fillers.push(add_ready(&mut net, &genesis, Some(boot), s(&["--target-peers", "0"])).await);
+    }
+    let cb = client(&net, boot);
+    wait_for(
+        "the bootnode's inbound slots full",
+        Duration::from_secs(30),
+        || {
+            let cb = cb.clone();
+            async move { (peer_ids(&cb).await.len() >= 4).then_some(()) }
+        },
+    )
+    .await;
+    let newcomer = add_ready(&mut net, &genesis, Some(boot), Vec::new()).await;
+    let newcomer_id = net.net.nodes[newcomer]
+        .info
+        .as_ref()
+        .unwrap()
+        .peer_id
+        .clone();
+    let t0 = Instant::now();
+    let mut most = 0;
+    // The bootnode's own view: a refused connection never shows there, while the newcomer
+    // sees it for the moment before it is closed.
+    let peers = loop {
+        most = most.max(cb.getconnectioncount().await.unwrap());
+        let p = peer_ids(&cb).await;
+        if p.contains(&newcomer_id) {
+            break p;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(40),
+            "the bootnode never let the newcomer in: its peers {p:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let info = cb.node_info().await.unwrap();
+    println!(
+        "newcomer in after {:.1} s with {} peers; bootnode counters {}",
+        t0.elapsed().as_secs_f64(),
+        peers.len(),
+        info["peers"]
+    );
+    assert!(
+        most <= MAX,
+        "the bootnode had {most} peers, its maximum is {MAX}"
+    );
+    assert!(info["peers"]["denied"].as_u64().unwrap() > 0, "never full");
+    assert!(
+        info["peers"]["evicted"].as_u64().unwrap() > 0,
+        "nobody evicted"
+    );
+}

@@ -960,15 +960,8 @@ impl EventLoop {
         for p in connected {
             self.ban_if_graylisted(&p);
         }
+        let mesh = self.mesh_members();
         let gs = &self.swarm.behaviour().gossipsub;
-        let mesh: HashSet<PeerId> = TopicKind::ALL
-            .into_iter()
-            .flat_map(|k| {
-                gs.mesh_peers(&k.topic(self.chain_id).hash())
-                    .copied()
-                    .collect::<Vec<_>>()
-            })
-            .collect();
         let victims = self.peers.prune_candidates(
             std::time::Instant::now(),
             |p| mesh.contains(p),
@@ -986,6 +979,44 @@ impl EventLoop {
         for p in victims {
             let _ = self.swarm.disconnect_peer_id(p);
         }
+    }
+
+    /// Disconnects one peer after an inbound connection was refused at a full limit, so that
+    /// the newcomer's next attempt finds room ([`PeerManager::eviction_candidate`]).
+    fn evict_for_newcomer(&mut self) {
+        let cfg = self.peers.config();
+        let counters = self.swarm.network_info().connection_counters().clone();
+        let inbound_full =
+            counters.num_established_incoming() as usize >= cfg.max.saturating_sub(cfg.outbound);
+        let total_full = counters.num_established() as usize >= cfg.max;
+        if !inbound_full && !total_full {
+            return;
+        }
+        let mesh = self.mesh_members();
+        let gs = &self.swarm.behaviour().gossipsub;
+        let Some(victim) = self.peers.eviction_candidate(
+            std::time::Instant::now(),
+            inbound_full,
+            |p| mesh.contains(p),
+            |p| gs.peer_score(p).unwrap_or(0.0),
+        ) else {
+            return;
+        };
+        debug!(peer = %victim, inbound_full, "evicting a peer to make room for a newcomer");
+        let _ = self.swarm.disconnect_peer_id(victim);
+    }
+
+    /// Peers in the gossipsub mesh of any of our topics.
+    fn mesh_members(&self) -> HashSet<PeerId> {
+        let gs = &self.swarm.behaviour().gossipsub;
+        TopicKind::ALL
+            .into_iter()
+            .flat_map(|k| {
+                gs.mesh_peers(&k.topic(self.chain_id).hash())
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Gossipsub mesh size per topic (short name).
@@ -1015,6 +1046,7 @@ impl EventLoop {
             max: cfg.max,
             pruned: self.peers.pruned,
             denied: self.peers.denied,
+            evicted: self.peers.evicted,
         }
     }
 
@@ -1052,6 +1084,12 @@ impl EventLoop {
                     peer_id,
                     endpoint.get_remote_address().clone(),
                     endpoint.is_listener(),
+                );
+                debug!(
+                    peer = %peer_id,
+                    inbound = endpoint.is_listener(),
+                    total = self.swarm.network_info().connection_counters().num_established(),
+                    "connection established"
                 );
                 if first {
                     debug!(peer = %peer_id, "connected");
@@ -1097,7 +1135,14 @@ impl EventLoop {
                 ..
             } => {
                 self.peers.denied += 1;
-                debug!(addr = %send_back_addr, %cause, "inbound connection refused");
+                // `connection_limits` says which limit (its `Exceeded`); a ban says nothing more.
+                let limit = cause
+                    .downcast_ref::<libp2p::connection_limits::Exceeded>()
+                    .map(|e| e.to_string());
+                debug!(addr = %send_back_addr, %cause, limit = ?limit, "inbound connection refused");
+                if limit.is_some() {
+                    self.evict_for_newcomer();
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,

@@ -123,6 +123,8 @@ pub struct PeerCounts {
     pub pruned: u64,
     /// Inbound connections refused at the hard limit, since start.
     pub denied: u64,
+    /// Inbound peers disconnected to make room for refused newcomers, since start.
+    pub evicted: u64,
 }
 
 /// gossipsub's own receive counters for one topic (libp2p-gossipsub metrics

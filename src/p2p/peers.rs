@@ -18,6 +18,12 @@
 //! offers no other peer — otherwise every node of a devnet would hold a slot on the same three
 //! bootnodes.
 //!
+//! When the inbound slots are full, a refused connection evicts one inbound peer, the least
+//! useful one connected for at least [`EVICT_GRACE`] (Bitcoin Core's
+//! `AttemptToEvictConnection`), so that the newcomer's next attempt finds room: a node that
+//! knows only full bootnodes would otherwise stay alone for good, since nobody else learns
+//! its address.
+//!
 //! A peer connected for less than [`PRUNE_GRACE`] is not pruned: a node that has just joined
 //! through a full bootnode gets time to run its Kademlia queries there first. A peer that
 //! discovery has lost (pruned, refused or gone) is not dialled again by discovery for
@@ -32,6 +38,12 @@ use std::time::{Duration, Instant};
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(5);
 /// A connection younger than this is never pruned.
 pub const PRUNE_GRACE: Duration = Duration::from_secs(10);
+/// A peer connected for less than this is never evicted to make room for a refused newcomer
+/// ([`PeerManager::eviction_candidate`]): time enough for the newcomer's Kademlia bootstrap.
+pub const EVICT_GRACE: Duration = Duration::from_secs(5);
+/// At most one eviction this often, so that a flood of dialers churns the inbound slots
+/// slowly.
+pub const EVICT_INTERVAL: Duration = Duration::from_secs(1);
 /// After discovery loses a peer it does not dial it again for this long (RPC `addnode` and
 /// bootnodes still may).
 pub const REDIAL_BACKOFF: Duration = Duration::from_secs(60);
@@ -185,6 +197,10 @@ pub struct PeerManager {
     pub pruned: u64,
     /// Inbound connections refused by the limits since start.
     pub denied: u64,
+    /// Peers disconnected to make room for refused newcomers since start.
+    pub evicted: u64,
+    /// When the last eviction happened ([`EVICT_INTERVAL`]).
+    last_eviction: Option<Instant>,
     /// Outbound slots while a gossipsub mesh is short, above the configured ones
     /// ([`PeerManager::set_mesh_deficit`]).
     extra_outbound: usize,
@@ -204,6 +220,8 @@ impl PeerManager {
             pruned: 0,
             extra_outbound: 0,
             denied: 0,
+            evicted: 0,
+            last_eviction: None,
         }
     }
 
@@ -436,6 +454,59 @@ impl PeerManager {
     pub fn record_pruned(&mut self, n: usize) {
         self.pruned += n as u64;
     }
+
+    /// The peer to disconnect after an inbound connection was refused at a full limit, so
+    /// that the newcomer's next attempt finds room (Bitcoin Core's
+    /// `AttemptToEvictConnection`); `None` with discovery off, within [`EVICT_INTERVAL`] of
+    /// the last eviction, or when no peer qualifies. Records the eviction when it answers.
+    ///
+    /// Only peers connected for at least [`EVICT_GRACE`] qualify, and never slot or manual
+    /// peers: with `inbound_full` (the inbound limit was hit) an inbound peer, else (the total
+    /// limit) also one of our `addr-fetch` connections, which go first. Of the inbound peers
+    /// the least useful goes, in [`PeerManager::prune_candidates`]' order: peers in no
+    /// gossipsub mesh before mesh peers, then the lowest gossipsub score (`score`), then the
+    /// most recently connected (Bitcoin Core protects the longest-connected peers).
+    pub fn eviction_candidate(
+        &mut self,
+        now: Instant,
+        inbound_full: bool,
+        in_mesh: impl Fn(&PeerId) -> bool,
+        score: impl Fn(&PeerId) -> f64,
+    ) -> Option<PeerId> {
+        if !self.cfg.discovery()
+            || self
+                .last_eviction
+                .is_some_and(|t| now.saturating_duration_since(t) < EVICT_INTERVAL)
+        {
+            return None;
+        }
+        let old = |p: &PeerState| now.saturating_duration_since(p.since) >= EVICT_GRACE;
+        let fetch = (!inbound_full)
+            .then(|| {
+                self.peers
+                    .iter()
+                    .filter(|(_, p)| p.kind == ConnectionKind::AddrFetch && old(p))
+                    .min_by_key(|(id, p)| (p.since, **id))
+                    .map(|(id, _)| *id)
+            })
+            .flatten();
+        let victim = fetch.or_else(|| {
+            self.peers
+                .iter()
+                .filter(|(_, p)| p.kind == ConnectionKind::Inbound && old(p))
+                .map(|(id, p)| (in_mesh(id), score(id), p.since, *id))
+                .min_by(|a, b| {
+                    a.0.cmp(&b.0)
+                        .then(a.1.total_cmp(&b.1))
+                        .then(b.2.cmp(&a.2))
+                        .then(a.3.cmp(&b.3))
+                })
+                .map(|(_, _, _, id)| id)
+        })?;
+        self.last_eviction = Some(now);
+        self.evicted += 1;
+        Some(victim)
+    }
 }
 
 #[cfg(test)]
@@ -597,6 +668,63 @@ mod tests {
         assert_eq!(m.promote_addr_fetch(true), 1);
         assert_eq!(m.peers[&boot].kind, ConnectionKind::OutboundSlot);
         assert!(m.outbound_full());
+    }
+
+    #[test]
+    fn a_refused_newcomer_evicts_the_least_useful_settled_inbound_peer() {
+        let mut m = manager(4, 1, 6);
+        let slot = connect(&mut m, false, OLD);
+        let fetch = connect(&mut m, false, OLD);
+        assert_eq!(m.peers[&fetch].kind, ConnectionKind::AddrFetch);
+        let mesh_old = connect(&mut m, true, OLD);
+        let plain_old = connect(&mut m, true, OLD);
+        let plain_newer = connect(&mut m, true, Duration::from_secs(30));
+        let young = connect(&mut m, true, Duration::ZERO);
+        let in_mesh = |p: &PeerId| *p == mesh_old;
+        let now = Instant::now();
+        // The inbound limit: an inbound peer must go, the newest settled one not in a mesh.
+        assert_eq!(
+            m.eviction_candidate(now, true, in_mesh, |_| 0.0),
+            Some(plain_newer)
+        );
+        assert_eq!(
+            m.eviction_candidate(now, true, in_mesh, |_| 0.0),
+            None,
+            "one eviction per interval"
+        );
+        let later = now + EVICT_INTERVAL;
+        // The total limit: our own addr-fetch connection goes first.
+        assert_eq!(
+            m.eviction_candidate(later, false, in_mesh, |_| 0.0),
+            Some(fetch)
+        );
+        m.peers.remove(&fetch);
+        m.peers.remove(&plain_newer);
+        // A low score goes before a higher one; mesh peers last; never the slot or the young.
+        let later = later + EVICT_INTERVAL;
+        assert_eq!(
+            m.eviction_candidate(later, true, in_mesh, |p| if *p == plain_old {
+                -1.0
+            } else {
+                0.0
+            }),
+            Some(plain_old)
+        );
+        m.peers.remove(&plain_old);
+        let later = later + EVICT_INTERVAL;
+        assert_eq!(
+            m.eviction_candidate(later, true, in_mesh, |_| 0.0),
+            Some(mesh_old)
+        );
+        m.peers.remove(&mesh_old);
+        let later = later + EVICT_INTERVAL;
+        assert_eq!(m.eviction_candidate(later, false, in_mesh, |_| 0.0), None);
+        assert!(m.peers.contains_key(&slot) && m.peers.contains_key(&young));
+        assert_eq!(m.evicted, 4);
+        // Discovery off: the node keeps what it is given.
+        let mut s = PeerManager::new(PeerConfig::static_only());
+        connect(&mut s, true, OLD);
+        assert_eq!(s.eviction_candidate(later, true, |_| false, |_| 0.0), None);
     }
 
     #[test]

@@ -290,7 +290,7 @@ pub trait MeshnodeApi {
     /// `meshnode_nodeInfo` -> `{peerId, listenAddrs, chainId, genesisHash, head: {height, hash,
     /// slot}, mempool: {size, bytes}, gossip: {accepted, rejected, ignored, droppedQueueFull,
     /// relayedNotImported, topics, mesh}, peers: {inbound, outbound, target, outboundTarget,
-    /// max, pruned, denied}, uptime}` (uptime in seconds; the gossip counters are this node's
+    /// max, pruned, denied, evicted}, uptime}` (uptime in seconds; the gossip counters are this node's
     /// verdicts; `relayedNotImported` counts blocks that passed gossip verification, were
     /// relayed, then failed their state transition; `mesh` is the gossipsub mesh size per
     /// topic; `peers` is the peer manager's view, see `--target-peers`; `link` is null or
