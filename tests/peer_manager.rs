@@ -1,6 +1,7 @@
 //! The peer manager under load: a 64-node devnet is not a full mesh and every node keeps to
 //! its limits and its gossipsub mesh bounds; 200 peers dialling one node cannot push it past
-//! its maximum, and it keeps relaying blocks meanwhile.
+//! its maximum, and it keeps relaying blocks meanwhile; a newcomer refused by a full node gets
+//! in by eviction.
 
 mod common;
 use common::*;
@@ -256,8 +257,8 @@ async fn two_hundred_dialers_cannot_push_a_node_past_its_maximum_and_blocks_stil
 /// every retry and stays alone: nobody else knows its address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newcomer_refused_by_a_full_bootnode_gets_in_by_eviction() {
-    // Inbound slots: max 5 − outbound 1 = 4; target 5, so pruning never frees one.
-    const MAX: usize = 5;
+    // Inbound slots: max 7 − outbound 1 = 6; target 7, so pruning never frees one.
+    const MAX: usize = 7;
     let (mut net, genesis, _spec) = custom_net(&[0], 500, meshnode::now_ms());
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let boot = add_ready(
@@ -268,17 +269,18 @@ async fn a_newcomer_refused_by_a_full_bootnode_gets_in_by_eviction() {
             "--validator-key",
             "dev-validator:0",
             "--max-peers",
-            "5",
+            "7",
             "--target-peers",
-            "5",
+            "7",
             "--outbound-peers",
             "1",
         ]),
     )
     .await;
-    // Four nodes without discovery fill its inbound slots and keep them.
+    // Six nodes without discovery fill its inbound slots and keep them. Its 4 (D)
+    // longest-connected mesh peers are protected from eviction; the others are not.
     let mut fillers = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..6 {
         fillers.push(add_ready(&mut net, &genesis, Some(boot), s(&["--target-peers", "0"])).await);
     }
     let cb = client(&net, boot);
@@ -287,7 +289,7 @@ async fn a_newcomer_refused_by_a_full_bootnode_gets_in_by_eviction() {
         Duration::from_secs(30),
         || {
             let cb = cb.clone();
-            async move { (peer_ids(&cb).await.len() >= 4).then_some(()) }
+            async move { (peer_ids(&cb).await.len() >= 6).then_some(()) }
         },
     )
     .await;

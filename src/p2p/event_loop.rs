@@ -997,6 +997,7 @@ impl EventLoop {
         let Some(victim) = self.peers.eviction_candidate(
             std::time::Instant::now(),
             inbound_full,
+            super::behaviour::MESH_D,
             |p| mesh.contains(p),
             |p| gs.peer_score(p).unwrap_or(0.0),
         ) else {

@@ -462,14 +462,17 @@ impl PeerManager {
     ///
     /// Only peers connected for at least [`EVICT_GRACE`] qualify, and never slot or manual
     /// peers: with `inbound_full` (the inbound limit was hit) an inbound peer, else (the total
-    /// limit) also one of our `addr-fetch` connections, which go first. Of the inbound peers
-    /// the least useful goes, in [`PeerManager::prune_candidates`]' order: peers in no
-    /// gossipsub mesh before mesh peers, then the lowest gossipsub score (`score`), then the
-    /// most recently connected (Bitcoin Core protects the longest-connected peers).
+    /// limit) also one of our `addr-fetch` connections, which go first. Of the inbound
+    /// peers, those in no gossipsub mesh (`in_mesh`) go before mesh peers, then the lowest
+    /// gossipsub score (`score`), then the most recently connected. The `protect_mesh`
+    /// longest-connected inbound mesh peers never go (Bitcoin Core protects the peers that
+    /// relay it blocks and the longest-connected ones), so a flood of young dialers cannot
+    /// evict the peers that relay blocks.
     pub fn eviction_candidate(
         &mut self,
         now: Instant,
         inbound_full: bool,
+        protect_mesh: usize,
         in_mesh: impl Fn(&PeerId) -> bool,
         score: impl Fn(&PeerId) -> f64,
     ) -> Option<PeerId> {
@@ -490,10 +493,24 @@ impl PeerManager {
                     .map(|(id, _)| *id)
             })
             .flatten();
+        let mut mesh: Vec<(Instant, PeerId)> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| p.kind == ConnectionKind::Inbound && in_mesh(id))
+            .map(|(id, p)| (p.since, *id))
+            .collect();
+        mesh.sort();
+        let protected: HashSet<PeerId> = mesh
+            .into_iter()
+            .take(protect_mesh)
+            .map(|(_, id)| id)
+            .collect();
         let victim = fetch.or_else(|| {
             self.peers
                 .iter()
-                .filter(|(_, p)| p.kind == ConnectionKind::Inbound && old(p))
+                .filter(|(id, p)| {
+                    p.kind == ConnectionKind::Inbound && old(p) && !protected.contains(id)
+                })
                 .map(|(id, p)| (in_mesh(id), score(id), p.since, *id))
                 .min_by(|a, b| {
                     a.0.cmp(&b.0)
@@ -672,59 +689,68 @@ mod tests {
 
     #[test]
     fn a_refused_newcomer_evicts_the_least_useful_settled_inbound_peer() {
-        let mut m = manager(4, 1, 6);
+        let mut m = manager(4, 1, 8);
         let slot = connect(&mut m, false, OLD);
         let fetch = connect(&mut m, false, OLD);
         assert_eq!(m.peers[&fetch].kind, ConnectionKind::AddrFetch);
+        let mesh_oldest = connect(&mut m, true, Duration::from_secs(90));
         let mesh_old = connect(&mut m, true, OLD);
         let plain_old = connect(&mut m, true, OLD);
         let plain_newer = connect(&mut m, true, Duration::from_secs(30));
         let young = connect(&mut m, true, Duration::ZERO);
-        let in_mesh = |p: &PeerId| *p == mesh_old;
+        let in_mesh = |p: &PeerId| *p == mesh_old || *p == mesh_oldest;
         let now = Instant::now();
         // The inbound limit: an inbound peer must go, the newest settled one not in a mesh.
         assert_eq!(
-            m.eviction_candidate(now, true, in_mesh, |_| 0.0),
+            m.eviction_candidate(now, true, 1, in_mesh, |_| 0.0),
             Some(plain_newer)
         );
         assert_eq!(
-            m.eviction_candidate(now, true, in_mesh, |_| 0.0),
+            m.eviction_candidate(now, true, 1, in_mesh, |_| 0.0),
             None,
             "one eviction per interval"
         );
         let later = now + EVICT_INTERVAL;
         // The total limit: our own addr-fetch connection goes first.
         assert_eq!(
-            m.eviction_candidate(later, false, in_mesh, |_| 0.0),
+            m.eviction_candidate(later, false, 1, in_mesh, |_| 0.0),
             Some(fetch)
         );
         m.peers.remove(&fetch);
         m.peers.remove(&plain_newer);
-        // A low score goes before a higher one; mesh peers last; never the slot or the young.
+        // A low score goes first.
         let later = later + EVICT_INTERVAL;
+        let low = |p: &PeerId| if *p == plain_old { -1.0 } else { 0.0 };
         assert_eq!(
-            m.eviction_candidate(later, true, in_mesh, |p| if *p == plain_old {
-                -1.0
-            } else {
-                0.0
-            }),
+            m.eviction_candidate(later, true, 1, in_mesh, low),
             Some(plain_old)
         );
         m.peers.remove(&plain_old);
+        // Then mesh peers, but never the longest-connected protected ones, the slot or the
+        // young.
         let later = later + EVICT_INTERVAL;
+        assert_eq!(m.eviction_candidate(later, true, 2, in_mesh, |_| 0.0), None);
         assert_eq!(
-            m.eviction_candidate(later, true, in_mesh, |_| 0.0),
+            m.eviction_candidate(later, true, 1, in_mesh, |_| 0.0),
             Some(mesh_old)
         );
         m.peers.remove(&mesh_old);
         let later = later + EVICT_INTERVAL;
-        assert_eq!(m.eviction_candidate(later, false, in_mesh, |_| 0.0), None);
-        assert!(m.peers.contains_key(&slot) && m.peers.contains_key(&young));
+        assert_eq!(
+            m.eviction_candidate(later, false, 1, in_mesh, |_| 0.0),
+            None
+        );
+        assert!([slot, young, mesh_oldest]
+            .iter()
+            .all(|p| m.peers.contains_key(p)));
         assert_eq!(m.evicted, 4);
         // Discovery off: the node keeps what it is given.
         let mut s = PeerManager::new(PeerConfig::static_only());
         connect(&mut s, true, OLD);
-        assert_eq!(s.eviction_candidate(later, true, |_| false, |_| 0.0), None);
+        assert_eq!(
+            s.eviction_candidate(later, true, 0, |_| false, |_| 0.0),
+            None
+        );
     }
 
     #[test]
