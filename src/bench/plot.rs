@@ -119,8 +119,14 @@ fn curve<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "Block propagation against network size ({} relay, {} tx/s)",
-                report.relay, report.tps
+                "Block propagation against network size ({} relay, {} tx/s{})",
+                report.relay,
+                report.tps,
+                report
+                    .profile
+                    .as_deref()
+                    .map(|p| format!(", link profile {p}"))
+                    .unwrap_or_default()
             ),
             ("sans-serif", 20),
         )

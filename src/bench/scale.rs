@@ -31,6 +31,13 @@ pub struct SizeReport {
     pub import_ms: Percentiles,
     /// Over (block, node): hops in the delivery tree.
     pub hops: Percentiles,
+    /// Over blocks: the hop bound (links, delivery tree and relay times; as `bench
+    /// propagation`), ms.
+    #[serde(default)]
+    pub hop_bound_ms: Percentiles,
+    /// Over blocks: t100 ÷ the block's hop bound (1 = at the limit).
+    #[serde(default)]
+    pub t100_over_hop_bound: Percentiles,
     /// Peers per node at the end of the run.
     pub peers_per_node: Percentiles,
     /// Smallest block-topic gossipsub mesh of any node.
@@ -61,6 +68,9 @@ pub struct ScaleReport {
     pub slot_ms: u64,
     /// Blocks measured per size.
     pub blocks: u64,
+    /// The link profile every size ran on (`--profile`), if any.
+    #[serde(default)]
+    pub profile: Option<String>,
     /// Per size, in the order given.
     pub sizes: Vec<SizeReport>,
 }
@@ -99,6 +109,8 @@ fn size_report(nodes: usize, r: &propagation::Report) -> SizeReport {
         relay_ms: s.relay_ms.clone(),
         import_ms: s.import_ms.clone(),
         hops: s.hops.clone(),
+        hop_bound_ms: s.hop_bound_ms.clone(),
+        t100_over_hop_bound: s.t100_over_hop_bound.clone(),
         peers_per_node: r.machine.peers_per_node.clone(),
         min_mesh: r.machine.min_mesh,
         unsettled_nodes: r.machine.unsettled_nodes,
@@ -120,7 +132,10 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut out = Vec::new();
     for &n in &sizes {
-        println!("== {n} nodes");
+        match &args.profile {
+            Some(p) => println!("== {n} nodes, link profile {p}"),
+            None => println!("== {n} nodes"),
+        }
         let pargs = PropagationArgs {
             nodes: n,
             blocks: args.blocks,
@@ -132,7 +147,7 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
             relay: args.relay.clone(),
             compare: None,
             spam: false,
-            profile: None,
+            profile: args.profile.clone(),
             attach: Vec::new(),
             attach_file: None,
             from_dirs: Vec::new(),
@@ -158,13 +173,15 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{:>6} {:>9} {:>10} {:>10} {:>10} {:>12} {:>9} {:>9} {:>6} {:>11} {:>7} {:>7}",
+        "{:>6} {:>9} {:>10} {:>10} {:>10} {:>12} {:>10} {:>8} {:>9} {:>9} {:>6} {:>11} {:>7} {:>7}",
         "nodes",
         "reached",
         "t100 p50",
         "t100 p95",
         "t100 max",
         "relayed p95",
+        "bound p95",
+        "÷bound",
         "relay p50",
         "import p50",
         "peers",
@@ -178,7 +195,7 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
             continue;
         }
         println!(
-            "{:>6} {:>5}/{:<3} {:>10} {:>10} {:>10} {:>12} {:>9} {:>9} {:>6} {:>11.4} {:>6.0}% {:>7}{}",
+            "{:>6} {:>5}/{:<3} {:>10} {:>10} {:>10} {:>12} {:>10} {:>8} {:>9} {:>9} {:>6} {:>11.4} {:>6.0}% {:>7}{}",
             s.nodes,
             s.blocks_reaching_all,
             s.blocks,
@@ -186,6 +203,10 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
             fmt(s.t100_ms.p95),
             fmt(s.t100_ms.max),
             fmt(s.t100_relayed_ms.p95),
+            fmt(s.hop_bound_ms.p95),
+            s.t100_over_hop_bound
+                .p95
+                .map_or("-".into(), |r| format!("{r:.2}")),
             fmt(s.relay_ms.p50),
             fmt(s.import_ms.p50),
             fmt(s.peers_per_node.p50),
@@ -214,6 +235,7 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
         tps: args.tps,
         slot_ms: args.slot_ms,
         blocks: args.blocks,
+        profile: args.profile.clone(),
         sizes: out,
     };
     std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)

@@ -707,6 +707,11 @@ pub struct ScaleArgs {
     /// Genesis template (default: `genesis/devnet.json` if it exists here, else the devnet genesis built into the binary).
     #[arg(long)]
     pub genesis: Option<PathBuf>,
+    /// Run every size on a link profile (`wan`, `lan` or a file; as `bench propagation
+    /// --profile`), applied in the nodes. Without one the nodes share loopback with no delay,
+    /// and t100 measures the machine's CPU more than a network.
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 /// `meshnode bench throughput`.
