@@ -42,6 +42,16 @@ pub const SCHEMA_VERSION: u32 = 4;
 /// File name of the head marker, in the store directory.
 pub const HEAD_MARKER: &str = "head.json";
 
+/// Bytes of one head marker slot: a JSON line padded with spaces, ending in `\n`.
+const MARKER_SLOT: usize = 192;
+
+/// The open head marker file and the sequence number of its last record (see
+/// [`ChainStore::write_marker`]).
+struct MarkerFile {
+    file: std::fs::File,
+    seq: u64,
+}
+
 /// Where a transaction sits in the canonical chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
 pub struct TxLocation {
@@ -193,6 +203,8 @@ pub struct ChainStore {
     dir: Arc<PathBuf>,
     /// The first damage found, if any (then every write is refused).
     damage: Arc<tokio::sync::watch::Sender<Option<String>>>,
+    /// The head marker, once this process has written it (then updated in place).
+    marker: Arc<std::sync::Mutex<Option<MarkerFile>>>,
 }
 
 const BLOCK: u8 = b'b';
@@ -230,6 +242,29 @@ pub struct HeadMarker {
     pub height: u64,
     /// Head hash.
     pub hash: Hash,
+}
+
+/// A head marker record's checksum: the first 8 bytes of SHA-256 over
+/// `"{seq}:{height}:{hash}"`, in hex.
+fn marker_sum(seq: u64, m: &HeadMarker) -> String {
+    let d = crate::types::hash::sha256(&[format!("{seq}:{}:{}", m.height, m.hash).as_bytes()]);
+    hex::encode(&d.0[..8])
+}
+
+/// One head marker slot: the record as a JSON line, padded with spaces to [`MARKER_SLOT`]
+/// bytes, the last one `\n`.
+fn marker_slot(seq: u64, m: &HeadMarker) -> [u8; MARKER_SLOT] {
+    let line = serde_json::json!({
+        "seq": seq,
+        "height": m.height,
+        "hash": m.hash.to_string(),
+        "sum": marker_sum(seq, m),
+    })
+    .to_string();
+    let mut slot = [b' '; MARKER_SLOT];
+    slot[..line.len()].copy_from_slice(line.as_bytes());
+    slot[MARKER_SLOT - 1] = b'\n';
+    slot
 }
 
 impl ChainStore {
@@ -358,6 +393,7 @@ impl ChainStore {
             db,
             dir: Arc::new(dir.to_path_buf()),
             damage: Arc::new(tokio::sync::watch::channel(None).0),
+            marker: Default::default(),
         };
         if let Some(v) = s.get(&key(META, META_SCHEMA))? {
             let found = u32::from_le_bytes(
@@ -539,40 +575,93 @@ impl ChainStore {
         self.dir.join(HEAD_MARKER)
     }
 
-    /// The head marker, if there is one. Errors: an unreadable marker is damage.
+    /// The head marker, if there is one. The file holds up to two records (see
+    /// [`ChainStore::write_marker`]); the valid one with the highest `seq` wins, a record whose
+    /// checksum fails (a write torn by a crash) is skipped, and a record without `seq` and
+    /// `sum` (an older marker, or one written by hand) counts as `seq` 0.
+    ///
+    /// Errors: a marker with no valid record is damage; I/O errors.
     pub fn read_marker(&self) -> Result<Option<HeadMarker>, StoreError> {
+        Ok(self.read_marker_record()?.map(|(m, _)| m))
+    }
+
+    /// [`ChainStore::read_marker`] with the record's sequence number.
+    fn read_marker_record(&self) -> Result<Option<(HeadMarker, u64)>, StoreError> {
         let path = self.marker_path();
-        let text = match std::fs::read_to_string(&path) {
+        let bytes = match std::fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::Marker { path, source: e }),
         };
-        let parsed = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| {
-                Some(HeadMarker {
+        let best = bytes
+            .split(|b| *b == b'\n')
+            .filter_map(|line| {
+                let v: serde_json::Value = serde_json::from_slice(line.trim_ascii()).ok()?;
+                let m = HeadMarker {
                     height: v["height"].as_u64()?,
                     hash: v["hash"].as_str()?.parse().ok()?,
-                })
-            });
-        parsed.map(Some).ok_or_else(|| {
+                };
+                match (v["seq"].as_u64(), v["sum"].as_str()) {
+                    (Some(seq), Some(sum)) => (sum == marker_sum(seq, &m)).then_some((m, seq)),
+                    (None, None) => Some((m, 0)),
+                    _ => None,
+                }
+            })
+            .max_by_key(|(_, seq)| *seq);
+        best.map(Some).ok_or_else(|| {
             self.damaged(format!("the head marker {} is unreadable", path.display()))
         })
     }
 
-    /// Replaces the head marker atomically (write to a temporary file, fsync, rename).
+    /// Moves the head marker to `m`. The file has two fixed slots of [`MARKER_SLOT`] bytes,
+    /// each a JSON line `{"seq", "height", "hash", "sum"}` (`sum`: the first 8 bytes of
+    /// SHA-256 over seq, height and hash, in hex); record `seq` goes to slot `seq % 2`, so a
+    /// write torn by a crash spoils only its own slot and the other still holds the previous
+    /// head (the double-buffered meta pages of LMDB). The first write of a process replaces
+    /// the whole file atomically (temporary file, fsync, rename; an older single-record marker
+    /// becomes two slots); later ones overwrite one slot in place and `fdatasync`: no new
+    /// inode, rename or directory update per block.
     fn write_marker(&self, m: HeadMarker) -> Result<(), StoreError> {
         use std::io::Write;
+        use std::os::unix::fs::FileExt;
         let path = self.marker_path();
-        let tmp = self.dir.join(format!("{HEAD_MARKER}.tmp"));
-        let text = serde_json::json!({"height": m.height, "hash": m.hash.to_string()}).to_string();
-        (|| {
+        let mut open = self.marker.lock().unwrap_or_else(|p| p.into_inner());
+        let res = (|| -> std::io::Result<()> {
+            if let Some(f) = open.as_mut() {
+                let seq = f.seq + 1;
+                let slot = (seq % 2) as usize * MARKER_SLOT;
+                f.file.write_all_at(&marker_slot(seq, &m), slot as u64)?;
+                f.file.sync_data()?;
+                f.seq = seq;
+                return Ok(());
+            }
+            let old = self.read_marker_record().ok().flatten();
+            let seq = old.map_or(1, |(_, seq)| seq + 1);
+            let mut text = vec![b' '; 2 * MARKER_SLOT];
+            for k in 0..2 {
+                text[(k + 1) * MARKER_SLOT - 1] = b'\n';
+            }
+            // The previous record stays, in the other slot.
+            for (seq, m) in old.map(|(m, seq)| (seq, m)).into_iter().chain([(seq, m)]) {
+                let slot = (seq % 2) as usize * MARKER_SLOT;
+                text[slot..slot + MARKER_SLOT].copy_from_slice(&marker_slot(seq, &m));
+            }
+            let tmp = self.dir.join(format!("{HEAD_MARKER}.tmp"));
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
+            f.write_all(&text)?;
             f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })()
-        .map_err(|source| StoreError::Marker { path, source })
+            std::fs::rename(&tmp, &path)?;
+            *open = Some(MarkerFile {
+                file: std::fs::OpenOptions::new().write(true).open(&path)?,
+                seq,
+            });
+            Ok(())
+        })();
+        if res.is_err() {
+            // Start over with a whole-file write next time.
+            *open = None;
+        }
+        res.map_err(|source| StoreError::Marker { path, source })
     }
 
     /// Flushes, then moves the head marker to (`height`, `hash`), the head just flushed.
@@ -938,17 +1027,48 @@ mod tests {
     #[test]
     fn the_head_marker_catches_a_rollback_and_a_missing_one_is_rewritten() {
         let dir = tempfile::tempdir().unwrap();
-        let (head, marker) = {
+        let (head, marker, parent) = {
             let (store, _) = built(dir.path());
-            (store.head_hash().unwrap(), store.marker_path())
+            let head = store.head_hash().unwrap();
+            let parent = store.block(&head).unwrap().unwrap().header.parent;
+            (head, store.marker_path(), parent)
         };
-        let m: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&marker).unwrap()).unwrap();
+        // Two slots: the head (seq 4: genesis and three blocks) and the block before it.
+        let text = std::fs::read_to_string(&marker).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l.trim()).unwrap())
+            .collect();
+        assert_eq!(text.len(), 2 * MARKER_SLOT, "{text:?}");
         assert_eq!(
-            (m["height"].as_u64(), m["hash"].as_str()),
-            (Some(3), Some(&*head.to_string()))
+            (lines[0]["seq"].as_u64(), lines[0]["height"].as_u64()),
+            (Some(4), Some(3))
+        );
+        assert_eq!(lines[0]["hash"].as_str(), Some(&*head.to_string()));
+        assert_eq!(
+            (lines[1]["seq"].as_u64(), lines[1]["hash"].as_str()),
+            (Some(3), Some(&*parent.to_string()))
         );
         let reopen = || ChainStore::open(dir.path(), &spec()).map(|_| ());
+        // A crash tore the newest record: the other slot names the parent, still stored,
+        // and the store opens (the marker is moved back up to the head).
+        let mut torn = text.clone().into_bytes();
+        torn[20..40].copy_from_slice(&[b'x'; 20]);
+        std::fs::write(&marker, &torn).unwrap();
+        reopen().unwrap();
+        let store = ChainStore::open(dir.path(), &spec()).unwrap();
+        assert_eq!(
+            store.read_marker().unwrap().map(|m| m.hash),
+            Some(head),
+            "the head again after reopening"
+        );
+        drop(store);
+        // A record whose checksum does not match its fields is not trusted.
+        let forged = String::from_utf8(std::fs::read(&marker).unwrap())
+            .unwrap()
+            .replace("\"height\":3", "\"height\":9");
+        std::fs::write(&marker, forged).unwrap();
+        reopen().unwrap();
         // The database "lost" two blocks: the marker is ahead of it.
         std::fs::write(
             &marker,
@@ -977,6 +1097,25 @@ mod tests {
         assert!(std::fs::read_to_string(&marker)
             .unwrap()
             .contains(&head.to_string()));
+        // While a process runs, blocks move the marker in place: the same file throughout.
+        {
+            use std::os::unix::fs::MetadataExt;
+            let chain = Chain::open(dir.path(), spec()).unwrap();
+            let key = Keypair::dev_validator(0);
+            // The process's first write replaces the file; the later ones do not.
+            chain.produce(&key, 10, |_| vec![]).unwrap().unwrap();
+            let inode = std::fs::metadata(&marker).unwrap().ino();
+            for slot in 11..14 {
+                chain.produce(&key, slot, |_| vec![]).unwrap().unwrap();
+            }
+            let h = chain.store.head_hash().unwrap();
+            assert_eq!(std::fs::metadata(&marker).unwrap().ino(), inode);
+            assert_eq!(chain.store.read_marker().unwrap().map(|m| m.hash), Some(h));
+            assert_eq!(
+                std::fs::metadata(&marker).unwrap().len(),
+                2 * MARKER_SLOT as u64
+            );
+        }
         // A database recreated empty under a marker is refused, not re-initialised.
         let db = tempfile::tempdir().unwrap();
         std::fs::copy(&marker, db.path().join(HEAD_MARKER)).unwrap();
