@@ -251,18 +251,20 @@ fn marker_sum(seq: u64, m: &HeadMarker) -> String {
     hex::encode(&d.0[..8])
 }
 
-/// One head marker slot: the record as a JSON line, padded with spaces to [`MARKER_SLOT`]
-/// bytes, the last one `\n`.
-fn marker_slot(seq: u64, m: &HeadMarker) -> [u8; MARKER_SLOT] {
-    let line = serde_json::json!({
-        "seq": seq,
-        "height": m.height,
-        "hash": m.hash.to_string(),
-        "sum": marker_sum(seq, m),
-    })
-    .to_string();
+/// One head marker slot: record `seq` as a JSON line (an empty slot for `None`), padded with
+/// spaces to [`MARKER_SLOT`] bytes, the last one `\n`.
+fn marker_slot(seq: u64, m: Option<&HeadMarker>) -> [u8; MARKER_SLOT] {
     let mut slot = [b' '; MARKER_SLOT];
-    slot[..line.len()].copy_from_slice(line.as_bytes());
+    if let Some(m) = m {
+        let line = serde_json::json!({
+            "seq": seq,
+            "height": m.height,
+            "hash": m.hash.to_string(),
+            "sum": marker_sum(seq, m),
+        })
+        .to_string();
+        slot[..line.len()].copy_from_slice(line.as_bytes());
+    }
     slot[MARKER_SLOT - 1] = b'\n';
     slot
 }
@@ -630,22 +632,20 @@ impl ChainStore {
             if let Some(f) = open.as_mut() {
                 let seq = f.seq + 1;
                 let slot = (seq % 2) as usize * MARKER_SLOT;
-                f.file.write_all_at(&marker_slot(seq, &m), slot as u64)?;
+                f.file
+                    .write_all_at(&marker_slot(seq, Some(&m)), slot as u64)?;
                 f.file.sync_data()?;
                 f.seq = seq;
                 return Ok(());
             }
             let old = self.read_marker_record().ok().flatten();
             let seq = old.map_or(1, |(_, seq)| seq + 1);
-            let mut text = vec![b' '; 2 * MARKER_SLOT];
-            for k in 0..2 {
-                text[(k + 1) * MARKER_SLOT - 1] = b'\n';
-            }
             // The previous record stays, in the other slot.
-            for (seq, m) in old.map(|(m, seq)| (seq, m)).into_iter().chain([(seq, m)]) {
-                let slot = (seq % 2) as usize * MARKER_SLOT;
-                text[slot..slot + MARKER_SLOT].copy_from_slice(&marker_slot(seq, &m));
+            let mut slots = [marker_slot(0, None); 2];
+            for (m, seq) in old.into_iter().chain([(m, seq)]) {
+                slots[(seq % 2) as usize] = marker_slot(seq, Some(&m));
             }
+            let text = slots.concat();
             let tmp = self.dir.join(format!("{HEAD_MARKER}.tmp"));
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&text)?;
