@@ -163,6 +163,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("public key: {}", hex::encode(k.public().0));
             Ok(())
         }
+        Command::Run(args) => {
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = args.worker_threads {
+                rt.worker_threads(n.into());
+            }
+            rt.enable_all()
+                .build()?
+                .block_on(async_main(Command::Run(args)))
+        }
         command => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async_main(command))

@@ -1,6 +1,7 @@
 //! `meshnode devnet` killed with SIGKILL (no handler runs) leaves no node running: each node
-//! was started with `--exit-with-parent`, sees its parent gone and shuts down cleanly,
-//! removing its `node.json` and `.cookie`.
+//! was started with `--exit-with-parent`, sees its parent gone (a `parent-watch` thread waits
+//! on a pidfd of the parent) and shuts down cleanly, removing its `node.json` and `.cookie`.
+//! A devnet of more nodes than the machine has cores gives each node one runtime thread.
 
 mod common;
 
@@ -23,19 +24,36 @@ fn running(pid: i32) -> bool {
     }
 }
 
+/// How many threads of `pid` are named `name`.
+fn threads_named(pid: i32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim_end() == name)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 #[test]
 fn nodes_stop_when_their_devnet_is_killed() {
-    const N: usize = 3;
+    // More nodes than cores, so that the devnet sizes the nodes' runtimes down.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = (cores + 1).max(3);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let mut devnet = devnet_process(&dir, N, &[]);
+    let mut devnet = devnet_process(&dir, n, &[]);
     let deadline = Instant::now() + Duration::from_secs(90);
     let node_json = |i: usize| dir.join(format!("node{i}/node.json"));
-    while !(0..N).all(|i| node_json(i).exists()) {
+    while !(0..n).all(|i| node_json(i).exists()) {
         assert!(Instant::now() < deadline, "the devnet did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let pids: Vec<i32> = (0..N)
+    let pids: Vec<i32> = (0..n)
         .map(|i| {
             let v: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(node_json(i)).unwrap()).unwrap();
@@ -43,6 +61,18 @@ fn nodes_stop_when_their_devnet_is_killed() {
         })
         .collect();
     assert!(pids.iter().all(|&p| running(p)));
+    for (i, &p) in pids.iter().enumerate() {
+        assert_eq!(
+            threads_named(p, "tokio-rt-worker"),
+            1,
+            "node{i}: {n} nodes on {cores} cores, yet not one runtime thread"
+        );
+        assert_eq!(
+            threads_named(p, "parent-watch"),
+            1,
+            "node{i} does not wait on a pidfd of its parent"
+        );
+    }
 
     devnet.child.kill().unwrap(); // SIGKILL
     devnet.child.wait().unwrap();
@@ -55,7 +85,7 @@ fn nodes_stop_when_their_devnet_is_killed() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    for i in 0..N {
+    for i in 0..n {
         assert!(!node_json(i).exists(), "node{i} left its node.json");
         assert!(
             !dir.join(format!("node{i}/.cookie")).exists(),

@@ -163,8 +163,16 @@ pub struct RunArgs {
     /// `-bantime`). `setban` bans by hand.
     #[arg(long, default_value_t = 24 * 3600)]
     pub bantime: u64,
+    /// Threads of the node's async runtime (tokio worker threads: the swarm, its connections,
+    /// JSON-RPC, timers; transaction and block validation have threads of their own). Default:
+    /// one per core. `meshnode devnet` starts its nodes with 1 when it runs more nodes than
+    /// the machine has cores, which share the cores anyway: measured with `bench idle --nodes
+    /// 64`, 12 % less CPU than two threads per node (README, "Scale").
+    #[arg(long, env = "MESHNODE_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
     /// Shut down cleanly when the process that started this node exits, even by SIGKILL (its
-    /// parent pid changes; checked every 500 ms). `meshnode devnet` starts its nodes with it.
+    /// parent's pidfd becomes readable; without pidfds its pid is checked every 500 ms).
+    /// `meshnode devnet` starts its nodes with it.
     #[arg(long)]
     pub exit_with_parent: bool,
     /// Serve Prometheus metrics (OpenMetrics text) on http://ADDR/metrics, e.g.

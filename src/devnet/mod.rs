@@ -37,21 +37,50 @@ pub async fn stop_signal() {
     }
 }
 
-/// Resolves once the process that started this one has exited: the parent pid changes when
-/// the orphan is re-parented (checked every 500 ms). Works after the parent's SIGKILL, which
-/// no signal handler sees.
+/// Resolves once the process that started this one has exited. Works after the parent's
+/// SIGKILL, which no signal handler sees: a thread waits in `poll` on a pidfd of the parent
+/// (Linux 5.3+), which becomes readable when it exits, so the wait costs no wake-ups; where
+/// there is no pidfd (an older kernel, a simulator), the parent pid is checked every 500 ms
+/// and changes when the orphan is re-parented.
 pub async fn parent_exit() {
+    use rustix::{event, process};
     let parent = nix::unistd::getppid();
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if nix::unistd::getppid() != parent {
-            tracing::info!(
-                parent = parent.as_raw(),
-                "the parent process exited; stopping"
-            );
-            return;
+    let pidfd = process::Pid::from_raw(parent.as_raw())
+        .and_then(|pid| process::pidfd_open(pid, process::PidfdFlags::empty()).ok());
+    // The parent may have exited before the pidfd was opened (its pid then names another
+    // process, or none): the re-parenting check covers that moment.
+    let exited = pidfd
+        .filter(|_| nix::unistd::getppid() == parent)
+        .and_then(|fd| {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name("parent-watch".into())
+                .spawn(move || {
+                    let mut fds = [event::PollFd::new(&fd, event::PollFlags::IN)];
+                    loop {
+                        match event::poll(&mut fds, None) {
+                            Err(rustix::io::Errno::INTR) => continue,
+                            // Readable: exited. Another error drops `tx` unsent: polling.
+                            r => break r.is_ok().then(|| tx.send(())),
+                        };
+                    }
+                })
+                .ok()
+                .map(|_| rx)
+        });
+    let watched = match exited {
+        Some(rx) => rx.await.is_ok(),
+        None => false,
+    };
+    if !watched {
+        while nix::unistd::getppid() == parent {
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+    tracing::info!(
+        parent = parent.as_raw(),
+        "the parent process exited; stopping"
+    );
 }
 
 /// `meshnode --log LOG run` arguments for a loopback node: data dir, genesis, a free p2p port,
@@ -200,6 +229,7 @@ impl Devnet {
             None => String::new(),
         };
         let placements = profile.as_ref().map(|p| p.place(opts.nodes));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let ns = if opts.netns {
             let loss = opts
                 .loss
@@ -236,6 +266,14 @@ impl Devnet {
             let mut args = run_args(&opts.log, &dir, &genesis, rpc_port);
             if i < opts.validators && opts.produce {
                 args.extend(["--validator-key".into(), format!("dev-validator:{i}")]);
+            }
+            if opts.nodes > cores
+                && std::env::var_os("MESHNODE_WORKER_THREADS").is_none()
+                && !opts.extra_args.iter().any(|a| a == "--worker-threads")
+            {
+                // More nodes than cores share the cores anyway: one runtime thread each
+                // spares every node the wake-ups between its own threads.
+                args.extend(["--worker-threads".into(), "1".into()]);
             }
             args.extend(opts.extra_args.iter().cloned());
             let placement = placements.as_ref().map(|p| p[i]);
