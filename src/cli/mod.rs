@@ -167,7 +167,7 @@ pub struct RunArgs {
     /// JSON-RPC, timers; transaction and block validation have threads of their own). Default:
     /// one per core. `meshnode devnet` starts its nodes with 1 when it runs more nodes than
     /// the machine has cores, which share the cores anyway: measured with `bench idle --nodes
-    /// 64`, 12 % less CPU than two threads per node (README, "Scale").
+    /// 64`, 8–12 % less CPU than two threads per node (README, "Peers and scale").
     #[arg(long, env = "MESHNODE_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: Option<u16>,
     /// Shut down cleanly when the process that started this node exits, even by SIGKILL (its
