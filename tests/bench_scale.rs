@@ -2,37 +2,36 @@
 //! reaching every node at each, the profile named in the report, each size's hop bound and
 //! t100 ÷ hop bound given, and the scale curve drawn.
 
-use std::process::Command;
+mod common;
 
 #[test]
 fn bench_scale_runs_every_size_on_a_link_profile() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("scale.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_meshnode"))
-        .args([
-            "bench", "scale", "--nodes", "3,5", "--blocks", "3", "--tps", "5",
-        ])
-        .args(["--profile", "wan", "--genesis"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/genesis/devnet.json"))
-        .arg("--dir")
-        .arg(tmp.path().join("net"))
-        .arg("--out")
-        .arg(&out)
-        .env("MESHNODE_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    eprintln!("{stdout}");
-    assert!(
-        o.status.success(),
-        "bench scale failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+    let genesis = concat!(env!("CARGO_MANIFEST_DIR"), "/genesis/devnet.json");
+    let net = tmp.path().join("net");
+    let (stdout, r) = common::bench(
+        &[
+            "scale",
+            "--nodes",
+            "3,5",
+            "--blocks",
+            "3",
+            "--tps",
+            "5",
+            "--profile",
+            "wan",
+            "--genesis",
+            genesis,
+            "--dir",
+            net.to_str().unwrap(),
+        ],
+        &out,
     );
     assert!(
         stdout.contains("== 3 nodes, link profile wan"),
         "each size names its profile"
     );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(r["profile"], "wan");
     let sizes = r["sizes"].as_array().unwrap();
     assert_eq!(sizes.len(), 2);

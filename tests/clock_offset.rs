@@ -12,21 +12,11 @@ use std::process::Command;
 
 /// Runs the bench attached to `urls`; its JSON report.
 fn bench(urls: &[String], out: &Path) -> Value {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshnode"));
-    cmd.args(["bench", "propagation", "--blocks", "8", "--tps", "20"])
-        .arg("--out")
-        .arg(out);
+    let mut args = vec!["propagation", "--blocks", "8", "--tps", "20"];
     for u in urls {
-        cmd.args(["--attach", u]);
+        args.extend(["--attach", u.as_str()]);
     }
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "bench --attach failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
+    common::bench(&args, out).1
 }
 
 /// Median over blocks not produced by node `i` of its (corrected) first-seen time, ms.

@@ -3,15 +3,16 @@
 //! bench exits non-zero unless every check passes (no accepted transaction lost, one head
 //! within 10 s of the last fault, `store check` ok everywhere, every fault applied).
 
-use std::process::Command;
+mod common;
 
 #[test]
 fn a_short_nemesis_run_passes_every_check() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("nemesis.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_meshnode"))
-        .args([
-            "bench",
+    let genesis = concat!(env!("CARGO_MANIFEST_DIR"), "/genesis/devnet.json");
+    let net = tmp.path().join("net");
+    let (_, r) = common::bench(
+        &[
             "nemesis",
             "--minutes",
             "0.34",
@@ -19,24 +20,15 @@ fn a_short_nemesis_run_passes_every_check() {
             "4",
             "--tps",
             "10",
-        ])
-        .args(["--slot-ms", "500", "--genesis"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/genesis/devnet.json"))
-        .arg("--dir")
-        .arg(tmp.path().join("net"))
-        .arg("--out")
-        .arg(&out)
-        .env("MESHNODE_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    eprintln!("{stdout}");
-    assert!(
-        o.status.success(),
-        "nemesis failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+            "--slot-ms",
+            "500",
+            "--genesis",
+            genesis,
+            "--dir",
+            net.to_str().unwrap(),
+        ],
+        &out,
     );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(r["passed"], true);
     assert_eq!(r["txs"]["lost"], 0);
     for kind in [

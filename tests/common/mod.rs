@@ -623,3 +623,33 @@ pub fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) -> f64 
     }
     t0.elapsed().as_secs_f64()
 }
+
+/// Runs `meshnode bench ARGS --out OUT` (node logs at `warn`), echoes its output, asserts that
+/// it succeeded (naming the bench and giving its output otherwise) and returns its standard
+/// output and the JSON report it wrote to `out`.
+pub fn bench<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    out: &std::path::Path,
+) -> (String, serde_json::Value) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_meshnode"))
+        .arg("bench")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env("MESHNODE_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    eprintln!("{stdout}");
+    let name = args
+        .first()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert!(
+        o.status.success(),
+        "bench {name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report = serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
+    (stdout, report)
+}
