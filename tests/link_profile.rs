@@ -79,7 +79,7 @@ fn ping_times_follow_the_wan_matrix() {
     };
     let regions: std::collections::BTreeSet<usize> = nodes.iter().map(|n| n.2).collect();
     assert!(regions.len() >= 4, "16 nodes spread over {regions:?}");
-    // Pings run when a connection opens and every 15 s: wait until every connected pair has
+    // Pings run when a connection opens and every 5 s: wait until every connected pair has
     // its minimum within ±15 % of the matrix (a first ping taken while 16 processes start
     // on 2 cores is slow; later ones are not).
     let t0 = Instant::now();
