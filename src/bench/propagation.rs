@@ -1146,9 +1146,14 @@ pub const NO_IDONTWANT: &str = "-noidontwant";
 
 /// Block-topic counters summed over nodes: (received, with duplicates, bytes with duplicates).
 async fn block_traffic(urls: &[String]) -> anyhow::Result<(u64, u64, u64)> {
+    let infos = futures::future::join_all(
+        urls.iter()
+            .map(|u| async move { anyhow::Ok(http(u)?.node_info().await?) }),
+    )
+    .await;
     let mut t = (0, 0, 0);
-    for u in urls {
-        let info = http(u)?.node_info().await?;
+    for info in infos {
+        let info = info?;
         for topic in ["block", "cblock", "flood"] {
             let v = &info["gossip"]["topics"][topic];
             t.0 += v["received"].as_u64().unwrap_or(0);
@@ -1324,8 +1329,10 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
             )));
         }
         if traffic_from.is_none() && h + 1 >= first {
-            traffic_from = Some((h, block_traffic(&urls).await?));
+            // The CPU reading first: it must start at height `h`, and reading every node's
+            // traffic takes a while on a loaded machine (128 busy nodes: seconds).
             cpu_from = Some((cpu_ticks(&pids), machine_ticks(), Instant::now()));
+            traffic_from = Some((h, block_traffic(&urls).await?));
         }
         if h != shown && h >= first {
             match &bar {
