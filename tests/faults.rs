@@ -30,11 +30,31 @@ fn peer_ids(status: &Value, i: usize) -> Vec<String> {
         .collect()
 }
 
-/// Whether every node in `nodes` is up and has the same head.
+/// Whether every node in `nodes` is up and on one chain: their heads at most one block apart
+/// and the same block at the lowest head's height. (Not "the same head at one instant": with
+/// 300 ms slots a poll of every node often straddles a block still in flight.)
 fn one_head(dir: &Path, nodes: &[usize]) -> bool {
     let s = fault(dir, &["status"]);
-    let heads: Vec<_> = nodes.iter().map(|&i| head(&s, i)).collect();
-    heads.iter().all(|h| h.is_some() && *h == heads[0])
+    let Some(heads) = nodes
+        .iter()
+        .map(|&i| head(&s, i))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return false;
+    };
+    let low = heads.iter().map(|h| h.0).min().unwrap_or(0);
+    let high = heads.iter().map(|h| h.0).max().unwrap_or(0);
+    if high > low + 1 {
+        return false;
+    }
+    let at_low: Vec<Value> = nodes
+        .iter()
+        .map(|&i| {
+            let url = s["nodes"][i]["rpc_url"].as_str().unwrap_or_default();
+            common::rpc_blocking_with(url, "getblockhash", serde_json::json!([low]), None)
+        })
+        .collect();
+    at_low.iter().all(|h| h.is_string() && *h == at_low[0])
 }
 
 #[test]

@@ -580,7 +580,17 @@ pub fn rpc_blocking(
     method: &str,
     cookie: Option<&std::path::Path>,
 ) -> serde_json::Value {
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []});
+    rpc_blocking_with(url, method, serde_json::json!([]), cookie)
+}
+
+/// [`rpc_blocking`] with positional `params` (a JSON array).
+pub fn rpc_blocking_with(
+    url: &str,
+    method: &str,
+    params: serde_json::Value,
+    cookie: Option<&std::path::Path>,
+) -> serde_json::Value {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let mut req = ureq::post(url).set("Content-Type", "application/json");
     if let Some(c) = cookie {
         let auth = format!(
