@@ -385,17 +385,16 @@ async fn recover(faults: &AsyncMutex<Faults>, failed: &Mutex<Vec<String>>) {
 
 /// Best block hash of every node (None where it does not answer).
 async fn heads(urls: &[String]) -> Vec<Option<String>> {
-    let mut out = Vec::new();
-    for u in urls {
-        let h = match client(u) {
+    // All at once: a snapshot taken node after node straddles blocks in flight.
+    futures::future::join_all(urls.iter().map(|u| async move {
+        match client(u) {
             Ok(c) => with_timeout(1_000, c.getbestblockhash())
                 .await
                 .and_then(|r| r.ok()),
             Err(_) => None,
-        };
-        out.push(h);
-    }
-    out
+        }
+    }))
+    .await
 }
 
 /// Nodes whose head is not on the canonical chain of the most common head.
