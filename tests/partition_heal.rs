@@ -21,10 +21,22 @@ fn call(url: &str, method: &str, params: Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Every node's best block hash, asked of all nodes at once (a snapshot taken node after node
+/// straddles blocks in flight).
 fn heads(urls: &[String]) -> Vec<Value> {
-    urls.iter()
-        .map(|u| call(u, "getbestblockhash", serde_json::json!([]))["result"].clone())
-        .collect()
+    std::thread::scope(|s| {
+        let asks: Vec<_> = urls
+            .iter()
+            .map(|u| {
+                s.spawn(move || {
+                    call(u, "getbestblockhash", serde_json::json!([]))["result"].clone()
+                })
+            })
+            .collect();
+        asks.into_iter()
+            .map(|a| a.join().unwrap_or(Value::Null))
+            .collect()
+    })
 }
 
 #[test]
