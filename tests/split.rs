@@ -125,10 +125,13 @@ async fn split_groups_converge_on_the_heavier_branch() {
         || {
             let c = c.clone();
             async move {
-                let mut heads = Vec::new();
-                for ci in &c {
-                    heads.push(ci.getbestblockhash().await.unwrap());
-                }
+                // All at once: one after another straddles blocks in flight.
+                let heads: Vec<_> =
+                    futures::future::join_all(c.iter().map(|ci| ci.getbestblockhash()))
+                        .await
+                        .into_iter()
+                        .map(Result::unwrap)
+                        .collect();
                 heads
                     .windows(2)
                     .all(|w| w[0] == w[1])
