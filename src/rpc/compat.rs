@@ -148,24 +148,41 @@ where
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("application/json"),
             );
+            // jsonrpsee's own code for an oversize body (-32007), before the body is parsed,
+            // so in the 2.0 shape whatever the client speaks.
+            let too_large = || {
+                let msg = serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "error": {
+                        "code": OVERSIZED_REQUEST,
+                        "message": format!("Request body too large (limit {max_body} bytes)"),
+                    },
+                    "id": null,
+                });
+                serde_json::to_vec(&msg).map(|b| {
+                    // The rest of the body is never read, so this connection ends here.
+                    let mut r = json_response(http::StatusCode::PAYLOAD_TOO_LARGE, b);
+                    r.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                    r
+                })
+            };
+            // A declared length over the limit is refused before a byte of the body is read
+            // (as jsonrpsee's own `read_body` does), so the client can read the 413 while it
+            // is still sending; a chunked body is cut off where it passes the limit.
+            let declared = parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > max_body as u64) {
+                return Ok(too_large()?);
+            }
             let bytes = match Limited::new(body, max_body).collect().await {
                 Ok(c) => c.to_bytes(),
-                Err(_) => {
-                    // jsonrpsee's own code for this (-32007), before the body is parsed, so
-                    // in the 2.0 shape whatever the client speaks.
-                    let msg = serde_json::json!({
-                        "jsonrpc": "2.0",
-                        "error": {
-                            "code": OVERSIZED_REQUEST,
-                            "message": format!("Request body too large (limit {max_body} bytes)"),
-                        },
-                        "id": null,
-                    });
-                    return Ok(json_response(
-                        http::StatusCode::PAYLOAD_TOO_LARGE,
-                        serde_json::to_vec(&msg)?,
-                    ));
-                }
+                Err(_) => return Ok(too_large()?),
             };
             let Ok(parsed) = serde_json::from_slice::<Value>(&bytes) else {
                 let msg = serde_json::json!({
