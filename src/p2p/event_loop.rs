@@ -410,7 +410,7 @@ impl EventLoop {
                 let block_topic = TopicKind::Block.topic(self.chain_id).hash();
                 let gs = &self.swarm.behaviour().gossipsub;
                 let mesh: HashSet<PeerId> = gs.mesh_peers(&block_topic).copied().collect();
-                let thresholds = super::behaviour::score_params(self.chain_id).1;
+                let thresholds = super::behaviour::score_thresholds();
                 let now = std::time::Instant::now();
                 let list = self
                     .peers
@@ -618,9 +618,8 @@ impl EventLoop {
             return;
         }
         let score = self.swarm.behaviour().gossipsub.peer_score(peer);
-        let graylist = super::behaviour::score_params(self.chain_id)
-            .1
-            .graylist_threshold;
+        // The thresholds alone: the topic parameters would be built for nothing.
+        let graylist = super::behaviour::score_thresholds().graylist_threshold;
         if let Some(s) = score.filter(|s| *s < graylist) {
             let reason = format!("gossipsub score {s:.1} below the graylist threshold {graylist}");
             self.ban(super::bans::BanTarget::Peer(*peer), self.ban_time, reason);
