@@ -105,6 +105,17 @@ fn error_code(resp: &Value) -> Option<i64> {
         .map(|e| e.get("code").and_then(Value::as_i64).unwrap_or(0))
 }
 
+/// An HTTP reply with `status` carrying a JSON-RPC 2.0 error object (`code`, `message`) with
+/// `"id": null`: the shape of a reply to a request that was never parsed (JSON-RPC 2.0 §5).
+pub(super) fn error_response(status: http::StatusCode, code: i64, message: &str) -> HttpResponse {
+    let msg = serde_json::json!({
+        "jsonrpc": "2.0",
+        "error": {"code": code, "message": message},
+        "id": null,
+    });
+    json_response(status, msg.to_string().into_bytes())
+}
+
 /// An HTTP reply with `status` and a JSON `body` (`Content-Type: application/json`).
 pub(super) fn json_response(status: http::StatusCode, body: Vec<u8>) -> HttpResponse {
     let mut r = HttpResponse::new(HttpBody::from(body));
@@ -151,23 +162,17 @@ where
             // jsonrpsee's own code for an oversize body (-32007), before the body is parsed,
             // so in the 2.0 shape whatever the client speaks.
             let too_large = || {
-                let msg = serde_json::json!({
-                    "jsonrpc": "2.0",
-                    "error": {
-                        "code": OVERSIZED_REQUEST,
-                        "message": format!("Request body too large (limit {max_body} bytes)"),
-                    },
-                    "id": null,
-                });
-                serde_json::to_vec(&msg).map(|b| {
-                    // The rest of the body is never read, so this connection ends here.
-                    let mut r = json_response(http::StatusCode::PAYLOAD_TOO_LARGE, b);
-                    r.headers_mut().insert(
-                        http::header::CONNECTION,
-                        http::HeaderValue::from_static("close"),
-                    );
-                    r
-                })
+                let mut r = error_response(
+                    http::StatusCode::PAYLOAD_TOO_LARGE,
+                    OVERSIZED_REQUEST.into(),
+                    &format!("Request body too large (limit {max_body} bytes)"),
+                );
+                // The rest of the body is never read, so this connection ends here.
+                r.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+                r
             };
             // A declared length over the limit is refused before a byte of the body is read
             // (as jsonrpsee's own `read_body` does), so the client can read the 413 while it
@@ -178,21 +183,17 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             if declared.is_some_and(|n| n > max_body as u64) {
-                return Ok(too_large()?);
+                return Ok(too_large());
             }
             let bytes = match Limited::new(body, max_body).collect().await {
                 Ok(c) => c.to_bytes(),
-                Err(_) => return Ok(too_large()?),
+                Err(_) => return Ok(too_large()),
             };
             let Ok(parsed) = serde_json::from_slice::<Value>(&bytes) else {
-                let msg = serde_json::json!({
-                    "jsonrpc": "2.0",
-                    "error": {"code": PARSE_ERROR, "message": "Parse error"},
-                    "id": null,
-                });
-                return Ok(json_response(
+                return Ok(error_response(
                     http::StatusCode::OK,
-                    serde_json::to_vec(&msg)?,
+                    PARSE_ERROR,
+                    "Parse error",
                 ));
             };
             let notification = only_notifications(&parsed);

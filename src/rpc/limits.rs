@@ -76,17 +76,10 @@ pub fn is_websocket_upgrade(req: &HttpRequest) -> bool {
 
 /// The 429 reply: JSON-RPC error -32005 naming the limit.
 pub fn too_many(what: &str, max: usize) -> HttpResponse {
-    let msg = serde_json::json!({
-        "jsonrpc": "2.0",
-        "error": {
-            "code": LIMIT_EXCEEDED,
-            "message": format!("limit exceeded: {max} {what} at most; try again later"),
-        },
-        "id": null,
-    });
-    let mut r = super::compat::json_response(
+    let mut r = super::compat::error_response(
         http::StatusCode::TOO_MANY_REQUESTS,
-        msg.to_string().into_bytes(),
+        LIMIT_EXCEEDED,
+        &format!("limit exceeded: {max} {what} at most; try again later"),
     );
     r.headers_mut().insert(
         http::header::RETRY_AFTER,
