@@ -11,7 +11,7 @@
 //! sled's I/O pool, libp2p's timer thread) are summed over the nodes, with their wake-ups
 //! (voluntary context switches: a thread gave up the CPU to wait, then was woken).
 
-use super::propagation::{clock_ticks, cpu_ticks, settle_timeout, wait_settled};
+use super::propagation::{clock_ticks, cpu_ticks, parse_stat, settle_timeout, wait_settled};
 use crate::cli::IdleArgs;
 use crate::devnet::{Devnet, DevnetOptions};
 use anyhow::Context;
@@ -93,17 +93,6 @@ pub fn thread_ticks(pids: &[u32]) -> HashMap<(u32, u32), (String, u64, u64)> {
         }
     }
     out
-}
-
-/// (comm, utime + stime) from a `/proc/…/stat` line; the comm may hold spaces and parentheses.
-fn parse_stat(s: &str) -> Option<(String, u64)> {
-    let (head, rest) = s.rsplit_once(')')?;
-    let name = head.split_once('(')?.1.to_string();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((
-        name,
-        f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
-    ))
 }
 
 /// A thread name without its trailing number: `sled-io-3` → `sled-io`.

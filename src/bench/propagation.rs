@@ -188,13 +188,21 @@ pub const SATURATED: f64 = 0.9;
 pub fn cpu_ticks(pids: &[u32]) -> u64 {
     pids.iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
-        .filter_map(|s| {
-            // Fields after the `(comm)`, which may hold spaces: state is field 3, utime 14.
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
+        .filter_map(|s| Some(parse_stat(&s)?.1))
         .sum()
+}
+
+/// (comm, utime + stime in clock ticks) from a `/proc/PID/stat` or `/proc/PID/task/TID/stat`
+/// line; `None` if it is not one. The comm may hold spaces and parentheses, so the fields are
+/// read after its last `)`: state is field 3, utime 14, stime 15 (proc(5)).
+pub fn parse_stat(s: &str) -> Option<(String, u64)> {
+    let (head, rest) = s.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_string();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((
+        name,
+        f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+    ))
 }
 
 /// The machine's (busy, total) CPU ticks from the first line of `/proc/stat` (idle and
