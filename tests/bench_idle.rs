@@ -1,6 +1,7 @@
-//! `meshnode bench idle` end to end, small: four nodes, one empty block per slot, the cores
-//! they used and where it went, thread by thread (the runtime, block validation, sled's I/O
-//! pool), with each thread kind's wake-ups.
+//! Where the nodes' CPU goes, end to end and small: `meshnode bench idle` (four nodes, one
+//! empty block per slot) and `meshnode bench propagation` (four nodes under load) report the
+//! cores they used and where they went, thread by thread (the runtime, block validation,
+//! transaction validation, sled's I/O pool), with each thread kind's wake-ups.
 
 mod common;
 
@@ -51,5 +52,52 @@ fn bench_idle_reports_the_cores_and_where_they_went() {
     assert!(
         sum <= cores + n as f64 * 0.01 / secs + 1e-9,
         "{sum} > {cores}: {r}"
+    );
+}
+
+#[test]
+fn bench_propagation_reports_where_the_cpu_went() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("propagation.json");
+    let genesis = concat!(env!("CARGO_MANIFEST_DIR"), "/genesis/devnet.json");
+    let (stdout, r) = common::bench(
+        &[
+            "propagation",
+            "--nodes",
+            "4",
+            "--blocks",
+            "3",
+            "--tps",
+            "40",
+            "--genesis",
+            genesis,
+        ],
+        &out,
+    );
+    assert!(stdout.contains("where it went"), "{stdout}");
+    let m = &r["machine"];
+    let threads = m["threads"].as_array().expect("a per-thread breakdown");
+    let kind = |name: &str| {
+        threads
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} threads in {m}"))
+    };
+    // Under load every node's runtime, block validation and transaction validation threads
+    // did work; the groups add up to no more than the processes' total.
+    assert!(
+        kind("tokio-rt-worker")["cores"].as_f64().unwrap() > 0.0,
+        "{m}"
+    );
+    assert_eq!(kind("block-validatio")["threads"], 4, "{m}");
+    let tx = kind("tx-validation");
+    assert_eq!(tx["threads"], 4, "{m}");
+    assert!(tx["wakeups_per_node_per_s"].as_f64().unwrap() > 0.0, "{tx}");
+    let n: u64 = threads.iter().map(|t| t["threads"].as_u64().unwrap()).sum();
+    let sum: f64 = threads.iter().map(|t| t["cores"].as_f64().unwrap()).sum();
+    let cores = m["node_cores"].as_f64().unwrap();
+    assert!(
+        sum > 0.0 && sum <= cores + n as f64 * 0.01,
+        "{sum} vs {cores}: {m}"
     );
 }

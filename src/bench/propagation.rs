@@ -179,6 +179,11 @@ pub struct MachineLoad {
     /// the run went on anyway (0: every node had settled).
     #[serde(default)]
     pub unsettled_nodes: usize,
+    /// Where the node processes' CPU went over the measured blocks: their threads grouped by
+    /// name (`/proc/PID/task/TID`, as `bench idle` reads them), most CPU first. Empty for a
+    /// network the bench did not start (`--attach`, `--from-dirs`).
+    #[serde(default)]
+    pub threads: Vec<super::idle::ThreadUse>,
 }
 
 /// Machine busy fraction at or above which a run is reported as CPU-saturated.
@@ -669,6 +674,28 @@ async fn drive_load(
         }
     }
     Ok(())
+}
+
+/// The CPU per thread name (`MachineLoad::threads`), each as cores, milliseconds of CPU per
+/// node per block and wake-ups per node per second; nothing when there is no breakdown.
+fn print_threads(m: &MachineLoad) {
+    if m.threads.is_empty() {
+        return;
+    }
+    println!(
+        "  where it went (threads of one name, all nodes; wake-ups: voluntary context switches):"
+    );
+    for t in &m.threads {
+        let per_block_ms = if m.node_cores > 0.0 {
+            t.cores / m.node_cores * m.cpu_seconds_per_node_per_block * 1e3
+        } else {
+            0.0
+        };
+        println!(
+            "    {:<18} {:>5} threads  {:.3} cores  {:>7.2} ms per node per block  {:>7.1} wake-ups per node per s",
+            t.name, t.threads, t.cores, per_block_ms, t.wakeups_per_node_per_s
+        );
+    }
 }
 
 fn fmt_ms(v: Option<f64>) -> String {
@@ -1339,7 +1366,12 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         if traffic_from.is_none() && h + 1 >= first {
             // The CPU reading first: it must start at height `h`, and reading every node's
             // traffic takes a while on a loaded machine (128 busy nodes: seconds).
-            cpu_from = Some((cpu_ticks(&pids), machine_ticks(), Instant::now()));
+            cpu_from = Some((
+                cpu_ticks(&pids),
+                machine_ticks(),
+                Instant::now(),
+                super::idle::thread_ticks(&pids),
+            ));
             traffic_from = Some((h, block_traffic(&urls).await?));
         }
         if h != shown && h >= first {
@@ -1377,10 +1409,15 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
     tokio::time::sleep(Duration::from_millis(args.slot_ms)).await;
     let (h0, t0) = traffic_from.unwrap_or((first - 1, (0, 0, 0)));
     let t1 = block_traffic(&urls).await?;
-    let (cpu1, m1, w1) = (cpu_ticks(&pids), machine_ticks(), Instant::now());
+    let (cpu1, m1, w1, th1) = (
+        cpu_ticks(&pids),
+        machine_ticks(),
+        Instant::now(),
+        super::idle::thread_ticks(&pids),
+    );
     let h1 = c0.getblockcount().await?;
     let machine = {
-        let (cpu0, m0, w0) = cpu_from.unwrap_or((cpu1, m1, w1));
+        let (cpu0, m0, w0, th0) = cpu_from.unwrap_or_else(|| (cpu1, m1, w1, th1.clone()));
         let (peers, min_mesh) = peer_graph(&urls).await?;
         let blocks_made = h1.saturating_sub(h0).max(1) as f64;
         let cpu_s = cpu1.saturating_sub(cpu0) as f64 / clock_ticks();
@@ -1401,6 +1438,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
             peers_per_node: percentiles(peers),
             min_mesh,
             unsettled_nodes: unsettled.len(),
+            threads: super::idle::thread_use(&th0, &th1, pids.len(), wall_s, clock_ticks()),
         }
     };
     let spam = match spam_result {
@@ -1507,6 +1545,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
             ""
         }
     );
+    print_threads(m);
     println!(
         "peers per node: p50 {} max {}; smallest block mesh {}",
         fmt_ms(m.peers_per_node.p50),
