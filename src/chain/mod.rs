@@ -10,6 +10,7 @@ pub mod fsck;
 pub mod recent;
 pub mod repair;
 pub mod store;
+pub mod txindex;
 
 use crate::crypto::Keypair;
 use crate::genesis::ChainSpec;
@@ -23,6 +24,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 pub use store::{ChainStore, ReorgWrite, StoreError, UndoRecord};
 use tokio::sync::broadcast;
+pub use txindex::TxIndexer;
 
 /// Most transactions the producer puts in one block.
 pub const PRODUCER_MAX_TXS: usize = 5_000;

@@ -52,7 +52,8 @@ pub fn peer_id_of_key_file(path: &std::path::Path) -> anyhow::Result<libp2p::Pee
 /// Shutdown order: JSON-RPC (no new submissions), then the service tasks (producer, sync,
 /// announcer, pool maintenance, arrival log: each returns at the stop signal), then the network
 /// task (which drops the validation queues, so the gossip workers finish what they hold and
-/// end), then the store flush. No task is aborted.
+/// end), then the `tx-index` thread (after indexing what is queued), then the store flush. No
+/// task is aborted.
 pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -71,6 +72,11 @@ pub async fn run(
         ms = opening.elapsed().as_millis() as u64,
         "chain opened (head marker and every stored value verified)"
     );
+    // Transactions' index entries are written behind the head, off the import path.
+    let tx_indexer = chain
+        .store
+        .spawn_tx_indexer()
+        .context("starting the tx-index thread")?;
     let identity = node_identity(&cfg.node_key)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -308,6 +314,7 @@ pub async fn run(
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
     drop(pool);
+    tx_indexer.stop();
     chain.store.flush()?;
     let _ = std::fs::remove_file(&node_file);
     if let Some(c) = cookie {
