@@ -38,10 +38,11 @@ impl ChainStore {
 
     /// Verifies the store's invariants: the canonical chain links back to `spec`'s genesis
     /// (hashes, heights, parents, tx roots, producer signatures), every canonical block has an
-    /// undo record, the height index has nothing above the head, the tx index holds exactly the
-    /// canonical transactions at their places, and the accounts equal a replay of the
-    /// canonical blocks from the genesis allocations; every stored block (side branches too)
-    /// decodes and hashes to its key. Run it on a store opened with
+    /// undo record, the height index has nothing above the head, every canonical transaction
+    /// is found at its place ([`ChainStore::tx_location`]) and the stored tx index holds
+    /// exactly those up to the indexed height ([`super::txindex`]), and the accounts equal a
+    /// replay of the canonical blocks from the genesis allocations; every stored block (side
+    /// branches too) decodes and hashes to its key. Run it on a store opened with
     /// [`ChainStore::open_existing`], which has verified the head marker and read every value
     /// back.
     ///

@@ -812,8 +812,20 @@ impl ChainStore {
         batch.remove(key(TIP, &block.header.parent.0));
         batch.insert(key(TIP, &hash.0), &[]);
         batch.insert(key(META, META_HEAD), &hash.0);
+        // A block without transactions on a caught-up index moves the indexed height itself
+        // (commits are serialised, so nothing is queued meanwhile): an idle node's indexer
+        // never wakes.
+        let quiet = block.txs.is_empty() && self.index_caught_up();
+        if quiet {
+            batch.insert(key(META, META_TXINDEX), &height.to_le_bytes());
+        }
         self.guard(|| self.tree.apply_batch(batch))?;
-        self.queue_for_index(block)
+        if quiet {
+            self.set_indexed_height(height);
+            Ok(())
+        } else {
+            self.queue_for_index(block)
+        }
     }
 
     /// Stores a block of a side branch (header, commitments and signatures checked; state not

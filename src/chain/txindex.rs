@@ -138,6 +138,16 @@ impl ChainStore {
         self.index_if_unattended()
     }
 
+    /// Whether every committed block is indexed (nothing queued).
+    pub(super) fn index_caught_up(&self) -> bool {
+        self.txindex.queue().blocks.is_empty()
+    }
+
+    /// Records that the indexed height is now `height` (written with a commit's batch).
+    pub(super) fn set_indexed_height(&self, height: u64) {
+        self.txindex.queue().indexed_to = height;
+    }
+
     /// Without a `tx-index` thread (tools, tests, `store repair`), indexes what is queued at
     /// once, as the write that queued it happens.
     pub(super) fn index_if_unattended(&self) -> Result<(), StoreError> {
@@ -409,6 +419,20 @@ mod tests {
             2
         );
         assert_eq!(chain.store.check(&s).unwrap().txs, 3);
+        // An empty block on a caught-up index moves the indexed height with its commit.
+        let a3 = block(&s, &a2, 5, vec![]);
+        import(&chain, &a3);
+        assert!(chain.store.index_caught_up());
+        assert_eq!(chain.store.indexed_height().unwrap(), 3);
+        // Behind a queued block, an empty one waits its turn.
+        let a4 = block(&s, &a3, 7, vec![transfer(1, 1, 5)]);
+        let a5 = block(&s, &a4, 9, vec![]);
+        import(&chain, &a4);
+        import(&chain, &a5);
+        assert_eq!(chain.store.indexed_height().unwrap(), 3);
+        assert_eq!(chain.store.index_pending(usize::MAX).unwrap(), 2);
+        assert_eq!(chain.store.indexed_height().unwrap(), 5);
+        chain.store.check(&s).unwrap();
     }
 
     #[test]
