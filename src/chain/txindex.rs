@@ -381,6 +381,11 @@ mod tests {
             .collect()
     }
 
+    /// Where the first transaction of `b` is, by [`ChainStore::tx_location`].
+    fn found(store: &ChainStore, b: &Block) -> Option<super::TxLocation> {
+        store.tx_location(&b.txs[0].hash()).unwrap()
+    }
+
     #[test]
     fn committed_transactions_are_found_before_their_entries_are_written() {
         let s = spec();
@@ -477,20 +482,8 @@ mod tests {
         assert_eq!(indexed(&chain.store, &a1), [false]);
         assert_eq!(indexed(&chain.store, &a2), [false]);
         assert_eq!(chain.store.indexed_height().unwrap(), 0);
-        assert!(chain
-            .store
-            .tx_location(&a2.txs[0].hash())
-            .unwrap()
-            .is_none());
-        assert_eq!(
-            chain
-                .store
-                .tx_location(&b2.txs[0].hash())
-                .unwrap()
-                .unwrap()
-                .block,
-            b2.hash()
-        );
+        assert_eq!(found(&chain.store, &a2), None);
+        assert_eq!(found(&chain.store, &b2).map(|l| l.block), Some(b2.hash()));
         chain.store.check(&s).unwrap();
         while chain.store.index_pending(1).unwrap() > 0 {}
         assert_eq!(chain.store.indexed_height().unwrap(), 3);
