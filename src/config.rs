@@ -118,6 +118,8 @@ pub struct RawConfig {
     pub port_reuse: bool,
     /// `--simulated-cost`, unparsed.
     pub simulated_cost: Option<String>,
+    /// `--block-nice`.
+    pub block_nice: i32,
 }
 
 impl Config {
@@ -229,6 +231,7 @@ impl Config {
                     .map(str::parse)
                     .transpose()
                     .map_err(|e| anyhow::anyhow!("--simulated-cost: {e}"))?,
+                block_nice: args.block_nice,
                 ..Default::default()
             },
             sync: Default::default(),

@@ -1,7 +1,8 @@
 //! `meshnode devnet` killed with SIGKILL (no handler runs) leaves no node running: each node
 //! was started with `--exit-with-parent`, sees its parent gone (a `parent-watch` thread waits
 //! on a pidfd of the parent) and shuts down cleanly, removing its `node.json` and `.cookie`.
-//! A devnet of more nodes than the machine has cores gives each node one runtime thread.
+//! A devnet of more nodes than the machine has cores gives each node one runtime thread, and
+//! every node runs its block-validation thread at nice -10 where the machine allows it.
 
 mod common;
 
@@ -39,6 +40,42 @@ fn threads_named(pid: i32, name: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The nice values (field 19 of `/proc/PID/task/TID/stat`) of `pid`'s threads named `name`.
+fn nice_of_threads(pid: i32, name: &str) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim_end() == name)
+                })
+                .filter_map(|t| {
+                    let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+                    // Fields after the command: state is field 3, nice field 19.
+                    stat.rsplit(')')
+                        .next()?
+                        .split_whitespace()
+                        .nth(16)?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The nice value a thread of this machine gets when it asks for -10: -10 with CAP_SYS_NICE
+/// (or RLIMIT_NICE), else its process's own.
+fn nice_the_machine_allows() -> i32 {
+    std::thread::spawn(|| {
+        let _ = rustix::process::setpriority_process(None, -10);
+        rustix::process::getpriority_process(None).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
 #[test]
 fn nodes_stop_when_their_devnet_is_killed() {
     // More nodes than cores, so that the devnet sizes the nodes' runtimes down.
@@ -71,6 +108,18 @@ fn nodes_stop_when_their_devnet_is_killed() {
             threads_named(p, "parent-watch"),
             1,
             "node{i} does not wait on a pidfd of its parent"
+        );
+    }
+    let block_nice = nice_the_machine_allows();
+    for (i, &p) in pids.iter().enumerate() {
+        assert_eq!(
+            nice_of_threads(p, "block-validatio"),
+            vec![block_nice],
+            "node{i}: the block-validation thread's nice value"
+        );
+        assert!(
+            nice_of_threads(p, "tx-validation").iter().all(|&n| n == 0),
+            "node{i}: transaction validation keeps the process's priority"
         );
     }
 

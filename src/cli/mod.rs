@@ -210,6 +210,16 @@ pub struct RunArgs {
     /// README, "Thousands of nodes under Shadow"). Never on a real network.
     #[arg(long, value_name = "COSTS")]
     pub simulated_cost: Option<String>,
+    /// Nice value of the block-validation thread (Linux, -20..=19; lower runs first), so that
+    /// a block's gossip verification, relay and import do not queue behind transaction
+    /// validation and the runtime when the cores are busy (Lighthouse's beacon processor
+    /// likewise serves gossip blocks before all other work). Running below the process's own
+    /// nice value needs CAP_SYS_NICE or a raised RLIMIT_NICE (systemd `LimitNICE=`); without
+    /// either the thread keeps the process's priority and the node says so once at start.
+    /// 0 leaves it alone.
+    #[arg(long, env = "MESHNODE_BLOCK_NICE", default_value_t = -10, allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub block_nice: i32,
 }
 
 impl RunArgs {
@@ -247,6 +257,7 @@ impl RunArgs {
             link_pace: self.link_shaping == "all",
             port_reuse: self.port_reuse,
             simulated_cost: self.simulated_cost.clone(),
+            block_nice: self.block_nice,
         }
     }
 }
