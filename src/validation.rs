@@ -366,6 +366,20 @@ pub fn check_block_stateless(
     block: Block,
     ctx: &BlockContext<'_>,
 ) -> Result<Unapplied, ValidationError> {
+    check_block_stateless_hashed(block, None, ctx)
+}
+
+/// [`check_block_stateless`] with the transactions' hashes already computed where the caller
+/// has them: `tx_hashes[i]` is `block.txs[i].hash()`, computed locally from those very
+/// transactions (a compact block rebuilt from the mempool, which hashed each transaction
+/// when it admitted it), never taken from a peer. Saves hashing every transaction again on
+/// the relay path (about 0.3 ms per 1,000 transactions here). Hashes of another length
+/// than the transactions are ignored and computed afresh.
+pub fn check_block_stateless_hashed(
+    block: Block,
+    tx_hashes: Option<&[Hash]>,
+    ctx: &BlockContext<'_>,
+) -> Result<Unapplied, ValidationError> {
     check_header(&block, ctx)?;
     if block.txs.len() > MAX_BLOCK_TXS {
         return Err(ValidationError::Oversize(format!(
@@ -383,13 +397,20 @@ pub fn check_block_stateless(
             actual: block.txs.len(),
         });
     }
-    let hashes = block.tx_hashes();
-    if crate::types::merkle_root(&hashes) != block.header.tx_root {
+    let computed;
+    let hashes = match tx_hashes {
+        Some(h) if h.len() == block.txs.len() => h,
+        _ => {
+            computed = block.tx_hashes();
+            &computed[..]
+        }
+    };
+    if crate::types::merkle_root(hashes) != block.header.tx_root {
         return Err(ValidationError::TxRootMismatch);
     }
     let mut seen = HashSet::with_capacity(hashes.len());
     let mut to_verify = Vec::new();
-    for (i, (tx, h)) in block.txs.iter().zip(&hashes).enumerate() {
+    for (i, (tx, h)) in block.txs.iter().zip(hashes).enumerate() {
         if !seen.insert(*h) {
             return Err(ValidationError::DuplicateTx(*h));
         }

@@ -213,20 +213,36 @@ impl Chain {
         block: Block,
         already_verified: &HashSet<Hash>,
     ) -> Result<Unapplied, ImportError> {
+        self.gossip_verify_hashed(block, None, already_verified)
+    }
+
+    /// [`Chain::gossip_verify`] with the transactions' hashes already computed locally
+    /// ([`validation::check_block_stateless_hashed`] says which hashes qualify).
+    pub fn gossip_verify_hashed(
+        &self,
+        block: Block,
+        tx_hashes: Option<&[Hash]>,
+        already_verified: &HashSet<Hash>,
+    ) -> Result<Unapplied, ImportError> {
         let parent = self.new_block_parent(&block)?;
         let ctx = BlockContext {
             spec: &self.spec,
-            parent: &parent.header,
+            parent: &parent,
             now_ms: crate::now_ms(),
             state: &self.store,
             already_verified: &|h| already_verified.contains(h),
         };
-        Ok(validation::check_block_stateless(block, &ctx)?)
+        Ok(validation::check_block_stateless_hashed(
+            block, tx_hashes, &ctx,
+        )?)
     }
 
-    /// The parent of a block not stored yet. Errors: `Known` (stored), `InvalidParent`,
-    /// `UnknownParent`, or the store.
-    fn new_block_parent(&self, block: &Block) -> Result<Block, ImportError> {
+    /// The header of the parent of a block not stored yet: the parent must be stored; its
+    /// header comes from the recent blocks when it is there (the usual case, the block just
+    /// before), so that a block's relay path does not decode its parent's whole body from the
+    /// store (about 0.4 ms for 1,000 transactions here). Errors: `Known` (stored),
+    /// `InvalidParent`, `UnknownParent`, or the store.
+    fn new_block_parent(&self, block: &Block) -> Result<BlockHeader, ImportError> {
         if self.store.has_block(&block.hash())? {
             return Err(ValidationError::Known.into());
         }
@@ -234,10 +250,17 @@ impl Chain {
         if self.store.is_invalid(&parent_hash)? {
             return Err(ValidationError::InvalidParent(parent_hash).into());
         }
+        if !self.store.has_block(&parent_hash)? {
+            return Err(ValidationError::UnknownParent(parent_hash).into());
+        }
+        if let Some(b) = self.recent.get(&parent_hash) {
+            return Ok(b.header.clone());
+        }
         Ok(self
             .store
             .block(&parent_hash)?
-            .ok_or(ValidationError::UnknownParent(parent_hash))?)
+            .ok_or(ValidationError::UnknownParent(parent_hash))?
+            .header)
     }
 
     /// Imports a gossip-verified block and applies fork choice (greatest height, then lowest
@@ -313,7 +336,7 @@ impl Chain {
         let parent = self.new_block_parent(block)?;
         let ctx = BlockContext {
             spec: &self.spec,
-            parent: &parent.header,
+            parent: &parent,
             now_ms: crate::now_ms(),
             state: &self.store,
             already_verified: &|_| false,
@@ -588,6 +611,46 @@ mod reorg_tests {
 
     fn import(c: &Chain, b: &Block) -> Result<Imported, ImportError> {
         c.import(b.clone(), &HashSet::new())
+    }
+
+    #[test]
+    fn gossip_verify_uses_local_hashes_and_a_recent_parent_only_once_stored() {
+        let s = spec();
+        let dir = tempfile::tempdir().unwrap();
+        let g = s.genesis_block();
+        let [a1, a2, ..] = two_branches(&s, &g);
+        let chain = Chain::open(dir.path(), s.clone()).unwrap();
+        let none = HashSet::new();
+        let hashes = a1.tx_hashes();
+        assert!(chain
+            .gossip_verify_hashed(a1.clone(), Some(&hashes), &none)
+            .is_ok());
+        // Hashes of another length are not used.
+        assert!(chain
+            .gossip_verify_hashed(a1.clone(), Some(&[]), &none)
+            .is_ok());
+        // The given hashes are the ones checked against tx_root.
+        let wrong = vec![Hash([9; 32]); hashes.len()];
+        assert!(matches!(
+            chain.gossip_verify_hashed(a1.clone(), Some(&wrong), &none),
+            Err(ImportError::Invalid(ValidationError::TxRootMismatch))
+        ));
+        // A parent relayed but not stored yet is still unknown.
+        chain.recent.insert(Arc::new(a1.clone()));
+        assert!(matches!(
+            chain.gossip_verify(a2.clone(), &none),
+            Err(ImportError::Invalid(ValidationError::UnknownParent(_)))
+        ));
+        import(&chain, &a1).unwrap();
+        assert!(chain.gossip_verify(a2.clone(), &none).is_ok());
+        // The same once it has left the recent blocks: its header is read from the store.
+        for i in 0..crate::chain::recent::RECENT_BLOCKS as u64 {
+            let mut other = a2.clone();
+            other.header.slot += 100 + i;
+            chain.recent.insert(Arc::new(other));
+        }
+        assert!(chain.recent.get(&a1.hash()).is_none());
+        assert!(chain.gossip_verify(a2, &none).is_ok());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use super::Workers;
 use crate::chain::ImportError;
 use crate::p2p::{BlockPayload, GossipMessage};
-use crate::types::{Block, SignedTx};
+use crate::types::{Block, Hash};
 use crate::validation::{ValidationError, Verdict};
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
@@ -61,7 +61,7 @@ impl Workers {
                     }
                     BlockPayload::Flooded { block, ttl } => {
                         self.record_first_seen(&block, m.source, m.bytes, m.received_us);
-                        self.relay_and_import(Relay::Flood(ttl), m.source, block);
+                        self.relay_and_import(Relay::Flood(ttl), m.source, block, None);
                     }
                 }));
             if handled.is_err() {
@@ -84,7 +84,7 @@ impl Workers {
         received_us: u64,
     ) -> Verdict {
         self.record_first_seen(&block, source, bytes, received_us);
-        self.relay_and_import(Relay::Gossip(id), source, block)
+        self.relay_and_import(Relay::Gossip(id), source, block, None)
     }
 
     fn record_first_seen(&self, block: &Block, source: PeerId, bytes: usize, received_us: u64) {
@@ -102,15 +102,28 @@ impl Workers {
 
     /// Gossip-verifies a block, relays it if it passes (gossip: the verdict; flood: pushed on
     /// to every other peer while hops are left), then imports it. Returns the verdict.
-    pub fn relay_and_import(&self, how: Relay, source: PeerId, block: Block) -> Verdict {
+    /// `tx_hashes`: the transactions' hashes when computed locally already (a rebuilt compact
+    /// block; see [`crate::validation::check_block_stateless_hashed`]), else `None`.
+    pub fn relay_and_import(
+        &self,
+        how: Relay,
+        source: PeerId,
+        block: Block,
+        tx_hashes: Option<Vec<Hash>>,
+    ) -> Verdict {
         let hash = block.hash();
         let height = block.header.height;
         let producer = block.header.producer.address();
-        let verified = self
-            .pool
-            .verified_among(block.txs.iter().map(SignedTx::hash));
+        let tx_hashes = match tx_hashes {
+            Some(h) if h.len() == block.txs.len() => h,
+            _ => block.tx_hashes(),
+        };
+        let verified = self.pool.verified_among(tx_hashes.iter().copied());
         let txs = block.txs.len();
-        let block = match self.chain.gossip_verify(block, &verified) {
+        let block = match self
+            .chain
+            .gossip_verify_hashed(block, Some(&tx_hashes), &verified)
+        {
             Ok(b) => b,
             Err(e) => {
                 let verdict = self.verdict_for(source, hash, e);

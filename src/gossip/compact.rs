@@ -6,7 +6,7 @@
 
 use super::Workers;
 use crate::p2p::codec::{SyncRequest, SyncResponse};
-use crate::types::{Block, CompactBlock, Hash, ShortId, SignedTx};
+use crate::types::{merkle_root, Block, CompactBlock, Hash, ShortId, SignedTx};
 use crate::validation::{self, ValidationError, Verdict};
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
@@ -53,7 +53,7 @@ impl Workers {
             self.net.report_blocking(id, source, verdict);
             return verdict;
         }
-        let (block, outcome) = match self.rebuild(rt, source, &cb) {
+        let (block, tx_hashes, outcome) = match self.rebuild(rt, source, &cb) {
             Ok(r) => r,
             Err(verdict) => {
                 debug!(peer = %source, %hash, ?verdict, "compact block not rebuilt");
@@ -72,48 +72,52 @@ impl Workers {
             a.fetched_txs = outcome.fetched;
             a.full_block_fallback = outcome.full_fallback;
         });
-        self.relay_and_import(super::block::Relay::Gossip(id), source, block)
+        self.relay_and_import(super::block::Relay::Gossip(id), source, block, tx_hashes)
     }
 
     /// The full block `cb` stands for, gossip-verified... not yet: only assembled and checked
-    /// against the header's `tx_root` and `tx_count`. Errors with the verdict for the compact
-    /// block message.
+    /// against the header's `tx_root` and `tx_count`, with its transactions' hashes (the
+    /// pool's, or computed here). Errors with the verdict for the compact block message.
     fn rebuild(
         &self,
         rt: &Handle,
         source: PeerId,
         cb: &CompactBlock,
-    ) -> Result<(Block, RebuildOutcome), Verdict> {
+    ) -> Result<(Block, Option<Vec<Hash>>, RebuildOutcome), Verdict> {
         let hash = cb.hash();
         let mut outcome = RebuildOutcome::default();
         let Ok(rebuilt) = self.pool.rebuild(cb) else {
             return self.full_block(rt, source, hash, outcome);
         };
         let mut txs = rebuilt.txs;
+        let mut hashes = rebuilt.hashes;
         if !rebuilt.missing.is_empty() {
             outcome.round_trip = true;
             let expected: HashMap<u32, ShortId> = cb.short_id_positions().into_iter().collect();
             let keys = cb.keys();
             let fetched = self.peers_to_ask(rt, source).into_iter().find_map(|peer| {
                 let got = self.fetch_txs(rt, peer, hash, &rebuilt.missing)?;
+                let got_hashes: Vec<Hash> = got.iter().map(SignedTx::hash).collect();
                 let fits = got.len() == rebuilt.missing.len()
-                    && got
+                    && got_hashes
                         .iter()
                         .zip(&rebuilt.missing)
-                        .all(|(tx, i)| expected.get(i) == Some(&keys.short_id(&tx.hash())));
+                        .all(|(h, i)| expected.get(i) == Some(&keys.short_id(h)));
                 if !fits {
                     debug!(%peer, %hash, "blocktxn answer does not fit the compact block");
                 }
-                fits.then_some(got)
+                fits.then_some((got, got_hashes))
             });
-            let Some(got) = fetched else {
+            let Some((got, got_hashes)) = fetched else {
                 return self.full_block(rt, source, hash, outcome);
             };
             outcome.fetched = got.len() as u64;
-            for (tx, i) in got.into_iter().zip(&rebuilt.missing) {
+            for ((tx, h), i) in got.into_iter().zip(got_hashes).zip(&rebuilt.missing) {
                 txs[*i as usize] = Some(tx);
+                hashes[*i as usize] = Some(h);
             }
         }
+        let hashes: Vec<Hash> = hashes.into_iter().flatten().collect();
         let block = Block {
             header: cb.header.clone(),
             signature: cb.signature,
@@ -121,10 +125,13 @@ impl Workers {
         };
         // A short id that matched the wrong pooled transaction shows here (BIP152: then
         // fetch the full block).
-        if block.txs.len() != cb.tx_count() || block.computed_tx_root() != block.header.tx_root {
+        if block.txs.len() != cb.tx_count()
+            || hashes.len() != block.txs.len()
+            || merkle_root(&hashes) != block.header.tx_root
+        {
             return self.full_block(rt, source, hash, outcome);
         }
-        Ok((block, outcome))
+        Ok((block, Some(hashes), outcome))
     }
 
     /// The peer that delivered the compact block first, then up to two other connected peers.
@@ -183,7 +190,7 @@ impl Workers {
         source: PeerId,
         hash: Hash,
         mut outcome: RebuildOutcome,
-    ) -> Result<(Block, RebuildOutcome), Verdict> {
+    ) -> Result<(Block, Option<Vec<Hash>>, RebuildOutcome), Verdict> {
         outcome.round_trip = true;
         outcome.full_fallback = true;
         for peer in self.peers_to_ask(rt, source) {
@@ -202,7 +209,7 @@ impl Workers {
                 }
                 continue;
             }
-            return Ok((block, outcome));
+            return Ok((block, None, outcome));
         }
         // Nobody could give the body: not provably anyone's fault.
         Err(Verdict::Ignore)

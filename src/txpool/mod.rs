@@ -68,6 +68,9 @@ pub enum Origin {
 pub struct Rebuilt {
     /// The block's transactions; `None` where the pool had no match.
     pub txs: Vec<Option<SignedTx>>,
+    /// Their hashes where known (the pool's, or computed for a prefilled transaction); `None`
+    /// exactly where `txs` is.
+    pub hashes: Vec<Option<Hash>>,
     /// Positions still missing (to ask for with BIP152 `getblocktxn`).
     pub missing: Vec<u32>,
 }
@@ -477,12 +480,14 @@ impl TxPool {
         let keys = cb.keys();
         let n = cb.tx_count();
         let mut txs: Vec<Option<SignedTx>> = vec![None; n];
+        let mut hashes: Vec<Option<Hash>> = vec![None; n];
         let mut slot_of: HashMap<ShortId, usize> = HashMap::with_capacity(cb.short_ids.len());
         let mut prefilled = cb.prefilled.iter().peekable();
         let mut sids = cb.short_ids.iter();
-        for (i, t) in txs.iter_mut().enumerate() {
+        for (i, (t, h)) in txs.iter_mut().zip(&mut hashes).enumerate() {
             if prefilled.peek().is_some_and(|p| p.index as usize == i) {
                 *t = prefilled.next().map(|p| p.tx.clone());
+                *h = t.as_ref().map(SignedTx::hash);
             } else if let Some(sid) = sids.next() {
                 if slot_of.insert(*sid, i).is_some() {
                     return Err(ShortIdCollision);
@@ -497,6 +502,7 @@ impl TxPool {
                         return Err(ShortIdCollision);
                     }
                     txs[i] = Some(e.tx.clone());
+                    hashes[i] = Some(e.hash);
                 }
             }
         }
@@ -506,7 +512,11 @@ impl TxPool {
             .filter(|(_, t)| t.is_none())
             .map(|(i, _)| i as u32)
             .collect();
-        Ok(Rebuilt { txs, missing })
+        Ok(Rebuilt {
+            txs,
+            hashes,
+            missing,
+        })
     }
 
     /// Which of `hashes` have signatures verified here (pooled, or in the signature cache):
@@ -545,7 +555,7 @@ mod tests {
     use super::*;
     use crate::chain::CanonNotification;
     use crate::crypto::Keypair;
-    use crate::types::{Signature, TxBody};
+    use crate::types::{Block, Signature, TxBody};
     use crate::validation::{ValidationError, Verdict};
 
     const CHAIN: u64 = 9;
@@ -600,6 +610,33 @@ mod tests {
         assert!(matches!(out[0], Ok(Inserted::Known(_))));
         assert!(announced.try_recv().is_err());
         assert_eq!(pool.read().len(), 1);
+    }
+
+    #[test]
+    fn rebuild_takes_pooled_and_prefilled_transactions_with_their_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, _announced) = TxPool::new(chain(dir.path()), TxPoolConfig::default());
+        let (a, b, c, d) = (tx(0, 0), tx(1, 0), tx(2, 0), tx(3, 0));
+        let out = block_on(pool.add(Origin::Rpc, vec![a.clone(), c.clone()]));
+        assert!(out.iter().all(|o| matches!(o, Ok(Inserted::New(_)))));
+        let genesis = pool.chain().block_at(0).unwrap().unwrap();
+        let block = Block {
+            header: genesis.inner().header.clone(),
+            signature: Signature([0; 64]),
+            txs: vec![a.clone(), b.clone(), c.clone(), d.clone()],
+        };
+        // b prefilled; a and c in the pool; d nowhere.
+        let cb = CompactBlock::from_block(&block, 7, |i, _| i == 1);
+        let r = pool.rebuild(&cb).unwrap();
+        assert_eq!(
+            r.txs,
+            vec![Some(a.clone()), Some(b.clone()), Some(c.clone()), None]
+        );
+        assert_eq!(
+            r.hashes,
+            vec![Some(a.hash()), Some(b.hash()), Some(c.hash()), None]
+        );
+        assert_eq!(r.missing, vec![3]);
     }
 
     #[test]
