@@ -221,7 +221,7 @@ impl Chain {
     pub fn gossip_verify_hashed(
         &self,
         block: Block,
-        tx_hashes: Option<&[Hash]>,
+        tx_hashes: Option<&crate::types::TxHashes>,
         already_verified: &HashSet<Hash>,
     ) -> Result<Unapplied, ImportError> {
         let parent = self.new_block_parent(&block)?;
@@ -621,16 +621,17 @@ mod reorg_tests {
         let [a1, a2, ..] = two_branches(&s, &g);
         let chain = Chain::open(dir.path(), s.clone()).unwrap();
         let none = HashSet::new();
-        let hashes = a1.tx_hashes();
+        let hashes = crate::types::TxHashes::of(&a1);
         assert!(chain
             .gossip_verify_hashed(a1.clone(), Some(&hashes), &none)
             .is_ok());
-        // Hashes of another length are not used.
+        // Hashes of another count are not used.
+        let empty = crate::types::TxHashes::new(vec![]);
         assert!(chain
-            .gossip_verify_hashed(a1.clone(), Some(&[]), &none)
+            .gossip_verify_hashed(a1.clone(), Some(&empty), &none)
             .is_ok());
         // The given hashes are the ones checked against tx_root.
-        let wrong = vec![Hash([9; 32]); hashes.len()];
+        let wrong = crate::types::TxHashes::new(vec![Hash([9; 32]); hashes.hashes().len()]);
         assert!(matches!(
             chain.gossip_verify_hashed(a1.clone(), Some(&wrong), &none),
             Err(ImportError::Invalid(ValidationError::TxRootMismatch))

@@ -10,7 +10,7 @@
 use super::Workers;
 use crate::chain::ImportError;
 use crate::p2p::{BlockPayload, GossipMessage};
-use crate::types::{Block, Hash};
+use crate::types::{Block, TxHashes};
 use crate::validation::{ValidationError, Verdict};
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
@@ -102,23 +102,24 @@ impl Workers {
 
     /// Gossip-verifies a block, relays it if it passes (gossip: the verdict; flood: pushed on
     /// to every other peer while hops are left), then imports it. Returns the verdict.
-    /// `tx_hashes`: the transactions' hashes when computed locally already (a rebuilt compact
-    /// block; see [`crate::validation::check_block_stateless_hashed`]), else `None`.
+    /// `tx_hashes`: the transactions' hashes and root when computed locally already (a
+    /// rebuilt compact block; see [`crate::validation::check_block_stateless_hashed`]), else
+    /// `None`.
     pub fn relay_and_import(
         &self,
         how: Relay,
         source: PeerId,
         block: Block,
-        tx_hashes: Option<Vec<Hash>>,
+        tx_hashes: Option<TxHashes>,
     ) -> Verdict {
         let hash = block.hash();
         let height = block.header.height;
         let producer = block.header.producer.address();
         let tx_hashes = match tx_hashes {
-            Some(h) if h.len() == block.txs.len() => h,
-            _ => block.tx_hashes(),
+            Some(h) if h.hashes().len() == block.txs.len() => h,
+            _ => TxHashes::of(&block),
         };
-        let verified = self.pool.verified_among(tx_hashes.iter().copied());
+        let verified = self.pool.verified_among(tx_hashes.hashes().iter().copied());
         let txs = block.txs.len();
         let block = match self
             .chain

@@ -6,7 +6,7 @@
 
 use super::Workers;
 use crate::p2p::codec::{SyncRequest, SyncResponse};
-use crate::types::{merkle_root, Block, CompactBlock, Hash, ShortId, SignedTx};
+use crate::types::{Block, CompactBlock, Hash, ShortId, SignedTx, TxHashes};
 use crate::validation::{self, ValidationError, Verdict};
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
@@ -83,7 +83,7 @@ impl Workers {
         rt: &Handle,
         source: PeerId,
         cb: &CompactBlock,
-    ) -> Result<(Block, Option<Vec<Hash>>, RebuildOutcome), Verdict> {
+    ) -> Result<(Block, Option<TxHashes>, RebuildOutcome), Verdict> {
         let hash = cb.hash();
         let mut outcome = RebuildOutcome::default();
         let Ok(rebuilt) = self.pool.rebuild(cb) else {
@@ -117,7 +117,7 @@ impl Workers {
                 hashes[*i as usize] = Some(h);
             }
         }
-        let hashes: Vec<Hash> = hashes.into_iter().flatten().collect();
+        let hashes = TxHashes::new(hashes.into_iter().flatten().collect());
         let block = Block {
             header: cb.header.clone(),
             signature: cb.signature,
@@ -126,8 +126,8 @@ impl Workers {
         // A short id that matched the wrong pooled transaction shows here (BIP152: then
         // fetch the full block).
         if block.txs.len() != cb.tx_count()
-            || hashes.len() != block.txs.len()
-            || merkle_root(&hashes) != block.header.tx_root
+            || hashes.hashes().len() != block.txs.len()
+            || hashes.root() != block.header.tx_root
         {
             return self.full_block(rt, source, hash, outcome);
         }
@@ -190,7 +190,7 @@ impl Workers {
         source: PeerId,
         hash: Hash,
         mut outcome: RebuildOutcome,
-    ) -> Result<(Block, Option<Vec<Hash>>, RebuildOutcome), Verdict> {
+    ) -> Result<(Block, Option<TxHashes>, RebuildOutcome), Verdict> {
         outcome.round_trip = true;
         outcome.full_fallback = true;
         for peer in self.peers_to_ask(rt, source) {

@@ -80,3 +80,35 @@ impl Block {
         merkle_root(&self.tx_hashes())
     }
 }
+
+/// A block's transaction hashes, in order, with the merkle root they make (computed here,
+/// once). Made where the hashes are at hand already, e.g. a compact block rebuilt from the
+/// mempool, so that checking the root and then gossip-verifying the block hash nothing twice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxHashes {
+    hashes: Vec<Hash>,
+    root: Hash,
+}
+
+impl TxHashes {
+    /// `hashes` and their merkle root.
+    pub fn new(hashes: Vec<Hash>) -> TxHashes {
+        let root = merkle_root(&hashes);
+        TxHashes { hashes, root }
+    }
+
+    /// Hashes `block`'s transactions.
+    pub fn of(block: &Block) -> TxHashes {
+        TxHashes::new(block.tx_hashes())
+    }
+
+    /// The hashes, in order.
+    pub fn hashes(&self) -> &[Hash] {
+        &self.hashes
+    }
+
+    /// Their merkle root (compare with `header.tx_root`).
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+}

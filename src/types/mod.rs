@@ -8,7 +8,7 @@ pub mod hash;
 pub mod transaction;
 
 pub use address::Address;
-pub use block::{Block, BlockHeader};
+pub use block::{Block, BlockHeader, TxHashes};
 pub use compact::{CompactBlock, PrefilledTx, ShortId, ShortIdKeys};
 pub use hash::{merkle_root, sha256, Hash};
 pub use transaction::{PublicKey, SignedTx, TxBody, MAX_TX_DATA};
