@@ -25,44 +25,36 @@ fn running(pid: i32) -> bool {
     }
 }
 
-/// How many threads of `pid` are named `name`.
-fn threads_named(pid: i32, name: &str) -> usize {
+/// The `/proc` directories of `pid`'s threads named `name`.
+fn threads_named(pid: i32, name: &str) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|tasks| {
             tasks
                 .flatten()
+                .map(|t| t.path())
                 .filter(|t| {
-                    std::fs::read_to_string(t.path().join("comm"))
-                        .is_ok_and(|c| c.trim_end() == name)
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-/// The nice values (field 19 of `/proc/PID/task/TID/stat`) of `pid`'s threads named `name`.
-fn nice_of_threads(pid: i32, name: &str) -> Vec<i32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .flatten()
-                .filter(|t| {
-                    std::fs::read_to_string(t.path().join("comm"))
-                        .is_ok_and(|c| c.trim_end() == name)
-                })
-                .filter_map(|t| {
-                    let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
-                    // Fields after the command: state is field 3, nice field 19.
-                    stat.rsplit(')')
-                        .next()?
-                        .split_whitespace()
-                        .nth(16)?
-                        .parse()
-                        .ok()
+                    std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim_end() == name)
                 })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The nice values (field 19 of `/proc/PID/task/TID/stat`) of `pid`'s threads named `name`.
+fn nice_of_threads(pid: i32, name: &str) -> Vec<i32> {
+    threads_named(pid, name)
+        .iter()
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.join("stat")).ok()?;
+            // Fields after the command: state is field 3, nice field 19.
+            stat.rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(16)?
+                .parse()
+                .ok()
+        })
+        .collect()
 }
 
 /// The nice value a thread of this machine gets when it asks for -10: -10 with CAP_SYS_NICE
@@ -100,12 +92,12 @@ fn nodes_stop_when_their_devnet_is_killed() {
     assert!(pids.iter().all(|&p| running(p)));
     for (i, &p) in pids.iter().enumerate() {
         assert_eq!(
-            threads_named(p, "tokio-rt-worker"),
+            threads_named(p, "tokio-rt-worker").len(),
             1,
             "node{i}: {n} nodes on {cores} cores, yet not one runtime thread"
         );
         assert_eq!(
-            threads_named(p, "parent-watch"),
+            threads_named(p, "parent-watch").len(),
             1,
             "node{i} does not wait on a pidfd of its parent"
         );
