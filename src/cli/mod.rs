@@ -217,7 +217,7 @@ pub struct RunArgs {
     /// nice value needs CAP_SYS_NICE or a raised RLIMIT_NICE (systemd `LimitNICE=`); without
     /// either the thread keeps the process's priority and the node says so once at start.
     /// 0 leaves it alone.
-    #[arg(long, env = "MESHNODE_BLOCK_NICE", default_value_t = -10, allow_hyphen_values = true,
+    #[arg(long, env = "MESHNODE_BLOCK_NICE", default_value_t = crate::gossip::DEFAULT_BLOCK_NICE, allow_hyphen_values = true,
           value_parser = clap::value_parser!(i32).range(-20..=19))]
     pub block_nice: i32,
 }
