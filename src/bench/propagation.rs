@@ -255,6 +255,10 @@ async fn peer_graph(urls: &[String]) -> anyhow::Result<(Vec<f64>, usize)> {
     Ok((peers, if urls.is_empty() { 0 } else { min_mesh }))
 }
 
+fn one() -> u64 {
+    1
+}
+
 /// The report `--out` receives.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
@@ -264,6 +268,9 @@ pub struct Report {
     pub slot_ms: u64,
     /// Target transactions per second.
     pub tps: u64,
+    /// Transactions submitted together to one node (`--tx-batch`; 1: each to the next node).
+    #[serde(default = "one")]
+    pub tx_batch: u64,
     /// How blocks were published (`--relay`).
     #[serde(default)]
     pub relay: String,
@@ -412,6 +419,7 @@ pub async fn run_load(args: crate::cli::LoadArgs) -> anyhow::Result<()> {
     let load = tokio::spawn(drive_load(
         args.rpc.clone(),
         args.tps,
+        1,
         args.senders.max(1),
         chain_id,
         stop.clone(),
@@ -605,11 +613,25 @@ pub async fn wait_settled(
     Ok(unsettled)
 }
 
-/// Submits signed transfers at `tps` per second, round-robin over dev accounts and nodes,
-/// until `stop`. Returns how many the nodes accepted.
+/// How many of `due` transfers may go out now: whole groups of `batch` (0 treated as 1).
+fn whole_groups(due: u64, batch: u64) -> u64 {
+    due - due % batch.max(1)
+}
+
+/// The node (index among `nodes`) that receives the `i`-th transfer: groups of `batch`
+/// consecutive transfers to one node, the groups round-robin over the nodes.
+fn group_node(i: usize, batch: u64, nodes: usize) -> usize {
+    (i / batch.max(1) as usize) % nodes.max(1)
+}
+
+/// Submits signed transfers at `tps` per second, round-robin over dev accounts, in groups
+/// of `batch` consecutive transfers to one node, the groups round-robin over the nodes,
+/// until `stop`. A group goes out once all of it is due (at least every 20 ms tick: with
+/// `batch` 1, each transfer as soon as it is due). Returns how many the nodes accepted.
 async fn drive_load(
     urls: Vec<String>,
     tps: u64,
+    batch: u64,
     senders: u64,
     chain_id: u64,
     stop: Arc<AtomicBool>,
@@ -641,8 +663,8 @@ async fn drive_load(
     let mut i = 0usize;
     while !stop.load(Ordering::Relaxed) {
         interval.tick().await;
-        let due = (start.elapsed().as_secs_f64() * tps as f64) as u64;
-        let mut batch = Vec::new();
+        let due = whole_groups((start.elapsed().as_secs_f64() * tps as f64) as u64, batch);
+        let mut out = Vec::new();
         while sent < due {
             let s = i % keys.len();
             let k = &keys[s];
@@ -656,11 +678,14 @@ async fn drive_load(
                 data: vec![],
             };
             nonces[s] += 1;
-            batch.push((i % clients.len(), hex::encode(k.sign_tx(body).to_bytes())));
+            out.push((
+                group_node(i, batch, clients.len()),
+                hex::encode(k.sign_tx(body).to_bytes()),
+            ));
             sent += 1;
             i += 1;
         }
-        let futs = batch.into_iter().map(|(c, hex)| {
+        let futs = out.into_iter().map(|(c, hex)| {
             let client = &clients[c];
             async move { client.sendrawtransaction(hex).await }
         });
@@ -1308,11 +1333,16 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         }
     };
     println!(
-        "{} nodes connected after {:.1} s; driving {} tx/s from {} dev accounts",
+        "{} nodes connected after {:.1} s; driving {} tx/s from {} dev accounts{}",
         nodes,
         started.elapsed().as_secs_f64(),
         args.tps,
-        senders
+        senders,
+        if args.tx_batch > 1 {
+            format!(", {} at a time to one node", args.tx_batch)
+        } else {
+            String::new()
+        }
     );
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -1320,6 +1350,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
     let load = tokio::spawn(drive_load(
         urls.clone(),
         args.tps,
+        args.tx_batch,
         senders,
         chain_id,
         stop.clone(),
@@ -1594,6 +1625,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         nodes,
         slot_ms: args.slot_ms,
         tps: args.tps,
+        tx_batch: args.tx_batch,
         relay: relay.to_string(),
         blocks,
         summary,
@@ -1705,6 +1737,7 @@ pub fn run_from_dirs(args: &PropagationArgs) -> anyhow::Result<()> {
         nodes,
         slot_ms: 0,
         tps: 0,
+        tx_batch: 1,
         relay: String::new(),
         blocks,
         summary,
@@ -1899,6 +1932,19 @@ mod tests {
             "http://meshnode:***@tasks.node:8545"
         );
         assert_eq!(redact("http://10.0.0.1:1"), "http://10.0.0.1:1");
+    }
+
+    #[test]
+    fn load_goes_out_in_whole_groups_to_one_node_each() {
+        assert_eq!(whole_groups(37, 16), 32);
+        assert_eq!(whole_groups(15, 16), 0);
+        assert_eq!(whole_groups(37, 1), 37);
+        let nodes: Vec<usize> = (0..40).map(|i| group_node(i, 16, 2)).collect();
+        assert!(nodes[..16].iter().all(|&n| n == 0));
+        assert!(nodes[16..32].iter().all(|&n| n == 1));
+        assert!(nodes[32..].iter().all(|&n| n == 0));
+        let one: Vec<usize> = (0..5).map(|i| group_node(i, 1, 3)).collect();
+        assert_eq!(one, vec![0, 1, 2, 0, 1]);
     }
 
     #[test]

@@ -140,6 +140,7 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
             nodes: n,
             blocks: args.blocks,
             tps: args.tps,
+            tx_batch: 1,
             slot_ms: args.slot_ms,
             out: args.out.clone(),
             dir: args.dir.as_ref().map(|d| d.join(format!("n{n}"))),

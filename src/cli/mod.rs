@@ -766,6 +766,11 @@ pub struct PropagationArgs {
     /// Transactions per second submitted (spread over all nodes' RPC).
     #[arg(long, default_value_t = 200)]
     pub tps: u64,
+    /// Transactions submitted together to one node (then the next node), as a wallet
+    /// service or exchange posts a batch: the node announces them in one gossip message
+    /// (`/txs/1`) instead of one each. 1 (the default): each transaction to the next node.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=512))]
+    pub tx_batch: u64,
     /// Slot length in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub slot_ms: u64,
