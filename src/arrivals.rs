@@ -4,8 +4,9 @@
 //!
 //! With a journal ([`ArrivalLog::with_journal`]; the node keeps `DATA_DIR/arrivals.jsonl`),
 //! each record is also appended as one JSON line ([`JournalLine`]) about
-//! [`JOURNAL_DELAY`] after its block was validated here, once the record has settled (on a
-//! producer the publish time can follow the commit), so a run can be measured after the
+//! [`JOURNAL_SETTLE`]–[`JOURNAL_DELAY`] after its block was validated here, once the record
+//! has settled (on a producer the publish time can follow the commit), so a run can be
+//! measured after the
 //! fact: `meshnode bench propagation --from-dirs`. Records still pending at shutdown are
 //! written then; a crash loses at most the last couple of seconds.
 
@@ -71,8 +72,15 @@ pub const CAPACITY: usize = 4096;
 /// The journal's file name in the data dir.
 pub const JOURNAL_FILE: &str = "arrivals.jsonl";
 
-/// How long after its validation a record is journaled.
-pub const JOURNAL_DELAY: Duration = Duration::from_secs(1);
+/// How long a record settles after its validation before it may be journaled (on a
+/// producer the publish time can follow the commit by a few milliseconds).
+pub const JOURNAL_SETTLE: Duration = Duration::from_millis(500);
+
+/// Longest a settled record waits for the journal: records are written when the next
+/// canonical block arrives, or this long after the last one when none follows. With blocks
+/// every slot the follower then never wakes for the journal alone (an idle node's timer
+/// wake-ups are part of its idle cost).
+pub const JOURNAL_DELAY: Duration = Duration::from_secs(2);
 
 /// One line of `arrivals.jsonl`: the block's hash (64 hex digits) and its [`Arrival`] record,
 /// flattened (the fields of `meshnode_blockArrival`).
@@ -161,6 +169,16 @@ impl ArrivalLog {
         Ok(lines.len())
     }
 
+    /// Whether records wait to be journaled (never without a journal).
+    pub fn journal_pending(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| {
+            !j.lock()
+                .expect("arrival journal lock poisoned")
+                .pending
+                .is_empty()
+        })
+    }
+
     /// Each record from now on, the moment its block is first validated
     /// (`meshnode_subscribe("blockArrivals")`); a log made without a broadcast never sends.
     pub fn subscribe(&self) -> broadcast::Receiver<(Hash, Arrival)> {
@@ -226,34 +244,42 @@ impl ArrivalLog {
     }
 }
 
-/// Runs until `stop` turns true: records every canonical notification in `log`, and every
-/// second journals the records that have settled ([`ArrivalLog::write_journal`]); at stop,
-/// journals the rest. Notifications missed by a lagging receiver leave those blocks without a
-/// validated time (logged).
+/// Runs until `stop` turns true: records every canonical notification in `log` and then
+/// journals the records that have settled ([`JOURNAL_SETTLE`]; [`ArrivalLog::write_journal`]);
+/// [`JOURNAL_DELAY`] after the last notification, if records are still pending, journals
+/// them all; at stop, journals the rest. Notifications missed by a lagging receiver leave
+/// those blocks without a validated time (logged).
 pub async fn follow(
     log: Arc<ArrivalLog>,
     mut canon: broadcast::Receiver<Arc<CanonNotification>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(JOURNAL_DELAY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let journal = |age| {
         if let Err(e) = log.write_journal(age) {
             tracing::warn!(cause = %e, "cannot append to the arrival journal");
         }
     };
+    let quiet = tokio::time::sleep(JOURNAL_DELAY);
+    tokio::pin!(quiet);
     loop {
         tokio::select! {
             n = canon.recv() => match n {
-                Ok(n) => log.on_canon(&n),
+                Ok(n) => {
+                    log.on_canon(&n);
+                    journal(JOURNAL_SETTLE);
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "arrival log missed canonical notifications");
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = tick.tick() => journal(JOURNAL_DELAY),
+            // Armed only while records wait: no timer wake-ups while blocks keep coming.
+            _ = &mut quiet, if log.journal_pending() => journal(Duration::ZERO),
             _ = stop.changed() => break,
         }
+        quiet
+            .as_mut()
+            .reset(tokio::time::Instant::now() + JOURNAL_DELAY);
     }
     journal(Duration::ZERO);
 }
@@ -286,4 +312,74 @@ pub fn read_journal(path: &Path) -> anyhow::Result<Vec<JournalLine>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Block, BlockHeader};
+
+    fn block(height: u64) -> Block {
+        Block {
+            header: BlockHeader {
+                chain_id: 1,
+                height,
+                slot: height,
+                parent: Hash::ZERO,
+                timestamp_ms: 0,
+                producer: crate::crypto::Keypair::dev_validator(0).public(),
+                tx_root: Hash::ZERO,
+                tx_count: 0,
+            },
+            signature: crate::types::Signature([0; 64]),
+            txs: vec![],
+        }
+    }
+
+    fn applied(b: Block) -> Arc<CanonNotification> {
+        Arc::new(CanonNotification {
+            undone: vec![],
+            applied: vec![b],
+            committed_us: crate::now_us(),
+        })
+    }
+
+    /// A record goes to the journal with the next block once settled, or on its own
+    /// `JOURNAL_DELAY` after the last block when no block follows.
+    #[tokio::test]
+    async fn journal_written_with_the_next_block_or_after_a_quiet_spell() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let log = Arc::new(ArrivalLog::default().with_journal(&path).unwrap());
+        let (tx, rx) = broadcast::channel(8);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(follow(log.clone(), rx, stop_rx));
+        let lines = || read_journal(&path).unwrap();
+
+        tx.send(applied(block(1))).unwrap();
+        tokio::time::sleep(JOURNAL_SETTLE + Duration::from_millis(100)).await;
+        assert!(lines().is_empty(), "block 1 journaled before block 2 came");
+        assert!(log.journal_pending());
+
+        tx.send(applied(block(2))).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let got: Vec<u64> = lines().iter().map(|l| l.arrival.height).collect();
+        assert_eq!(
+            got,
+            vec![1],
+            "block 2 arrived: block 1 (settled) journaled, 2 waits"
+        );
+
+        tokio::time::sleep(JOURNAL_DELAY + Duration::from_millis(500)).await;
+        let got: Vec<u64> = lines().iter().map(|l| l.arrival.height).collect();
+        assert_eq!(
+            got,
+            vec![1, 2],
+            "no block followed: block 2 journaled on its own"
+        );
+        assert!(!log.journal_pending());
+
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
 }

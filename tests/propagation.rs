@@ -118,8 +118,8 @@ async fn tx_reaches_every_mempool_then_a_block_on_every_node() {
         "every node has the tx in the same block"
     );
 
-    // The journal: a record settles and is written about a second after its block was
-    // validated.
+    // The journal: a record settles and is written with the next block, or at most 2 s after
+    // its block was validated.
     let bh = block_hashes.into_iter().next().unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     for (i, c) in clients.iter().enumerate() {
