@@ -37,10 +37,6 @@ use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 const CHUNK: usize = 16 * 1024;
 /// Waits shorter than this are skipped (what a wake-up through the clock thread costs).
 const WAKE_COST: Duration = Duration::from_micros(100);
-/// Waits at least this long go to tokio's timer, which wakes the runtime from its own poll
-/// (no hand-over through the clock thread) but rounds up to the next millisecond: at most
-/// 1 ms late, under 5 % of such a wait. Shorter ones (a region's own 2–5 ms) use the clock.
-const COARSE: Duration = Duration::from_millis(20);
 /// Most a deadline fires early to make up for the hand-over to the runtime (~0.15 ms
 /// measured on a 2-core VM; capped so that a busy spell cannot make later sleeps end early).
 const MAX_LEAD: Duration = Duration::from_micros(150);
@@ -329,10 +325,7 @@ where
                 }
                 // A wake-up costs the clock thread and the runtime ~0.1 ms: not worth it for
                 // less (pacing a small write at a fast link).
-                let now = Instant::now();
-                if at >= now + COARSE {
-                    tokio::time::sleep_until(at.into()).await;
-                } else if at > now + WAKE_COST {
+                if at > Instant::now() + WAKE_COST {
                     sleep_until(at).await;
                 }
             }
