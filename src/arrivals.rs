@@ -6,9 +6,8 @@
 //! each record is also appended as one JSON line ([`JournalLine`]) about
 //! [`JOURNAL_SETTLE`]–[`JOURNAL_DELAY`] after its block was validated here, once the record
 //! has settled (on a producer the publish time can follow the commit), so a run can be
-//! measured after the
-//! fact: `meshnode bench propagation --from-dirs`. Records still pending at shutdown are
-//! written then; a crash loses at most the last couple of seconds.
+//! measured after the fact: `meshnode bench propagation --from-dirs`. Records still pending
+//! at shutdown are written then; a crash loses at most the last couple of seconds.
 
 use crate::chain::CanonNotification;
 use crate::types::Hash;
