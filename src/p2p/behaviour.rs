@@ -190,6 +190,7 @@ pub fn build(
 ) -> Result<Behaviour, String> {
     let peer_id = key.public().to_peer_id();
     let cblock = TopicKind::CompactBlock.topic(chain_id).hash();
+    let (cblock_lo, cblock_d, cblock_hi) = mesh_degree(TopicKind::CompactBlock);
     let gs_config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Anonymous)
         .validate_messages()
@@ -211,9 +212,9 @@ pub fn build(
         .mesh_n_low(MESH_D_LOW)
         .mesh_n_high(MESH_D_HIGH)
         .mesh_outbound_min(2)
-        .mesh_n_for_topic(CBLOCK_MESH_D, cblock.clone())
-        .mesh_n_low_for_topic(CBLOCK_MESH_D_LOW, cblock.clone())
-        .mesh_n_high_for_topic(MESH_D_HIGH, cblock.clone())
+        .mesh_n_for_topic(cblock_d, cblock.clone())
+        .mesh_n_low_for_topic(cblock_lo, cblock.clone())
+        .mesh_n_high_for_topic(cblock_hi, cblock.clone())
         .mesh_outbound_min_for_topic(2, cblock)
         .idontwant_message_size_threshold(if idontwant {
             IDONTWANT_THRESHOLD
