@@ -238,15 +238,6 @@ impl ChainSpec {
     pub fn producer_of(&self, slot: u64) -> PublicKey {
         self.validators[(slot % self.validators.len() as u64) as usize]
     }
-
-    /// The first slot from `from` on (inclusive) that `key` produces, or `None` if `key` is
-    /// not a validator (or the slot would overflow). Looks at most one round of the
-    /// schedule ahead.
-    pub fn next_slot_of(&self, key: &PublicKey, from: u64) -> Option<u64> {
-        (0..self.validators.len() as u64)
-            .filter_map(|i| from.checked_add(i))
-            .find(|s| self.producer_of(*s) == *key)
-    }
 }
 
 /// The public keys (hex, as in a genesis file's `validators`) of `dev-validator:0` ..
@@ -294,18 +285,6 @@ mod tests {
             }),
             bootnodes: vec![],
         }
-    }
-
-    #[test]
-    fn next_slot_of_finds_the_keys_own_slot_within_one_round() {
-        let spec = test_spec(7, 4, 0, 0);
-        let k2 = Keypair::dev_validator(2).public();
-        assert_eq!(spec.next_slot_of(&k2, 0), Some(2));
-        assert_eq!(spec.next_slot_of(&k2, 2), Some(2));
-        assert_eq!(spec.next_slot_of(&k2, 3), Some(6));
-        assert_eq!(spec.next_slot_of(&k2, u64::MAX), None);
-        let outsider = Keypair::dev_validator(9).public();
-        assert_eq!(spec.next_slot_of(&outsider, 0), None);
     }
 
     #[test]

@@ -89,13 +89,7 @@ impl Producer {
                     self.produce(slot).await;
                 }
             }
-            // Sleep until the next slot this key owns (a 64-validator devnet's node wakes
-            // once a minute, not once a slot); a key that owns none waits for the stop.
-            let Some(next) = spec.next_slot_of(&me, slot + 1) else {
-                let _ = stop.changed().await;
-                return;
-            };
-            let next = spec.slot_start_ms(next);
+            let next = spec.slot_start_ms(slot + 1);
             let wait = Duration::from_millis(next.saturating_sub(crate::now_ms()).max(1));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}

@@ -203,17 +203,14 @@ pub fn start_with_registry(
     let mut metrics = registry.unwrap_or_default();
     let idontwant = cfg.idontwant;
     let peers_cfg = cfg.peers;
-    // With link shaping, ping every 5 s: `minping` then shows a link's own round trip within
-    // a minute (a ping's time includes the hosts', which varies from one ping to the next).
-    // Every 2 s cost an idle 32-node `wan` devnet a quarter of its CPU (0.253 against 0.192
-    // cores, side by side): each ping crosses four shaped pipes. Without shaping, every 30 s
-    // (libp2p's default is 15 s, Bitcoin Core's `PING_INTERVAL` 2 min): 30 s took 1.3 of
-    // about 41 wake-ups a second off each node of an idle 64-node devnet (`bench idle`,
-    // three devnets side by side: 0.202 → 0.195 cores).
+    // With link shaping, ping every 5 s (libp2p's default is 15 s): `minping` then shows a
+    // link's own round trip within a minute (a ping's time includes the hosts', which varies
+    // from one ping to the next). Every 2 s cost an idle 32-node `wan` devnet a quarter of its
+    // CPU (0.253 against 0.192 cores, side by side): each ping crosses four shaped pipes.
     let ping_interval = if cfg.shape.is_some() {
         Duration::from_secs(5)
     } else {
-        Duration::from_secs(30)
+        Duration::from_secs(15)
     };
     let make = |key: &identity::Keypair, metrics: &mut prometheus_client::registry::Registry| {
         behaviour::build(key, chain_id, peers_cfg, idontwant, ping_interval, metrics)
