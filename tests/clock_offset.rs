@@ -33,6 +33,26 @@ fn median_first_seen(report: &Value, i: usize) -> f64 {
     v[v.len() / 2]
 }
 
+/// Removes the shared memory `faketime` makes for the process it wraps
+/// (`/dev/shm/faketime_shm_<pid>`, `/dev/shm/sem.faketime_sem_<pid>`, named by the wrapper's
+/// pid): the wrapper removes them only when it exits by itself, not when a devnet stop kills
+/// it. Declared before the devnet, so it runs after the devnet's own drop.
+struct FaketimeShm(std::sync::Mutex<Option<u32>>);
+
+impl Drop for FaketimeShm {
+    fn drop(&mut self) {
+        let pid = *self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pid) = pid {
+            for f in [
+                format!("/dev/shm/faketime_shm_{pid}"),
+                format!("/dev/shm/sem.faketime_sem_{pid}"),
+            ] {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_500_ms_ahead_is_corrected() {
     if Command::new("faketime").arg("--version").output().is_err() {
@@ -40,6 +60,7 @@ async fn a_node_500_ms_ahead_is_corrected() {
     }
     // Nodes 0–2 produce; node 3 only receives (a producer 500 ms ahead would sign its
     // blocks early, which its peers rightly refuse).
+    let shm = FaketimeShm(std::sync::Mutex::new(None));
     let mut net = common::start_net(4, 3, 500).await;
     common::wait_peers(&net, 2).await;
     let tmp = tempfile::tempdir().unwrap();
@@ -52,6 +73,7 @@ async fn a_node_500_ms_ahead_is_corrected() {
     net.net.stop_node(3);
     net.net.nodes[3].wrapper = ["faketime", "-f", "+0.5s"].map(String::from).to_vec();
     net.net.start_node(3).unwrap();
+    *shm.0.lock().unwrap() = net.net.nodes[3].child.as_ref().map(|c| c.id());
     net.net
         .wait_ready(3, std::time::Duration::from_secs(60))
         .await

@@ -8,14 +8,15 @@ use common::*;
 use futures::StreamExt;
 use jsonrpsee::http_client::HttpClient;
 use meshnode::devnet::{Devnet, DevnetOptions};
-use meshnode::p2p::behaviour::{MESH_D_HIGH, MESH_D_LOW};
+use meshnode::p2p::behaviour::mesh_degree;
 use meshnode::p2p::PeerConfig;
+use meshnode::p2p::TopicKind;
 use meshnode::rpc::api::{BitcoinApiClient, MeshnodeApiClient};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// One node's view: peers by `connection_type` from `getpeerinfo`, and the block-topic mesh
-/// sizes from `meshnode_nodeInfo`.
+/// One node's view: peers by `connection_type` from `getpeerinfo`, and the mesh sizes of the
+/// two block topics (full, compact) from `meshnode_nodeInfo`.
 #[derive(Debug)]
 struct View {
     peers: usize,
@@ -48,10 +49,13 @@ async fn view(c: &HttpClient) -> View {
 
 /// Why `v` breaks the limits, if it does.
 fn broken(v: &View) -> Option<String> {
-    let mesh_ok = v
-        .mesh
-        .iter()
-        .all(|m| (MESH_D_LOW..=MESH_D_HIGH).contains(m));
+    let mesh_ok = [TopicKind::Block, TopicKind::CompactBlock]
+        .into_iter()
+        .zip(v.mesh)
+        .all(|(k, m)| {
+            let (lo, _, hi) = mesh_degree(k);
+            (lo..=hi).contains(&m)
+        });
     (v.peers > v.max || v.outbound < v.outbound_target || !mesh_ok || v.addr_fetch > 0)
         .then(|| format!("{v:?}"))
 }
@@ -105,10 +109,12 @@ async fn a_64_node_devnet_keeps_every_node_within_its_peer_limits_and_mesh_bound
     assert!(
         settled,
         "after 300 s, {} of {N} nodes outside their limits (max {}, outbound target {}, mesh \
-         {MESH_D_LOW}..={MESH_D_HIGH}):\n{}",
+         (D_lo, D, D_hi) block {:?}, cblock {:?}):\n{}",
         last.len(),
         PeerConfig::DEFAULT_MAX,
         PeerConfig::DEFAULT_OUTBOUND,
+        mesh_degree(TopicKind::Block),
+        mesh_degree(TopicKind::CompactBlock),
         last.join("\n")
     );
     let views = futures::future::join_all(clients.iter().map(view)).await;

@@ -857,11 +857,18 @@ impl EventLoop {
     /// query dials every peer it asks). The bootnodes are dialled again when the node has no
     /// peer at all (every one of them was full or down).
     fn walk(&mut self) {
-        let shortest = self.mesh_sizes().into_values().min().unwrap_or(0);
-        self.peers.set_mesh_deficit(
-            super::behaviour::MESH_D_LOW.saturating_sub(shortest),
-            std::time::Instant::now(),
-        );
+        // Each topic against its own D_lo (the compact block topic's is higher).
+        let gs = &self.swarm.behaviour().gossipsub;
+        let missing = TopicKind::ALL
+            .into_iter()
+            .map(|k| {
+                let have = gs.mesh_peers(&k.topic(self.chain_id).hash()).count();
+                super::behaviour::mesh_degree(k).0.saturating_sub(have)
+            })
+            .max()
+            .unwrap_or(0);
+        self.peers
+            .set_mesh_deficit(missing, std::time::Instant::now());
         // Kademlia's bootstrap, once the first peer is connected (a joining node): a lookup
         // of our own id, then one per bucket beyond our closest neighbours, so the routing
         // table — the node's address book, `getnodeaddresses` — learns most of a network of
