@@ -33,14 +33,21 @@ fn threads_named(pid: i32, name: &str) -> Vec<std::path::PathBuf> {
                 .flatten()
                 .map(|t| t.path())
                 .filter(|t| {
-                    std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim_end() == name)
+                    std::fs::read_to_string(t.join("comm")).is_ok_and(|c| {
+                        let c = c.trim_end();
+                        match name.strip_suffix('*') {
+                            Some(prefix) => c.starts_with(prefix),
+                            None => c == name,
+                        }
+                    })
                 })
                 .collect()
         })
         .unwrap_or_default()
 }
 
-/// The nice values (field 19 of `/proc/PID/task/TID/stat`) of `pid`'s threads named `name`.
+/// The nice values (field 19 of `/proc/PID/task/TID/stat`) of `pid`'s threads named `name`
+/// (`prefix*`: every name that starts with `prefix`).
 fn nice_of_threads(pid: i32, name: &str) -> Vec<i32> {
     threads_named(pid, name)
         .iter()
@@ -113,6 +120,22 @@ fn nodes_stop_when_their_devnet_is_killed() {
             nice_of_threads(p, "tx-validation").iter().all(|&n| n == 0),
             "node{i}: transaction validation keeps the process's priority"
         );
+    }
+    // sled's I/O pool runs at the block thread's value too: the block worker sets it when it
+    // starts and again after a block, every 10 s at most.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    for (i, &p) in pids.iter().enumerate() {
+        loop {
+            let nices = nice_of_threads(p, "sled-io-*");
+            if !nices.is_empty() && nices.iter().all(|&n| n == block_nice) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node{i}: sled's I/O threads run at nice {nices:?}, not the block thread's {block_nice}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     devnet.child.kill().unwrap(); // SIGKILL

@@ -678,7 +678,11 @@ impl ChainStore {
     /// Flushes, then moves the head marker to (`height`, `hash`), the head just flushed.
     pub fn flush_head(&self, height: u64, hash: Hash) -> Result<(), StoreError> {
         self.flush()?;
-        self.write_marker(HeadMarker { height, hash })
+        let marked = self.write_marker(HeadMarker { height, hash });
+        // The queued blocks' index entries are written behind the head, now that it is
+        // durable (`super::txindex`).
+        self.wake_indexer();
+        marked
     }
 
     /// Hash of the head block.
@@ -780,9 +784,23 @@ impl ChainStore {
                 .unwrap_or(0)
         };
         let c0 = cpu();
+        // Time this thread waited for a core (Linux schedstat, µs), read only for the debug
+        // line: the rest of the wall time beyond CPU and that wait is time blocked (sled's
+        // locks, its I/O pool, the disk).
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
+        let rq = || {
+            debug
+                .then(|| std::fs::read_to_string("/proc/thread-self/schedstat").ok())
+                .flatten()
+                .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .unwrap_or(0)
+                / 1000
+        };
+        let r0 = rq();
         self.commit(block.inner(), diff)?;
         tracing::debug!(
             height = block.inner().header.height,
+            rq_us = rq().saturating_sub(r0),
             cpu_us = cpu().saturating_sub(c0),
             txn_us = t0.elapsed().as_micros() as u64,
             "store write timing"

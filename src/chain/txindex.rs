@@ -122,8 +122,11 @@ impl Drop for TxIndexer {
 
 impl ChainStore {
     /// Queues a block just committed as the new head (its transactions readable through
-    /// [`ChainStore::tx_location`] at once) and wakes the indexer; indexes here when more than
-    /// [`MAX_UNINDEXED_BLOCKS`] wait, or when no `tx-index` thread runs.
+    /// [`ChainStore::tx_location`] at once); indexes here when more than
+    /// [`MAX_UNINDEXED_BLOCKS`] wait, or when no `tx-index` thread runs. The `tx-index` thread
+    /// is woken once the head is flushed ([`ChainStore::wake_indexer`]), not here: woken in
+    /// the middle of an import, it preempted the importing thread and its batch held sled's
+    /// write lock while the new head's observers read accounts.
     pub(super) fn queue_for_index(&self, block: &Block) -> Result<(), StoreError> {
         let txs: Vec<Hash> = block.txs.iter().map(|t| t.hash()).collect();
         let backlog = {
@@ -131,11 +134,18 @@ impl ChainStore {
             q.push(block.header.height, block.hash(), txs);
             q.blocks.len()
         };
-        self.txindex.wake.notify_one();
         if backlog > MAX_UNINDEXED_BLOCKS {
             while self.index_pending(usize::MAX)? > 0 {}
         }
         self.index_if_unattended()
+    }
+
+    /// Wakes the `tx-index` thread if blocks wait for it (called once a commit's head is
+    /// flushed).
+    pub(super) fn wake_indexer(&self) {
+        if !self.index_caught_up() {
+            self.txindex.wake.notify_one();
+        }
     }
 
     /// Whether every committed block is indexed (nothing queued).

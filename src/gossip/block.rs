@@ -17,6 +17,10 @@ use libp2p::PeerId;
 use std::sync::atomic::Ordering;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
+
+/// How often, at most, the block worker sets sled's I/O threads to its own priority again
+/// (after a block, never while one waits): 10 s.
+pub const STORE_IO_RENICE: std::time::Duration = std::time::Duration::from_secs(10);
 use tracing::{debug, warn};
 
 /// How a block is relayed once its gossip verification passes.
@@ -47,6 +51,11 @@ impl Workers {
         rt: Handle,
         mut rx: mpsc::Receiver<GossipMessage<BlockPayload>>,
     ) {
+        // sled's I/O pool at this thread's priority, again every STORE_IO_RENICE at most
+        // (threads it starts later inherit their starter's value, not always this thread's).
+        let nice = self.cfg.block_nice;
+        super::set_threads_nice(super::STORE_IO_THREADS, nice);
+        let mut reniced = std::time::Instant::now();
         while let Some(m) = rx.blocking_recv() {
             let source = m.source;
             let gossip_id =
@@ -70,6 +79,10 @@ impl Workers {
                 if let Some(id) = gossip_id {
                     Relay::Gossip(id).report(&self.net, source, Verdict::Ignore);
                 }
+            }
+            if reniced.elapsed() >= STORE_IO_RENICE {
+                super::set_threads_nice(super::STORE_IO_THREADS, nice);
+                reniced = std::time::Instant::now();
             }
         }
     }

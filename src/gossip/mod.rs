@@ -224,6 +224,53 @@ pub fn set_thread_nice(nice: i32) -> Option<i32> {
     getpriority_process(None).ok()
 }
 
+/// sled's I/O pool threads (`sled-io-N`): they write the log buffers a block's flush waits
+/// for, and a commit hands them work under their queue's lock.
+pub const STORE_IO_THREADS: &str = "sled-io";
+
+/// Sets every thread of this process whose name starts with `prefix` to `nice` (Linux:
+/// `setpriority(PRIO_PROCESS, tid)` acts on that one thread), unless `nice` is 0. Threads a
+/// pool starts later inherit the nice value of the thread that starts them, so callers
+/// repeat this now and then. A refusal is logged at debug level and the thread keeps its
+/// value. Returns how many threads now run at `nice`.
+///
+/// Used for sled's I/O pool ([`STORE_IO_THREADS`]) at the block thread's value: at the
+/// default priority, a pool thread that was preempted while holding the pool's queue lock,
+/// or that had a log buffer to write, kept a block's commit waiting. Measured with `bench
+/// propagation --nodes 32 --profile wan --relay compact` (README, "Block work first").
+pub fn set_threads_nice(prefix: &str, nice: i32) -> usize {
+    use rustix::process::{setpriority_process, Pid};
+    if nice == 0 {
+        return 0;
+    }
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut n = 0;
+    for task in tasks.flatten() {
+        let Some(pid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok())
+            .and_then(Pid::from_raw)
+        else {
+            continue;
+        };
+        let named = std::fs::read_to_string(task.path().join("comm"))
+            .is_ok_and(|c| c.trim_end().starts_with(prefix));
+        if !named {
+            continue;
+        }
+        match setpriority_process(Some(pid), nice) {
+            Ok(()) => n += 1,
+            Err(e) => {
+                tracing::debug!(tid = pid.as_raw_nonzero().get(), nice, cause = %e, "cannot set a thread's nice value")
+            }
+        }
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::SimulatedCost;
