@@ -17,11 +17,11 @@ use libp2p::PeerId;
 use std::sync::atomic::Ordering;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
+use tracing::{debug, warn};
 
 /// How often, at most, the block worker sets sled's I/O threads to its own priority again
 /// (after a block, never while one waits): 10 s.
 pub const STORE_IO_RENICE: std::time::Duration = std::time::Duration::from_secs(10);
-use tracing::{debug, warn};
 
 /// How a block is relayed once its gossip verification passes.
 #[derive(Clone, Debug)]
