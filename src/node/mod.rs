@@ -72,10 +72,11 @@ pub async fn run(
         ms = opening.elapsed().as_millis() as u64,
         "chain opened (head marker and every stored value verified)"
     );
-    // Transactions' index entries are written behind the head, off the import path.
+    // Transactions' index entries are written behind the head, off the import path, in the
+    // second half of a slot (after the block's propagation).
     let tx_indexer = chain
         .store
-        .spawn_tx_indexer()
+        .spawn_tx_indexer(crate::chain::txindex::tx_index_delay(cfg.spec.slot_ms))
         .context("starting the tx-index thread")?;
     let identity = node_identity(&cfg.node_key)?;
 
