@@ -247,8 +247,9 @@ pub fn build(
         identify::Config::new("/meshnode/id/1.0.0".into(), key.public())
             .with_agent_version(format!("meshnode/{}", env!("CARGO_PKG_VERSION"))),
     );
-    // libp2p's default ping interval (15 s) unless shaping asks for more samples: every
-    // ping wakes both ends, and an idle devnet of 64 nodes pays it on every connection.
+    // `ping_interval`: Bitcoin Core's 2 minutes unless shaping asks for more samples
+    // (`event_loop::PING_INTERVAL`): every ping wakes both ends, and an idle devnet of 64
+    // nodes pays it on every connection.
     let ping = ping::Behaviour::new(ping::Config::new().with_interval(ping_interval));
     let sync = request_response::Behaviour::new(
         [(
