@@ -1272,8 +1272,8 @@ impl EventLoop {
 /// here acts on a failed ping (libp2p ping no longer closes connections): it only measures.
 /// libp2p's default is 15 s, and every ping wakes both ends. `bench idle --nodes 64`: the
 /// runtime threads woke 9.7–10.0 times per node per second with 120 s against 10.7–11.1 with
-/// 15 s (six runs); the cores moved less than the machine's noise (0.137 against 0.140 side
-/// by side; 0.138–0.151 against 0.138–0.160 alternating).
+/// 15 s (four runs against eight); the cores moved less than the machine's noise (0.137
+/// against 0.140 side by side; 0.138–0.151 against 0.138–0.160 alternating).
 pub const PING_INTERVAL: Duration = Duration::from_secs(120);
 
 /// The ping interval on shaped links (`--link-profile`): every 5 s, so that `minping` shows
