@@ -47,9 +47,11 @@ impl std::str::FromStr for RelayMode {
     }
 }
 
-/// Transactions that entered the producer's pool less than this before production are
-/// prefilled in its compact blocks (peers have likely not received them yet: announcements
-/// wait up to 5 ms, gossip takes a few more). Default 50 ms.
+/// Transactions whose [`crate::txpool::Entry::announced_by`] is less than this before
+/// production, or still ahead, are prefilled in the producer's compact blocks (BIP152
+/// `PrefilledTransaction`: peers have likely not received them yet). That is the ones that
+/// came by gossip in the last 50 ms, and the ones this node announces itself (RPC
+/// submissions) until 50 ms after the announcer's batch went out at the latest. 50 ms.
 pub const PREFILL_WINDOW: Duration = Duration::from_millis(50);
 
 /// What the producer needs: narrow handles only.
@@ -102,7 +104,7 @@ impl Producer {
         let (chain, pool, key) = (self.chain.clone(), self.pool.clone(), self.key.clone());
         let res = tokio::task::spawn_blocking(move || {
             let me = key.address();
-            // Transactions that entered the pool in the last PREFILL_WINDOW, decided under
+            // Transactions announced in the last PREFILL_WINDOW or not yet, decided under
             // the same pool lock as the selection.
             let mut fresh = HashSet::new();
             let b = chain.produce(&key, slot, |state| {
@@ -113,9 +115,8 @@ impl Producer {
                     .iter()
                     .map(SignedTx::hash)
                     .filter(|h| {
-                        pool.get(h).is_some_and(|e| {
-                            now.saturating_duration_since(e.added) < PREFILL_WINDOW
-                        })
+                        pool.get(h)
+                            .is_some_and(|e| e.announced_within(now, PREFILL_WINDOW))
                     })
                     .collect();
                 txs

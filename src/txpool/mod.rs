@@ -101,6 +101,8 @@ struct Inner {
     sigs: SigCache,
     new_txs: broadcast::Sender<Hash>,
     announce: mpsc::Sender<SignedTx>,
+    /// The announcer's batch delay ([`TxPoolConfig::announce_delay`]).
+    announce_delay: std::time::Duration,
     threads: usize,
     /// The local-transaction journal, once attached ([`TxPool::attach_journal`]).
     journal: std::sync::OnceLock<journal::Journal>,
@@ -130,6 +132,7 @@ impl TxPool {
                 sigs: SigCache::new(cfg.sig_cache),
                 new_txs: broadcast::channel(NEW_TX_EVENTS).0,
                 announce,
+                announce_delay: cfg.announce_delay,
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 journal: std::sync::OnceLock::new(),
                 locals: Mutex::new(HashSet::new()),
@@ -287,9 +290,10 @@ impl TxPool {
         let txs: Vec<SignedTx> = {
             let mut pool = self.lock();
             let hashes = pool.take_newly_pending();
+            let by = std::time::Instant::now() + self.inner.announce_delay;
             hashes
                 .iter()
-                .filter_map(|h| pool.get(h).map(|e| e.tx.clone()))
+                .filter_map(|h| pool.announce_by(h, by).map(|e| e.tx.clone()))
                 .collect()
         };
         self.announce_now(txs);
@@ -404,9 +408,10 @@ impl TxPool {
                         .filter(|h| !newly.contains(*h) && pool.is_pending(h)),
                 ),
             }
+            let by = std::time::Instant::now() + inner.announce_delay;
             new.extend(
                 send.iter()
-                    .filter_map(|h| pool.get(h).map(|e| e.tx.clone())),
+                    .filter_map(|h| pool.announce_by(h, by).map(|e| e.tx.clone())),
             );
         }
         if inner.new_txs.receiver_count() > 0 {
@@ -605,6 +610,17 @@ mod tests {
             "the invalid one is not announced"
         );
         assert_eq!(new_events.try_recv().unwrap(), good.hash());
+        // Peers lack it until the announcer's batch goes out: a producer prefills it until
+        // 50 ms after that (BIP152), not only in the 50 ms after its admission.
+        {
+            let p = pool.read();
+            let e = p.get(&good.hash()).unwrap();
+            assert!(e.announced_by >= e.added + config::ANNOUNCE_DELAY);
+            let window = std::time::Duration::from_millis(50); // the producer's PREFILL_WINDOW
+            assert!(e.announced_within(e.added + config::ANNOUNCE_DELAY, window));
+            assert!(e.announced_within(e.added + config::ANNOUNCE_DELAY + window / 2, window));
+            assert!(!e.announced_within(e.announced_by + window, window));
+        }
         // Again: Known, nothing announced.
         let out = block_on(pool.add(Origin::Rpc, vec![good.clone()]));
         assert!(matches!(out[0], Ok(Inserted::Known(_))));
@@ -661,6 +677,15 @@ mod tests {
         let out = block_on(pool.add(Origin::Gossip, vec![a.clone(), b.clone()]));
         assert!(out.iter().all(|o| matches!(o, Ok(Inserted::New(_)))));
         assert_eq!(pool.read().len(), 2);
+        // Travelling since it arrived: prefilled only in the 50 ms after its admission.
+        {
+            let p = pool.read();
+            let e = p.get(&a.hash()).unwrap();
+            let window = std::time::Duration::from_millis(50); // the producer's PREFILL_WINDOW
+            assert!(e.announced_by < e.added + std::time::Duration::from_millis(5));
+            assert!(e.announced_within(e.added, window));
+            assert!(!e.announced_within(e.added + window + window / 5, window));
+        }
         assert!(
             announced.try_recv().is_err(),
             "gossipsub relays gossip, not the announcer"

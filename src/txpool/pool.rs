@@ -104,11 +104,23 @@ pub struct Entry {
     pub added: Instant,
     /// Admission time, ms since the Unix epoch (for RPC `time`).
     pub added_unix_ms: u64,
+    /// From when peers can be expected to be receiving it: its admission for a transaction
+    /// that came by gossip (it is travelling already), and admission plus the announcer's
+    /// batch delay for one this node announces itself ([`Mempool::announce_by`]). A producer
+    /// prefills the transactions whose `announced_by` is recent or still ahead
+    /// (`producer::PREFILL_WINDOW`).
+    pub announced_by: Instant,
 }
 
 impl Entry {
     fn fee(&self) -> u64 {
         self.tx.body.fee
+    }
+
+    /// Whether peers may still lack it at `now`: its [`Entry::announced_by`] is less than
+    /// `window` before `now`, or after it (BIP152: what a producer prefills).
+    pub fn announced_within(&self, now: Instant, window: std::time::Duration) -> bool {
+        now.saturating_duration_since(self.announced_by) < window
     }
 }
 
@@ -220,6 +232,15 @@ impl Mempool {
     /// The entry for `hash`.
     pub fn get(&self, hash: &Hash) -> Option<&Entry> {
         self.by_hash.get(hash)
+    }
+
+    /// Records that this node announces `hash` itself, by `by` at the latest (the announcer
+    /// waits that long for a batch: [`super::TxPoolConfig::announce_delay`]): sets the
+    /// entry's [`Entry::announced_by`] and returns the entry. `None`: not pooled.
+    pub fn announce_by(&mut self, hash: &Hash, by: Instant) -> Option<&Entry> {
+        let e = self.by_hash.get_mut(hash)?;
+        e.announced_by = by;
+        Some(e)
     }
 
     /// All entries (no particular order).
@@ -465,6 +486,7 @@ impl Mempool {
                 size,
                 added: Instant::now(),
                 added_unix_ms: crate::now_ms(),
+                announced_by: Instant::now(),
             },
         );
         self.attach(&sender, recount);
