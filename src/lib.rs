@@ -22,9 +22,9 @@
 //!   peer: p2p event loop decodes /tx/1, /txs/1 (undecodable -> Reject)
 //!     -> bounded queue (full -> Ignore) -> gossip tx worker            gossip::tx
 //!     -> TxPool::preverify(burst) then TxPool::add(Origin::Gossip, msg) per message
-//!   TxPool::add: Known / AlreadyInChain -> validation::check_txs (fields; signatures not in
-//!     the SigCache, batch-verified) -> pool (nonce, balance, replacement, limits) -> outcome
-//!     per tx; new ones -> newPendingTransactions; Rpc and Reorg ones -> announcer
+//!   TxPool::add: Known -> validation::check_txs (fields; signatures not in the SigCache,
+//!     batch-verified) -> pool (nonce, balance, replacement, limits; a low nonce found in the
+//!     tx index: AlreadyInChain) -> outcome per tx; new ones -> newPendingTransactions; Rpc and Reorg ones -> announcer
 //!     (txpool::announce, /txs/1 batches); Gossip ones are relayed by gossipsub on Accept
 //!
 //! A block's way
