@@ -164,7 +164,7 @@ pub const CBLOCK_MESH_D_LOW: usize = 4;
 /// on a 2-core host (session 29; every block reached all 16): duplicates per node per block
 /// 1.68 / 1.79 / 1.77 with D_hi 8, 1.56 / 1.29 with 6, 1.36 / 1.40 with 5 (IDONTWANT off: 2.53–2.64,
 /// 1.83–2.27, 1.75–1.87); the delivery tree one hop deeper at most (max 5 → 6), t100 p95 no
-/// worse (83–112 ms with 8, 58–94 with 6 and 5).
+/// worse (83–214 ms with 8, 58–94 with 6 and 5).
 pub const BLOCK_MESH_D_HIGH: usize = 5;
 
 /// A topic's mesh bounds `(D_lo, D, D_hi)` (gossipsub v1.1 spec §parameters).
