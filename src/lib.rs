@@ -24,8 +24,9 @@
 //!     -> TxPool::preverify(burst) then TxPool::add(Origin::Gossip, msg) per message
 //!   TxPool::add: Known -> validation::check_txs (fields; signatures not in the SigCache,
 //!     batch-verified) -> pool (nonce, balance, replacement, limits; a low nonce found in the
-//!     tx index: AlreadyInChain) -> outcome per tx; new ones -> newPendingTransactions; Rpc and Reorg ones -> announcer
-//!     (txpool::announce, /txs/1 batches); Gossip ones are relayed by gossipsub on Accept
+//!     tx index: AlreadyInChain) -> outcome per tx; new ones -> newPendingTransactions; Rpc
+//!     and Reorg ones -> announcer (txpool::announce, /txs/1 batches); Gossip ones are
+//!     relayed by gossipsub on Accept
 //!
 //! A block's way
 //!   producer (its slot, not behind a peer): Chain::produce(key, slot, |state|
