@@ -2,7 +2,8 @@
 //!
 //! A real node's store (a 2-node devnet under transaction load, the node stopped cleanly) is
 //! copied, and each copy damaged one way: a byte flipped at offsets spread over sled's log and
-//! snapshot files, a file truncated, the log's tail dropped. For every copy both
+//! snapshot files and the first block file, a file truncated, the log's tail dropped (every
+//! damage to the block file must be found). For every copy both
 //! `meshnode store check` and `meshnode run` either refuse, naming the damage and the remedy,
 //! or (a flip in bytes sled no longer reads) find the store whole at the original height.
 //! Never a panic, never "ok" at a lower height. Then `store repair` and sync bring a damaged
@@ -16,6 +17,9 @@ use meshnode::rpc::client::send_transfer;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// The first block file, in the store directory (`chain/`).
+const BLOCK_FILE: &str = "blocks/blk00000.dat";
 
 fn exe() -> &'static str {
     env!("CARGO_BIN_EXE_meshnode")
@@ -201,14 +205,18 @@ async fn damaged_stores_are_refused_named_and_repaired() {
     let mut cases: Vec<(String, &PathBuf, String, Act)> = Vec::new();
     for base in [&fresh, &reopened] {
         let kind = base.file_name().unwrap().to_string_lossy().to_string();
-        for e in std::fs::read_dir(base.join("chain")).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().to_string();
-            if !(name == "db" || name.starts_with("snap.")) {
+        let files = std::fs::read_dir(base.join("chain"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .chain([BLOCK_FILE.to_string()]);
+        for name in files {
+            if !(name == "db" || name.starts_with("snap.") || name == BLOCK_FILE) {
                 continue;
             }
+            let path = base.join("chain").join(&name);
+            assert!(path.exists(), "{kind}: no {name}");
             // sled grows its log in 512 KiB segments: damage the bytes written so far.
-            let bytes = std::fs::read(e.path()).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
             let len = bytes
                 .iter()
                 .rposition(|b| *b != 0)
@@ -216,7 +224,7 @@ async fn damaged_stores_are_refused_named_and_repaired() {
             if len == 0 {
                 continue;
             }
-            let flips = if name == "db" { 16 } else { 4 };
+            let flips = if name.starts_with("snap.") { 4 } else { 16 };
             for k in 0..flips {
                 let off = len * k / flips + (len / flips) / 2;
                 cases.push((
@@ -257,6 +265,10 @@ async fn damaged_stores_are_refused_named_and_repaired() {
         let ran = run_node(&copy2, &lone_genesis, label).await;
         eprintln!("{label}: store check {checked:?}, run {ran:?}");
         assert_eq!(checked, ran, "{label}: store check and run disagree");
+        // Every byte of a block file belongs to an indexed record (magic, length, block).
+        if file == BLOCK_FILE {
+            assert_eq!(checked, Verdict::Refused, "{label}: damage not found");
+        }
         match checked {
             Verdict::Refused => refused += 1,
             Verdict::Whole(h) => {

@@ -6,6 +6,7 @@
 //! synchronous validation and the store commit, never across `.await`). The chain knows no
 //! pool: production takes the transactions its caller selects on the head's state.
 
+pub mod blockfile;
 pub mod fsck;
 pub mod recent;
 pub mod repair;

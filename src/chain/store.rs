@@ -1,8 +1,8 @@
 //! The sled chain store: blocks, canonical height index, transaction index, account state at
 //! head, and meta (genesis hash, head, schema version).
 //!
-//! All live in one sled tree as key spaces with a one-byte prefix (`b` block hash -> block,
-//! canonical or side branch; `c` height (big-endian) -> canonical hash; `t` tx hash ->
+//! All live in one sled tree as key spaces with a one-byte prefix (`b` block hash -> where the
+//! block's bytes lie in the block files, canonical or side branch ([`super::blockfile`]); `c` height (big-endian) -> canonical hash; `t` tx hash ->
 //! canonical location; `a` address -> account at head; `u` block hash -> undo record;
 //! `x` hash of a chain tip (a block without stored children); `i` hash of a block that failed
 //! validation; `m` name -> meta), so that a block and everything it changes are written with one atomic
@@ -25,12 +25,14 @@
 //! - compares the head with the marker: a head below it, or a marker naming a block the store
 //!   lacks, is a rollback;
 //! - reads every stored key and value once, so that sled verifies every checksum before the
-//!   node trusts the store (Bitcoin Core's `-checkblocks` at startup plays this role).
+//!   node trusts the store, and every block record, each against its CRC-32 (Bitcoin Core's
+//!   `-checkblocks` at startup plays this role).
 //!
 //! A damage found later, while the node runs, is recorded once ([`ChainStore::damage`]); the
 //! store then refuses every write, and the node shuts down naming it (Bitcoin Core's
 //! `AbortNode`). [`StoreError::Damaged`]'s message names the remedy: `meshnode store repair`.
 
+use super::blockfile::{BlockFiles, BlockPos, ReadError};
 use crate::genesis::ChainSpec;
 use crate::state::{Account, StateDiff, StateView};
 use crate::types::{encoding, Address, Block, Hash};
@@ -38,8 +40,12 @@ use crate::validation::{Unapplied, Verified};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Store layout version; a store with another one is refused.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Store layout version; a store with another one is refused, except schema 4 (block bodies
+/// inside sled), which opening moves to the block files ([`super::blockfile`]).
+pub const SCHEMA_VERSION: u32 = 5;
+
+/// The schema whose stores opening migrates: block bodies were values of the `b` space.
+const SCHEMA_BODIES_IN_SLED: u32 = 4;
 
 /// File name of the head marker, in the store directory.
 pub const HEAD_MARKER: &str = "head.json";
@@ -91,6 +97,15 @@ pub enum StoreError {
     /// process).
     #[error("database error: {0}")]
     Db(sled::Error),
+    /// A block file could not be opened, written, synced or read (disk full, permissions, a
+    /// disk error; damage to one is [`StoreError::Damaged`]).
+    #[error("block file {path}: {source}")]
+    BlockFile {
+        /// The file (or the block files' directory).
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// Writing the head marker failed.
     #[error("writing the head marker {path}: {source}")]
     Marker {
@@ -209,6 +224,8 @@ pub struct ChainStore {
     marker: Arc<std::sync::Mutex<Option<MarkerFile>>>,
     /// Committed blocks whose transactions are not indexed yet ([`super::txindex`]).
     pub(super) txindex: Arc<super::txindex::TxIndex>,
+    /// The block bodies ([`super::blockfile`]).
+    files: Arc<BlockFiles>,
 }
 
 const BLOCK: u8 = b'b';
@@ -397,6 +414,10 @@ impl ChainStore {
             Ok(Err(e)) => return Err(damaged(describe_sled(&e))),
             Err(p) => return Err(damaged(format!("sled panicked while opening it: {p}"))),
         };
+        let files = BlockFiles::open(dir).map_err(|source| StoreError::BlockFile {
+            path: dir.join(super::blockfile::BLOCKS_DIR),
+            source,
+        })?;
         let s = ChainStore {
             tree,
             db,
@@ -404,6 +425,7 @@ impl ChainStore {
             damage: Arc::new(tokio::sync::watch::channel(None).0),
             marker: Default::default(),
             txindex: super::txindex::new_index(),
+            files: Arc::new(files),
         };
         if let Some(v) = s.get(&key(META, META_SCHEMA))? {
             let found = u32::from_le_bytes(
@@ -411,7 +433,9 @@ impl ChainStore {
                     .try_into()
                     .map_err(|_| s.corrupt("meta schema"))?,
             );
-            if found != SCHEMA_VERSION {
+            if found == SCHEMA_BODIES_IN_SLED {
+                s.move_bodies_to_files()?;
+            } else if found != SCHEMA_VERSION {
                 return Err(StoreError::WrongSchema {
                     found,
                     expected: SCHEMA_VERSION,
@@ -461,6 +485,52 @@ impl ChainStore {
         s.verify_integrity()?;
         s.catch_up_tx_index()?;
         Ok(s)
+    }
+
+    /// Migrates a schema 4 store: every block's bytes, a value of the `b` space, go to the
+    /// block files and their [`BlockPos`] replaces them, in one batch with the new schema
+    /// version, synced and flushed. Interrupted, it leaves a schema 4 store (the appended
+    /// records unreferenced) and runs again at the next open.
+    fn move_bodies_to_files(&self) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0u64;
+        for (k, v) in self.scan(BLOCK)? {
+            let pos = self.append_body(&v)?;
+            batch.insert(k, encoding::encode(&pos));
+            n += 1;
+        }
+        batch.insert(key(META, META_SCHEMA), &SCHEMA_VERSION.to_le_bytes());
+        self.guard(|| self.tree.apply_batch(batch))?;
+        self.flush()?;
+        tracing::info!(
+            blocks = n,
+            dir = %self.files.path(0).parent().unwrap_or(Path::new("")).display(),
+            "store schema {SCHEMA_BODIES_IN_SLED} -> {SCHEMA_VERSION}: block bodies moved to block files"
+        );
+        Ok(())
+    }
+
+    /// Appends a block's bytes to the block files.
+    fn append_body(&self, bytes: &[u8]) -> Result<BlockPos, StoreError> {
+        self.files
+            .append(bytes)
+            .map_err(|source| StoreError::BlockFile {
+                path: self.dir.join(super::blockfile::BLOCKS_DIR),
+                source,
+            })
+    }
+
+    /// The bytes of a block from its index entry (a `b` value).
+    fn body(&self, hash_key: &[u8], pos: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let pos: BlockPos =
+            encoding::decode(pos, 64).map_err(|_| self.corrupt("block position"))?;
+        self.files.read(&pos).map_err(|e| match e {
+            ReadError::Damaged(what) => self.damaged(format!(
+                "block {}: {what}",
+                hex::encode(hash_key.get(1..).unwrap_or_default())
+            )),
+            ReadError::Io(path, source) => StoreError::BlockFile { path, source },
+        })
     }
 
     /// Checks an opened store against `spec` (same genesis), or initialises an empty one.
@@ -521,7 +591,8 @@ impl ChainStore {
     /// Verifies what opening a store must: the head block is stored and is what its hash
     /// says; the head is not below the head marker, and the marker's block is stored (else
     /// the database lost its tail: a rollback); and every stored key and value reads back
-    /// (sled verifies each message's CRC-32). A store without a marker (written before
+    /// (sled verifies each message's CRC-32), and so does every block record in the block
+    /// files (its CRC-32, [`super::blockfile`]). A store without a marker (written before
     /// markers existed, or the marker deleted) gets one, with a warning. Returns the head.
     ///
     /// Errors: [`StoreError::Damaged`] naming the damage; I/O errors.
@@ -579,7 +650,13 @@ impl ChainStore {
             }
             Ok(())
         })?;
-        tracing::debug!(keys = n, "store integrity scan: every value read back");
+        // The block files' records, each checked against its CRC-32.
+        let blocks = self.each_block(|_, _| Ok(()))?;
+        tracing::debug!(
+            keys = n,
+            blocks,
+            "store integrity scan: every value and block record read back"
+        );
         Ok(head)
     }
 
@@ -705,7 +782,7 @@ impl ChainStore {
 
     /// The block with `hash`, if stored.
     pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
-        match self.get(&key(BLOCK, &hash.0))? {
+        match self.block_bytes(hash)? {
             Some(v) => Ok(Some(
                 encoding::decode(&v, usize::MAX).map_err(|_| self.corrupt("block"))?,
             )),
@@ -720,7 +797,11 @@ impl ChainStore {
 
     /// Encoded bytes of the block with `hash` (for sync responses without re-encoding).
     pub fn block_bytes(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.get(&key(BLOCK, &hash.0))?.map(|v| v.to_vec()))
+        let k = key(BLOCK, &hash.0);
+        match self.get(&k)? {
+            Some(pos) => Ok(Some(self.body(&k, &pos)?)),
+            None => Ok(None),
+        }
     }
 
     /// Canonical block hash at `height`.
@@ -813,7 +894,8 @@ impl ChainStore {
         let hash = block.hash();
         let height = block.header.height;
         let mut batch = sled::Batch::default();
-        batch.insert(key(BLOCK, &hash.0), block.to_bytes());
+        let pos = self.append_body(&block.to_bytes())?;
+        batch.insert(key(BLOCK, &hash.0), encoding::encode(&pos));
         batch.insert(key(CANONICAL, &height.to_be_bytes()), &hash.0);
         // The transactions' index entries follow behind the head (`super::txindex`).
         for (addr, acc) in &diff.changed {
@@ -852,7 +934,8 @@ impl ChainStore {
         self.writable()?;
         let b = block.inner();
         let mut batch = sled::Batch::default();
-        batch.insert(key(BLOCK, &b.hash().0), b.to_bytes());
+        let pos = self.append_body(&b.to_bytes())?;
+        batch.insert(key(BLOCK, &b.hash().0), encoding::encode(&pos));
         batch.remove(key(TIP, &b.header.parent.0));
         batch.insert(key(TIP, &b.hash().0), &[]);
         self.guard(|| self.tree.apply_batch(batch))?;
@@ -941,16 +1024,34 @@ impl ChainStore {
         self.guard(|| self.tree.contains_key(key(INVALID, &hash.0)))
     }
 
-    /// Flushes all pending writes.
+    /// Flushes all pending writes: the block files are synced first, so that no index entry
+    /// on disk points at bytes that are not.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.files.sync().map_err(|source| StoreError::BlockFile {
+            path: self.dir.join(super::blockfile::BLOCKS_DIR),
+            source,
+        })?;
         self.guard(|| self.db.flush())?;
         Ok(())
     }
 
-    /// Every stored block's hash key and bytes (canonical and side branches), for
-    /// `store check`.
-    pub(super) fn all_blocks(&self) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
-        self.scan(BLOCK)
+    /// Calls `f` with every stored block's hash (canonical and side branches) and bytes, read
+    /// one at a time from the block files with their checksums verified (`store check`, the
+    /// integrity scan at open). Returns how many there were.
+    ///
+    /// Errors: the first record that is damaged, as [`StoreError::Damaged`]; I/O errors;
+    /// whatever `f` returns.
+    pub(super) fn each_block(
+        &self,
+        mut f: impl FnMut(&[u8], Vec<u8>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for (k, pos) in self.scan(BLOCK)? {
+            let bytes = self.body(&k, &pos)?;
+            f(k.get(1..).unwrap_or_default(), bytes)?;
+            n += 1;
+        }
+        Ok(n)
     }
 }
 
@@ -1042,7 +1143,60 @@ mod tests {
             .tree
             .remove(key(CANONICAL, &9u64.to_be_bytes()))
             .unwrap();
+        // A block's index entry that is no position.
+        let good = store.tree.get(key(BLOCK, &b2.hash().0)).unwrap().unwrap();
+        store
+            .tree
+            .insert(key(BLOCK, &b2.hash().0), &b"garbage"[..])
+            .unwrap();
+        expect_fail(&store, "block position value does not decode");
+        store.tree.insert(key(BLOCK, &b2.hash().0), good).unwrap();
         store.check(&s).unwrap();
+    }
+
+    /// Flips one byte inside the record of block `hash` in its block file.
+    fn flip_in_record(store: &ChainStore, hash: &Hash) {
+        let v = store.tree.get(key(BLOCK, &hash.0)).unwrap().unwrap();
+        let pos: BlockPos = encoding::decode(&v, 64).unwrap();
+        let path = store.files.path(pos.file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[pos.offset as usize + 8 + pos.len as usize / 2] ^= 0x10;
+        std::fs::write(&path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_schema_4_store_has_its_block_bodies_moved_to_the_block_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = {
+            let (store, _) = built(dir.path());
+            // Back to schema 4: bodies as the `b` values, no block files.
+            for (k, pos) in store.scan(BLOCK).unwrap() {
+                let body = store.body(&k, &pos).unwrap();
+                store.tree.insert(k, body).unwrap();
+            }
+            store
+                .tree
+                .insert(key(META, META_SCHEMA), &4u32.to_le_bytes())
+                .unwrap();
+            store.flush().unwrap();
+            store.head_hash().unwrap()
+        };
+        std::fs::remove_dir_all(dir.path().join(super::super::blockfile::BLOCKS_DIR)).unwrap();
+        let (store, s) = ChainStore::open_existing(dir.path()).unwrap();
+        assert_eq!(store.head_hash().unwrap(), head);
+        assert_eq!(store.check(&s).unwrap().stored_blocks, 4);
+        let v = store.get(&key(META, META_SCHEMA)).unwrap().unwrap();
+        assert_eq!(v.as_ref(), &SCHEMA_VERSION.to_le_bytes());
+        assert!(store.files.path(0).exists());
+        // Another schema is still refused.
+        store
+            .tree
+            .insert(key(META, META_SCHEMA), &3u32.to_le_bytes())
+            .unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let e = ChainStore::open_existing(dir.path()).err().unwrap();
+        assert!(matches!(e, StoreError::WrongSchema { found: 3, .. }), "{e}");
     }
 
     #[test]
@@ -1172,19 +1326,15 @@ mod tests {
         {
             let (store, _) = built(&chain_dir);
             let b2 = store.hash_at(2).unwrap().unwrap();
-            store
-                .tree
-                .insert(key(BLOCK, &b2.0), &b"garbage"[..])
-                .unwrap();
-            store.flush().unwrap();
+            flip_in_record(&store, &b2);
         }
-        {
-            // Found by `store check` (opening reads every value back, but decodes only the
-            // head's block).
-            let (store, s) = ChainStore::open_existing(&chain_dir).unwrap();
-            let e = store.check(&s).unwrap_err().to_string();
-            assert!(e.contains("block value does not decode"), "{e}");
-        }
+        // Found at open (every block record is read back, its CRC-32 checked), named.
+        let e = ChainStore::open_existing(&chain_dir).err().unwrap();
+        assert!(e.is_damage(), "{e}");
+        assert!(
+            e.to_string().contains("blk00000.dat") && e.to_string().contains("checksum"),
+            "{e}"
+        );
         let r = crate::chain::repair::repair(&chain_dir, None, false).unwrap();
         assert_eq!(r.kept_height, 1);
         assert_eq!(r.marker.map(|m| m.height), Some(3));
