@@ -155,23 +155,31 @@ pub const CBLOCK_MESH_D: usize = 6;
 /// D_lo of the compact block topic's mesh.
 pub const CBLOCK_MESH_D_LOW: usize = 4;
 
-/// D_hi of the full block topic's mesh (`--relay gossip`): 5, against [`MESH_D_HIGH`] (8) for
-/// the others. A full block is the largest message by far, and each mesh peer beyond the
-/// first that pushes it before this node's IDONTWANT reaches it (gossipsub v1.2) costs a
-/// duplicate of the whole block; the heartbeat now prunes a mesh of more than 5 back to D (4).
-/// Bitcoin Core pushes whole blocks unasked to at most 3 peers (BIP152 high-bandwidth mode).
+/// The full block topic's mesh (`--relay gossip`): D 3, D_lo [`BLOCK_MESH_D_LOW`] (2), D_hi
+/// [`BLOCK_MESH_D_HIGH`] (5), against (3, 4, 8) for transactions. A full block is the largest
+/// message by far, and each mesh peer beyond the first that pushes it before this node's
+/// IDONTWANT reaches it (gossipsub v1.2) costs a duplicate of the whole block. Bitcoin Core
+/// pushes whole blocks unasked to 3 peers (BIP152 high-bandwidth mode).
+///
 /// Measured with `bench propagation --nodes 16 --tps 1000 --compare gossip,gossip-noidontwant`
 /// on a 2-core host (session 29; every block reached all 16): duplicates per node per block
-/// 1.68 / 1.79 / 1.77 with D_hi 8, 1.56 / 1.29 with 6, 1.36 / 1.40 with 5 (IDONTWANT off: 2.53–2.64,
-/// 1.83–2.27, 1.75–1.87); the delivery tree one hop deeper at most (max 5 → 6), t100 p95 no
-/// worse (83–214 ms with 8, 58–94 with 6 and 5).
+/// 1.68 / 1.79 / 1.77 with (3, 4, 8), 1.56 / 1.29 with (3, 4, 6), 1.36 / 1.40 with (3, 4, 5)
+/// (IDONTWANT off: 2.53–2.64, 1.83–2.27, 1.75–1.87). But (3, 4, 5) churned: gossipsub's
+/// heartbeat prunes a mesh of D_hi or more back to D, so with D_hi = D + 1 every accepted
+/// GRAFT beyond D pruned a peer at the next heartbeat, and a pruned peer at D_lo fell below
+/// it; in a 64-node devnet 5 nodes at a time held 2 peers (`tests/peer_manager.rs`, session
+/// 30). D 3 leaves room for two inbound GRAFTs before a prune.
+pub const BLOCK_MESH_D: usize = 3;
+/// D_lo of the full block topic's mesh.
+pub const BLOCK_MESH_D_LOW: usize = 2;
+/// D_hi of the full block topic's mesh.
 pub const BLOCK_MESH_D_HIGH: usize = 5;
 
 /// A topic's mesh bounds `(D_lo, D, D_hi)` (gossipsub v1.1 spec §parameters).
 pub fn mesh_degree(kind: TopicKind) -> (usize, usize, usize) {
     match kind {
         TopicKind::CompactBlock => (CBLOCK_MESH_D_LOW, CBLOCK_MESH_D, MESH_D_HIGH),
-        TopicKind::Block => (MESH_D_LOW, MESH_D, BLOCK_MESH_D_HIGH),
+        TopicKind::Block => (BLOCK_MESH_D_LOW, BLOCK_MESH_D, BLOCK_MESH_D_HIGH),
         TopicKind::Tx | TopicKind::TxBatch => (MESH_D_LOW, MESH_D, MESH_D_HIGH),
     }
 }
@@ -231,10 +239,11 @@ pub fn build(
         .mesh_n_high_for_topic(cblock_hi, cblock.clone())
         .mesh_outbound_min_for_topic(2, cblock)
         // A topic's own mesh settings start from gossipsub's defaults: set all four.
-        .mesh_n_for_topic(MESH_D, block.clone())
-        .mesh_n_low_for_topic(MESH_D_LOW, block.clone())
+        .mesh_n_for_topic(BLOCK_MESH_D, block.clone())
+        .mesh_n_low_for_topic(BLOCK_MESH_D_LOW, block.clone())
         .mesh_n_high_for_topic(BLOCK_MESH_D_HIGH, block.clone())
-        .mesh_outbound_min_for_topic(2, block)
+        // gossipsub requires 2 × mesh_outbound_min ≤ D.
+        .mesh_outbound_min_for_topic(1, block)
         .idontwant_message_size_threshold(if idontwant {
             IDONTWANT_THRESHOLD
         } else {
