@@ -173,11 +173,14 @@ impl BlockFiles {
             w.file = Some(f);
         }
         let offset = w.len;
-        let mut buf = Vec::with_capacity(record as usize);
-        buf.extend_from_slice(MAGIC);
-        buf.extend_from_slice(&len.to_le_bytes());
-        buf.extend_from_slice(bytes);
-        let written = w.file.as_mut().map(|f| f.write_all(&buf));
+        let mut header = [0u8; RECORD_HEADER as usize];
+        header[..4].copy_from_slice(MAGIC);
+        header[4..].copy_from_slice(&len.to_le_bytes());
+        // The header, then the block as it is (no copy); appends are serialised by the lock.
+        let written = w
+            .file
+            .as_mut()
+            .map(|f| f.write_all(&header).and_then(|()| f.write_all(bytes)));
         w.dirty = true;
         if let Some(Err(e)) = written {
             // A part may have been written: the end is wherever the file now ends.
@@ -235,6 +238,13 @@ impl BlockFiles {
                 }
             }
         };
+        // A damaged position must not size an allocation beyond the file.
+        let end = pos.offset.saturating_add(RECORD_HEADER + pos.len as u64);
+        match file.metadata() {
+            Ok(m) if m.len() < end => return Err(at("the file ends inside the record")),
+            Ok(_) => {}
+            Err(e) => return Err(ReadError::Io(path, e)),
+        }
         let mut buf = vec![0u8; (RECORD_HEADER + pos.len as u64) as usize];
         match file.read_exact_at(&mut buf, pos.offset) {
             Ok(()) => {}

@@ -172,6 +172,14 @@ fn remedy(dir: &Path) -> String {
     )
 }
 
+/// Turns an I/O error on the block files of the store in `dir` into [`StoreError::BlockFile`].
+fn block_file_error(dir: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::BlockFile {
+        path: dir.join(super::blockfile::BLOCKS_DIR),
+        source,
+    }
+}
+
 /// sled's text for an error, without its (empty) backtrace.
 fn describe_sled(e: &sled::Error) -> String {
     match e {
@@ -414,10 +422,7 @@ impl ChainStore {
             Ok(Err(e)) => return Err(damaged(describe_sled(&e))),
             Err(p) => return Err(damaged(format!("sled panicked while opening it: {p}"))),
         };
-        let files = BlockFiles::open(dir).map_err(|source| StoreError::BlockFile {
-            path: dir.join(super::blockfile::BLOCKS_DIR),
-            source,
-        })?;
+        let files = BlockFiles::open(dir).map_err(block_file_error(dir))?;
         let s = ChainStore {
             tree,
             db,
@@ -514,10 +519,7 @@ impl ChainStore {
     fn append_body(&self, bytes: &[u8]) -> Result<BlockPos, StoreError> {
         self.files
             .append(bytes)
-            .map_err(|source| StoreError::BlockFile {
-                path: self.dir.join(super::blockfile::BLOCKS_DIR),
-                source,
-            })
+            .map_err(block_file_error(&self.dir))
     }
 
     /// The bytes of a block from its index entry (a `b` value).
@@ -1027,10 +1029,7 @@ impl ChainStore {
     /// Flushes all pending writes: the block files are synced first, so that no index entry
     /// on disk points at bytes that are not.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.files.sync().map_err(|source| StoreError::BlockFile {
-            path: self.dir.join(super::blockfile::BLOCKS_DIR),
-            source,
-        })?;
+        self.files.sync().map_err(block_file_error(&self.dir))?;
         self.guard(|| self.db.flush())?;
         Ok(())
     }
