@@ -153,6 +153,10 @@ pub struct Summary {
     /// (gossipsub's counters; control messages are not counted), plus fetched transactions.
     #[serde(default)]
     pub bytes_with_duplicates_per_node_per_block: f64,
+    /// `bytes_with_duplicates_per_node_per_block` ÷ the mean full block size: what a node's
+    /// links carried per block against sending it the block once.
+    #[serde(default)]
+    pub bytes_with_duplicates_ratio: f64,
 }
 
 /// What the run cost the machine, and the peer graph it ran on.
@@ -972,6 +976,7 @@ pub fn summarize(blocks: &[BlockReport], nodes: usize, c: Collected, submitted: 
         // Filled from gossipsub's counters by the caller.
         duplicates_per_node: 0.0,
         bytes_with_duplicates_per_node_per_block: 0.0,
+        bytes_with_duplicates_ratio: 0.0,
     }
 }
 
@@ -1096,6 +1101,10 @@ fn figures(s: &Summary) -> Vec<(&'static str, Option<f64>)> {
         (
             "bytes_with_duplicates_per_node_per_block",
             Some(s.bytes_with_duplicates_per_node_per_block),
+        ),
+        (
+            "bytes_with_duplicates_ratio",
+            Some(s.bytes_with_duplicates_ratio),
         ),
     ]
 }
@@ -1516,6 +1525,10 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         summary.bytes_per_node_per_block - mean(blocks.iter().map(|b| b.first_delivery_bytes));
     summary.bytes_with_duplicates_per_node_per_block =
         (t1.2 - t0.2) as f64 / pairs + fetched.max(0.0);
+    if summary.mean_block_bytes > 0.0 {
+        summary.bytes_with_duplicates_ratio =
+            summary.bytes_with_duplicates_per_node_per_block / summary.mean_block_bytes;
+    }
     if let Some((d, _)) = devnet.as_mut() {
         tokio::task::block_in_place(|| d.stop());
     }
@@ -1560,8 +1573,10 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         s.txs_submitted, s.txs_in_blocks, s.mean_block_bytes
     );
     println!(
-        "duplicates per node per block {:.2}; bytes with duplicates per node per block {:.0}",
-        s.duplicates_per_node, s.bytes_with_duplicates_per_node_per_block
+        "duplicates per node per block {:.2}; bytes with duplicates per node per block {:.0} ({:.3} of the full block)",
+        s.duplicates_per_node,
+        s.bytes_with_duplicates_per_node_per_block,
+        s.bytes_with_duplicates_ratio
     );
     let m = &machine;
     println!(

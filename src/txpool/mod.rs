@@ -625,13 +625,15 @@ mod tests {
             "the invalid one is not announced"
         );
         assert_eq!(new_events.try_recv().unwrap(), good.hash());
-        // Peers lack it until the announcer's batch goes out: a producer prefills it until
-        // 50 ms after that (BIP152), not only in the 50 ms after its admission.
+        // Peers lack it until the announcer's batch goes out: a producer leaves it out of
+        // its blocks until then, and prefills it for a window after that (BIP152).
         {
             let p = pool.read();
             let e = p.get(&good.hash()).unwrap();
             assert!(e.announced_by >= e.added + config::ANNOUNCE_DELAY);
-            let window = std::time::Duration::from_millis(50); // the producer's PREFILL_WINDOW
+            assert!(!e.announced_before(e.added));
+            assert!(e.announced_before(e.announced_by));
+            let window = std::time::Duration::from_millis(50); // a producer's prefill window
             assert!(e.announced_within(e.added + config::ANNOUNCE_DELAY, window));
             assert!(e.announced_within(e.added + config::ANNOUNCE_DELAY + window / 2, window));
             assert!(!e.announced_within(e.announced_by + window, window));
@@ -692,11 +694,13 @@ mod tests {
         let out = block_on(pool.add(Origin::Gossip, vec![a.clone(), b.clone()]));
         assert!(out.iter().all(|o| matches!(o, Ok(Inserted::New(_)))));
         assert_eq!(pool.read().len(), 2);
-        // Travelling since it arrived: prefilled only in the 50 ms after its admission.
+        // Travelling since it arrived: includable at once, prefilled only within a window
+        // after its admission.
         {
             let p = pool.read();
             let e = p.get(&a.hash()).unwrap();
-            let window = std::time::Duration::from_millis(50); // the producer's PREFILL_WINDOW
+            let window = std::time::Duration::from_millis(50); // a producer's prefill window
+            assert!(e.announced_before(e.added + std::time::Duration::from_millis(5)));
             assert!(e.announced_by < e.added + std::time::Duration::from_millis(5));
             assert!(e.announced_within(e.added, window));
             assert!(!e.announced_within(e.added + window + window / 5, window));

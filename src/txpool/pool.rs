@@ -107,8 +107,8 @@ pub struct Entry {
     /// From when peers can be expected to be receiving it: its admission for a transaction
     /// that came by gossip (it is travelling already), and admission plus the announcer's
     /// batch delay for one this node announces itself ([`Mempool::announce_by`]). A producer
-    /// prefills the transactions whose `announced_by` is recent or still ahead
-    /// (`producer::PREFILL_WINDOW`).
+    /// leaves out the transactions whose `announced_by` is still ahead and prefills those
+    /// whose `announced_by` is recent (`producer::prefill_window`).
     pub announced_by: Instant,
 }
 
@@ -121,6 +121,13 @@ impl Entry {
     /// `window` before `now`, or after it (BIP152: what a producer prefills).
     pub fn announced_within(&self, now: Instant, window: std::time::Duration) -> bool {
         now.saturating_duration_since(self.announced_by) < window
+    }
+
+    /// Whether its announcement has gone out by `now` ([`Entry::announced_by`] is not
+    /// ahead): always for a transaction that came by gossip, for one this node announces
+    /// itself once the announcer's batch delay has passed.
+    pub fn announced_before(&self, now: Instant) -> bool {
+        self.announced_by <= now
     }
 }
 
@@ -626,6 +633,20 @@ impl Mempool {
         max_txs: usize,
         max_bytes: usize,
     ) -> Vec<SignedTx> {
+        self.select_where(state, fee_recipient, max_txs, max_bytes, |_| true)
+    }
+
+    /// [`Mempool::select`] among the entries `include` accepts: a sender's transaction it
+    /// refuses ends that sender's run (its later nonces could not apply without it). The
+    /// producer passes "announced already" ([`Entry::announced_before`]).
+    pub fn select_where(
+        &self,
+        state: &dyn StateView,
+        fee_recipient: &Address,
+        max_txs: usize,
+        max_bytes: usize,
+        include: impl Fn(&Entry) -> bool,
+    ) -> Vec<SignedTx> {
         // Heap of (fee, tie-break, sender): the best next transaction of each sender.
         let mut heap = BinaryHeap::new();
         for (sender, q) in &self.senders {
@@ -633,9 +654,10 @@ impl Mempool {
                 continue;
             }
             let next = state.account(sender).nonce;
-            if let Some(h) = q.txs.get(&next) {
-                let e = &self.by_hash[h];
-                heap.push((e.fee(), std::cmp::Reverse(e.hash), *sender, next));
+            if let Some(e) = q.txs.get(&next).map(|h| &self.by_hash[h]) {
+                if include(e) {
+                    heap.push((e.fee(), std::cmp::Reverse(e.hash), *sender, next));
+                }
             }
         }
         let mut diff = StateDiff::default();
@@ -654,9 +676,11 @@ impl Mempool {
             }
             bytes += e.size;
             out.push(e.tx.clone());
-            if let Some(nh) = self.senders[&sender].txs.get(&(nonce + 1)) {
-                let ne = &self.by_hash[nh];
-                heap.push((ne.fee(), std::cmp::Reverse(ne.hash), sender, nonce + 1));
+            if let Some(ne) = self.senders[&sender].txs.get(&(nonce + 1)) {
+                let ne = &self.by_hash[ne];
+                if include(ne) {
+                    heap.push((ne.fee(), std::cmp::Reverse(ne.hash), sender, nonce + 1));
+                }
             }
         }
         out
@@ -1026,6 +1050,32 @@ mod tests {
         m.insert(tx(&a, 3, 1000), rich()).unwrap();
         assert_eq!(m.select(&st, &Address::default(), 10, usize::MAX).len(), 3);
         assert_eq!(m.select(&st, &Address::default(), 2, usize::MAX).len(), 2);
+    }
+
+    #[test]
+    fn select_where_ends_a_sender_run_at_the_first_refused_transaction() {
+        let a = Keypair::dev_account(1);
+        let b = Keypair::dev_account(2);
+        let mut m = Mempool::new(100);
+        for n in 0..3 {
+            m.insert(tx(&a, n, 10), rich()).unwrap();
+        }
+        m.insert(tx(&b, 0, 5), rich()).unwrap();
+        m.insert(tx(&b, 1, 5), rich()).unwrap();
+        let mut st = HashMap::new();
+        st.insert(a.address(), rich());
+        st.insert(b.address(), rich());
+        // a's nonce 1 not announced yet: a's 0 only (its 2 needs 1); b's 0 refused: none of b.
+        let refused = [tx(&a, 1, 10).inner().hash(), tx(&b, 0, 5).inner().hash()];
+        let sel = m.select_where(&st, &Address::default(), 10, usize::MAX, |e| {
+            !refused.contains(&e.hash)
+        });
+        let picked: Vec<(Address, u64)> = sel.iter().map(|t| (t.sender(), t.body.nonce)).collect();
+        assert_eq!(picked, vec![(a.address(), 0)]);
+        // Nothing refused: everything, as `select`.
+        let all = m.select_where(&st, &Address::default(), 10, usize::MAX, |_| true);
+        assert_eq!(all, m.select(&st, &Address::default(), 10, usize::MAX));
+        assert_eq!(all.len(), 5);
     }
 
     #[test]
