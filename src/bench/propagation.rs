@@ -565,8 +565,9 @@ pub fn time_to_fraction(sorted_ms: &[f64], n: usize, frac: f64) -> Option<f64> {
     sorted_ms.get(need - 1).copied()
 }
 
-/// Waits until the peer graph has settled: every node has at least `min_peers` peers and a
-/// gossipsub mesh of at least `min_mesh` on the block topics, and no short-lived
+/// Waits until the peer graph has settled: every node has at least `min_peers` peers, a
+/// gossipsub mesh on each block topic of at least `min_mesh` or that topic's own D_lo if
+/// lower ([`crate::p2p::behaviour::mesh_degree`]: 2 for full blocks), and no short-lived
 /// `addr-fetch` connections remain. Nodes are checked in turn; once `timeout` has passed,
 /// each node still outside these bounds is described in the result (empty: every node
 /// settled) instead of being waited for. Errors: a node's RPC fails.
@@ -592,18 +593,27 @@ pub async fn wait_settled(
             let p = &info["peers"];
             let get = |k: &str| p[k].as_u64().unwrap_or(0);
             let n = get("inbound") + get("outbound") + get("manual");
-            let mesh = ["block", "cblock"]
-                .iter()
-                .map(|t| info["gossip"]["mesh"][*t].as_u64().unwrap_or(0))
-                .min()
-                .unwrap_or(0);
-            if n >= min_peers && mesh >= min_mesh && get("addrFetch") == 0 {
+            let meshes = [
+                ("block", crate::p2p::TopicKind::Block),
+                ("cblock", crate::p2p::TopicKind::CompactBlock),
+            ]
+            .map(|(t, kind)| {
+                let lo = crate::p2p::behaviour::mesh_degree(kind).0 as u64;
+                let have = info["gossip"]["mesh"][t].as_u64().unwrap_or(0);
+                (t, have, min_mesh.min(lo))
+            });
+            let meshes_ok = meshes.iter().all(|(_, have, want)| have >= want);
+            if n >= min_peers && meshes_ok && get("addrFetch") == 0 {
                 break;
             }
             if Instant::now() > deadline {
+                let mesh_text: Vec<String> = meshes
+                    .iter()
+                    .map(|(t, have, want)| format!("{t} mesh {have} (wanted {want})"))
+                    .collect();
                 unsettled.push(format!(
-                    "{url}: {n} peers (wanted {min_peers}), block mesh {mesh} (wanted \
-                     {min_mesh}), {}",
+                    "{url}: {n} peers (wanted {min_peers}), {}, {}",
+                    mesh_text.join(", "),
                     info["peers"]
                 ));
                 break;
