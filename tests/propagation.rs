@@ -183,4 +183,10 @@ async fn tx_reaches_every_mempool_then_a_block_on_every_node() {
         .map(|h| h.as_u64().expect("every node's hop depth known"))
         .collect();
     assert_eq!(hops.iter().filter(|h| **h == 0).count(), 1, "{block}");
+    // The producer the report names is the tree's root.
+    assert_eq!(
+        block["producer"].as_u64(),
+        hops.iter().position(|h| *h == 0).map(|i| i as u64),
+        "{block}"
+    );
 }

@@ -66,6 +66,10 @@ pub struct BlockReport {
     /// without a round trip.
     #[serde(default)]
     pub compact: (usize, usize),
+    /// The node that produced it (index in the bench's node list: the one whose record has a
+    /// publish time); None if no node recorded publishing it.
+    #[serde(default)]
+    pub producer: Option<usize>,
     /// Nodes that imported it (including the producer).
     pub reached: usize,
     /// ms from publish until 50 % of nodes had validated it.
@@ -278,6 +282,10 @@ pub struct Report {
     /// How blocks were published (`--relay`).
     #[serde(default)]
     pub relay: String,
+    /// Validators of the devnet the bench started: the first `validators` nodes
+    /// ([`validator_count`]); 0 when it measured nodes it did not start.
+    #[serde(default)]
+    pub validators: usize,
     /// Per block.
     pub blocks: Vec<BlockReport>,
     /// Over blocks.
@@ -833,6 +841,9 @@ pub fn block_report(
     } = b;
     let n = records.len();
     let published = records.iter().flatten().find_map(|a| a.published_us);
+    let producer = records
+        .iter()
+        .position(|r| r.as_ref().is_some_and(|a| a.published_us.is_some()));
     let (mut times, mut delivery, mut validation) = (Vec::new(), Vec::new(), Vec::new());
     let mut relayed_times = Vec::new();
     let (mut txs, mut received, mut receivers) = (0, 0.0, 0usize);
@@ -911,6 +922,7 @@ pub fn block_report(
         hop_bound_ms: hop_bound,
         first_seen_ms,
         compact,
+        producer,
         reached: times.len(),
         t50_ms: time_to_fraction(&times, n, 0.5),
         t95_ms: time_to_fraction(&times, n, 0.95),
@@ -1249,6 +1261,22 @@ pub fn settle_timeout(nodes: usize) -> Duration {
     Duration::from_secs(60 + 3 * nodes as u64)
 }
 
+/// How many validators (the first K nodes) a devnet the bench starts gets: `--validators`
+/// if given; with `--compare`, the blocks measured per phase when fewer than the nodes, so
+/// that the window of consecutive blocks each mode measures holds one block from each of the
+/// same K producers (`validators[slot mod K]`) and the modes are compared block for block
+/// from the same places (with `--spam`, two blocks from each); otherwise every node.
+pub fn validator_count(args: &PropagationArgs) -> usize {
+    match args.validators {
+        Some(k) => k,
+        None if args.compare.is_some() => args
+            .nodes
+            .min(usize::try_from(args.blocks).unwrap_or(usize::MAX))
+            .max(1),
+        None => args.nodes,
+    }
+}
+
 /// One devnet run with every node publishing in `relay` mode.
 pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Report> {
     let relay = mode.trim_end_matches(NO_IDONTWANT);
@@ -1258,6 +1286,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
     }
     let started = Instant::now();
     let attached = attach_urls(args).await?;
+    let validators = validator_count(args);
     let mut devnet = None;
     let urls = match &attached {
         Some(urls) => {
@@ -1272,7 +1301,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
             let (dir, tmp) = crate::devnet::work_dir(&dir, "meshnode-bench-")?;
             let opts = DevnetOptions {
                 nodes: args.nodes,
-                validators: args.nodes,
+                validators,
                 slot_ms: args.slot_ms,
                 dir,
                 template: args.genesis.clone(),
@@ -1287,9 +1316,14 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
                 loss: None,
             };
             println!(
-                "starting a devnet of {} nodes (slot {} ms{}) …",
+                "starting a devnet of {} nodes (slot {} ms, {}{}) …",
                 args.nodes,
                 args.slot_ms,
+                if validators == args.nodes {
+                    "every node a validator".to_string()
+                } else {
+                    format!("validators: the first {validators} nodes")
+                },
                 args.profile
                     .as_ref()
                     .map(|p| format!(", link profile {p} applied in the nodes"))
@@ -1545,8 +1579,9 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
 
     println!();
     println!(
-        "{:>7} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>11} {:>11}",
+        "{:>7} {:>7} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>11} {:>11}",
         "height",
+        "from",
         "txs",
         "bytes",
         "reached",
@@ -1558,8 +1593,9 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
     );
     for b in &blocks {
         println!(
-            "{:>7} {:>6} {:>9} {:>5}/{:<2} {:>9} {:>9} {:>9} {:>11} {:>11}",
+            "{:>7} {:>7} {:>6} {:>9} {:>5}/{:<2} {:>9} {:>9} {:>9} {:>11} {:>11}",
             b.height,
+            b.producer.map_or("-".to_string(), |i| format!("node{i}")),
             b.txs,
             b.bytes,
             b.reached,
@@ -1652,6 +1688,7 @@ pub async fn run_mode(args: &PropagationArgs, mode: &str) -> anyhow::Result<Repo
         tps: args.tps,
         tx_batch: args.tx_batch,
         relay: relay.to_string(),
+        validators: if attached.is_some() { 0 } else { validators },
         blocks,
         summary,
         machine,
@@ -1764,6 +1801,7 @@ pub fn run_from_dirs(args: &PropagationArgs) -> anyhow::Result<()> {
         tps: 0,
         tx_batch: 1,
         relay: String::new(),
+        validators: 0,
         blocks,
         summary,
         machine: MachineLoad::default(),
@@ -1970,6 +2008,47 @@ mod tests {
         assert!(nodes[32..].iter().all(|&n| n == 0));
         let one: Vec<usize> = (0..5).map(|i| group_node(i, 1, 3)).collect();
         assert_eq!(one, vec![0, 1, 2, 0, 1]);
+    }
+
+    fn args(cli: &[&str]) -> PropagationArgs {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(cli).unwrap();
+        match cli.command {
+            crate::cli::Command::Bench(crate::cli::BenchCommand::Propagation(a)) => a,
+            _ => panic!("not bench propagation"),
+        }
+    }
+
+    #[test]
+    fn compared_modes_measure_the_same_producers() {
+        let run = [
+            "meshnode",
+            "bench",
+            "propagation",
+            "--nodes",
+            "32",
+            "--blocks",
+        ];
+        let compare = ["--compare", "flood,compact"];
+        // One mode: every node produces.
+        assert_eq!(validator_count(&args(&[&run[..], &["6"]].concat())), 32);
+        // Compared: one block from each of the first 6 nodes in every mode's window of 6.
+        assert_eq!(
+            validator_count(&args(&[&run[..], &["6"], &compare[..]].concat())),
+            6
+        );
+        // More blocks than nodes: every node.
+        assert_eq!(
+            validator_count(&args(&[&run[..], &["40"], &compare[..]].concat())),
+            32
+        );
+        // Named: as given.
+        assert_eq!(
+            validator_count(&args(
+                &[&run[..], &["6", "--validators", "3"], &compare[..]].concat()
+            )),
+            3
+        );
     }
 
     #[test]

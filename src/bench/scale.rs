@@ -139,6 +139,7 @@ pub async fn run_cli(args: ScaleArgs) -> anyhow::Result<()> {
         let pargs = PropagationArgs {
             nodes: n,
             blocks: args.blocks,
+            validators: None,
             tps: args.tps,
             tx_batch: 1,
             slot_ms: args.slot_ms,

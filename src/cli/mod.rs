@@ -763,6 +763,12 @@ pub struct PropagationArgs {
     /// Blocks to measure.
     #[arg(long, default_value_t = 20)]
     pub blocks: u64,
+    /// Validators (block producers): the first K nodes, producing in turn (slot mod K).
+    /// Default: every node, but with --compare `min(--nodes, --blocks)`, so that each mode
+    /// measures one block from each of the same producers (on a link profile a block's t100
+    /// depends most on where its producer is).
+    #[arg(long)]
+    pub validators: Option<usize>,
     /// Transactions per second submitted (spread over all nodes' RPC).
     #[arg(long, default_value_t = 200)]
     pub tps: u64,
@@ -801,8 +807,8 @@ pub struct PropagationArgs {
     /// Measure running nodes instead of starting a devnet: their JSON-RPC URLs (repeatable;
     /// credentials as `http://user:password@host:port`). The bench drives load from the dev
     /// accounts (the network's genesis must fund them, as genesis/devnet.json does), corrects
-    /// each node's clock offset, and leaves the nodes running. --nodes, --relay and --profile
-    /// do not apply: the network is what it is.
+    /// each node's clock offset, and leaves the nodes running. --nodes, --relay, --profile
+    /// and --validators do not apply: the network is what it is.
     #[arg(long, value_name = "URL")]
     pub attach: Vec<String>,
     /// As --attach, the URLs read from a file (one per line, `#` comments).
