@@ -9,6 +9,12 @@
 //! small (under 2 ms: a shaper that scaled delays wrongly would show as a proportional
 //! error, not a constant), and each pair's minping less that time must be within ±15 % of the
 //! matrix. Pairs in different regions (≥ 100 ms) are also checked raw.
+//!
+//! Then the meshes: a peer whose round trip is well below the median of a node's peers is
+//! `nearby` (`getpeerinfo`), gossipsub scores it higher, and opportunistic grafting brings it
+//! into the compact block mesh. Checked over every connected pair: nearby peers sit in the
+//! compact block mesh far more often than the others (a random mesh of 6 among ~8 peers holds
+//! either kind about equally often).
 
 mod common;
 use common::devnet_process;
@@ -128,5 +134,40 @@ fn ping_times_follow_the_wan_matrix() {
             p.len()
         );
         std::thread::sleep(Duration::from_secs(2));
+    }
+
+    // The compact block meshes take in nearby peers (opportunistic grafting every 10 s).
+    let t0 = Instant::now();
+    loop {
+        let (mut near, mut near_in, mut far, mut far_in) = (0usize, 0usize, 0usize, 0usize);
+        for (_, url, _) in &nodes {
+            let peers = common::rpc_blocking(url, "getpeerinfo", None);
+            for p in peers.as_array().into_iter().flatten() {
+                let in_mesh = p["in_compact_block_mesh"].as_bool().expect("field") as usize;
+                if p["nearby"].as_bool().expect("field") {
+                    (near, near_in) = (near + 1, near_in + in_mesh);
+                } else {
+                    (far, far_in) = (far + 1, far_in + in_mesh);
+                }
+            }
+        }
+        let share = |k: usize, n: usize| k as f64 / n.max(1) as f64;
+        let (near_share, far_share) = (share(near_in, near), share(far_in, far));
+        if near >= N && near_share >= 0.8 && near_share >= far_share + 0.2 {
+            println!(
+                "compact block meshes: {near_in} of {near} nearby peers ({:.0} %), {far_in} of \
+                 {far} others ({:.0} %), after {:.0} s",
+                100.0 * near_share,
+                100.0 * far_share,
+                t0.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(150),
+            "after 150 s the compact block meshes hold {near_in} of {near} nearby peers and \
+             {far_in} of {far} others"
+        );
+        std::thread::sleep(Duration::from_secs(3));
     }
 }

@@ -406,6 +406,8 @@ impl EventLoop {
                 let block_topic = TopicKind::Block.topic(self.chain_id).hash();
                 let gs = &self.swarm.behaviour().gossipsub;
                 let mesh: HashSet<PeerId> = gs.mesh_peers(&block_topic).copied().collect();
+                let cblock_topic = TopicKind::CompactBlock.topic(self.chain_id).hash();
+                let cmesh: HashSet<PeerId> = gs.mesh_peers(&cblock_topic).copied().collect();
                 let thresholds = super::behaviour::score_thresholds();
                 let now = std::time::Instant::now();
                 let list = self
@@ -426,6 +428,8 @@ impl EventLoop {
                         ping_ms: p.rtt.map(|d| d.as_secs_f64() * 1e3),
                         min_ping_ms: p.min_rtt.map(|d| d.as_secs_f64() * 1e3),
                         in_block_mesh: mesh.contains(id),
+                        in_compact_block_mesh: cmesh.contains(id),
+                        nearby: self.app_scores.is_near(id),
                     })
                     .collect();
                 let _ = reply.send(list);
@@ -1180,6 +1184,23 @@ impl EventLoop {
                 if let Some(p) = self.peers.peers.get_mut(&peer) {
                     p.rtt = Some(rtt);
                     p.min_rtt = Some(p.min_rtt.map_or(rtt, |m| m.min(rtt)));
+                }
+                // Nearby peers by round trip (a gossipsub score bonus: `super::score`).
+                let rtts: Vec<(PeerId, std::time::Duration)> = self
+                    .peers
+                    .peers
+                    .iter()
+                    .filter_map(|(id, p)| Some((*id, p.min_rtt?)))
+                    .collect();
+                for (p, score) in self
+                    .app_scores
+                    .set_round_trips(&rtts, std::time::Instant::now())
+                {
+                    debug!(peer = %p, app_score = score, near = self.app_scores.is_near(&p), "nearby peers changed");
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .set_application_score(&p, score);
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => match ev {

@@ -67,6 +67,11 @@ pub struct PeerSummary {
     pub min_ping_ms: Option<f64>,
     /// Whether the peer is in our gossipsub mesh for the block topic.
     pub in_block_mesh: bool,
+    /// Whether the peer is in our gossipsub mesh for the compact block topic.
+    pub in_compact_block_mesh: bool,
+    /// Whether its smallest round trip makes it a nearby peer, which gossipsub's score favours
+    /// ([`crate::p2p::score::near_peers`]).
+    pub nearby: bool,
 }
 
 /// Our own network identity.

@@ -17,9 +17,18 @@
 //! gossipsub keeps peers with a negative score out of its mesh, and on a loaded machine an
 //! honest peer's answers can time out now and then; it takes more than ten failures within a
 //! half-life before they count.
+//!
+//! **Nearby peers.** One positive term: a peer whose smallest ping round trip is well below the
+//! median over this node's peers (by [`NEAR_MARGIN`] or more) gets [`NEAR_BONUS`]. Gossipsub
+//! keeps a topic's best-scoring peers when it prunes a mesh above D_hi (`retain_scores`, 4)
+//! and opportunistically grafts peers scoring above a weak mesh's median, so each mesh comes
+//! to hold a node's nearest peers besides randomly chosen ones: a block reaches a distant node
+//! through that node's nearest neighbours, over short links, rather than over whichever long
+//! links a random mesh holds (BIP152 likewise picks as high-bandwidth peers those that deliver
+//! blocks first). On a loopback devnet every round trip is alike and no peer gets it.
 
 use libp2p::PeerId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// Half-life of a score's decay back toward 0 (Lighthouse's `SCORE_HALFLIFE`, 600 s).
@@ -37,6 +46,30 @@ pub const FORGET_BELOW: f64 = 0.01;
 pub const FAILURE_PENALTY: f64 = 0.1;
 /// Failures up to this much (ten within a half-life) do not reach gossipsub.
 pub const FAILURE_TOLERANCE: f64 = 1.0;
+/// What a nearby peer gets on top (×10 in gossipsub: +5, the opportunistic grafting
+/// threshold; less than one invalid block costs, so it never keeps a peer that relays one
+/// above the gossip threshold).
+pub const NEAR_BONUS: f64 = 0.5;
+/// How far below the median smallest round trip a peer's own must be to count as nearby
+/// (10 ms: a region's round trips, not a loaded host's jitter).
+pub const NEAR_MARGIN: Duration = Duration::from_millis(10);
+
+/// The peers among `min_rtts` (each peer's smallest ping round trip) that are nearby: at least
+/// [`NEAR_MARGIN`] below the median of them all (the lower middle one for an even count).
+/// Fewer than 3 peers with a round trip: none.
+pub fn near_peers(min_rtts: &[(PeerId, Duration)]) -> HashSet<PeerId> {
+    if min_rtts.len() < 3 {
+        return HashSet::new();
+    }
+    let mut sorted: Vec<Duration> = min_rtts.iter().map(|(_, d)| *d).collect();
+    sorted.sort();
+    let median = sorted[(sorted.len() - 1) / 2];
+    min_rtts
+        .iter()
+        .filter(|(_, d)| *d + NEAR_MARGIN <= median)
+        .map(|(p, _)| *p)
+        .collect()
+}
 
 /// One peer's scores.
 #[derive(Clone, Copy, Debug)]
@@ -63,10 +96,12 @@ impl Entry {
     }
 }
 
-/// The application scores of every peer that has one (connected or not).
+/// The application scores of every peer that has one (connected or not), and which connected
+/// peers are nearby.
 #[derive(Debug, Default)]
 pub struct AppScores {
     scores: HashMap<PeerId, Entry>,
+    near: HashSet<PeerId>,
 }
 
 impl AppScores {
@@ -89,9 +124,38 @@ impl AppScores {
     }
 
     /// What gossipsub should hold as `peer`'s application score now (faults, plus failures
-    /// beyond [`FAILURE_TOLERANCE`]).
+    /// beyond [`FAILURE_TOLERANCE`], plus [`NEAR_BONUS`] if it is nearby).
     pub fn gossip(&self, peer: &PeerId, now: Instant) -> f64 {
-        self.entry(peer, now).gossip()
+        self.entry(peer, now).gossip() + self.bonus(peer)
+    }
+
+    fn bonus(&self, peer: &PeerId) -> f64 {
+        if self.near.contains(peer) {
+            NEAR_BONUS
+        } else {
+            0.0
+        }
+    }
+
+    /// Whether `peer` is nearby (see [`near_peers`]).
+    pub fn is_near(&self, peer: &PeerId) -> bool {
+        self.near.contains(peer)
+    }
+
+    /// Takes the connected peers' smallest round trips (`min_rtts`) and returns the gossipsub
+    /// value of each peer that became nearby or stopped being so.
+    pub fn set_round_trips(
+        &mut self,
+        min_rtts: &[(PeerId, Duration)],
+        now: Instant,
+    ) -> Vec<(PeerId, f64)> {
+        let near = near_peers(min_rtts);
+        let changed: Vec<PeerId> = near.symmetric_difference(&self.near).copied().collect();
+        self.near = near;
+        changed
+            .into_iter()
+            .map(|p| (p, self.gossip(&p, now)))
+            .collect()
     }
 
     /// A fault: lowers `peer`'s faults by `penalty` (≥ 0; a negative one is ignored), not
@@ -100,7 +164,7 @@ impl AppScores {
         let mut e = self.entry(&peer, now);
         e.faults = (e.faults - penalty.max(0.0)).max(MIN_SCORE);
         self.scores.insert(peer, e);
-        e.gossip()
+        e.gossip() + self.bonus(&peer)
     }
 
     /// A request `peer` left unanswered ([`FAILURE_PENALTY`]); returns the gossipsub value.
@@ -108,7 +172,7 @@ impl AppScores {
         let mut e = self.entry(&peer, now);
         e.failures = (e.failures - FAILURE_PENALTY).max(MIN_SCORE);
         self.scores.insert(peer, e);
-        e.gossip()
+        e.gossip() + self.bonus(&peer)
     }
 
     /// Sets `peer`'s faults to [`MIN_SCORE`] (a ban requested by RPC).
@@ -124,14 +188,16 @@ impl AppScores {
     }
 
     /// Brings every score up to date and drops those within [`FORGET_BELOW`] of 0; returns
-    /// each remaining peer's gossipsub value (and 0 for each dropped one), to hand to
-    /// gossipsub.
+    /// each remaining peer's gossipsub value (and for each dropped one 0, or [`NEAR_BONUS`]
+    /// if it is nearby), to hand to gossipsub.
     pub fn decay(&mut self, now: Instant) -> Vec<(PeerId, f64)> {
         let mut out = Vec::with_capacity(self.scores.len());
+        let near = &self.near;
         self.scores.retain(|peer, e| {
             *e = e.decayed(now);
             let keep = e.faults + e.failures <= -FORGET_BELOW;
-            out.push((*peer, if keep { e.gossip() } else { 0.0 }));
+            let bonus = if near.contains(peer) { NEAR_BONUS } else { 0.0 };
+            out.push((*peer, if keep { e.gossip() } else { 0.0 } + bonus));
             keep
         });
         out
@@ -151,6 +217,60 @@ impl AppScores {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn nearby_peers_are_well_below_the_median_round_trip() {
+        let p: Vec<PeerId> = (0..6).map(|_| PeerId::random()).collect();
+        // A europe node's peers on the `wan` profile: two in europe, the rest far away.
+        let wan = [
+            (p[0], ms(4)),
+            (p[1], ms(5)),
+            (p[2], ms(140)),
+            (p[3], ms(120)),
+            (p[4], ms(250)),
+            (p[5], ms(221)),
+        ];
+        assert_eq!(near_peers(&wan), HashSet::from([p[0], p[1]]));
+        // Loopback: round trips within a few ms of each other, nobody is nearby.
+        let lan = [
+            (p[0], ms(1)),
+            (p[1], ms(2)),
+            (p[2], ms(1)),
+            (p[3], ms(9)),
+            (p[4], ms(3)),
+        ];
+        assert!(near_peers(&lan).is_empty());
+        // 10 ms below the median exactly counts; too few peers to tell: none.
+        assert_eq!(
+            near_peers(&[(p[0], ms(20)), (p[1], ms(30)), (p[2], ms(30))]),
+            HashSet::from([p[0]])
+        );
+        assert!(near_peers(&[(p[0], ms(1)), (p[1], ms(300))]).is_empty());
+    }
+
+    #[test]
+    fn the_nearby_bonus_adds_to_penalties_and_follows_the_round_trips() {
+        let mut s = AppScores::default();
+        let p: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+        let t0 = Instant::now();
+        let changed = s.set_round_trips(&[(p[0], ms(4)), (p[1], ms(100)), (p[2], ms(120))], t0);
+        assert_eq!(changed, vec![(p[0], NEAR_BONUS)]);
+        assert_eq!(s.gossip(&p[0], t0), NEAR_BONUS);
+        assert_eq!(s.gossip(&p[1], t0), 0.0);
+        // A fault still costs in full: one bad reply puts a nearby peer at -9.5, not -10.
+        assert_eq!(s.penalize(p[0], 1.0, t0), -1.0 + NEAR_BONUS);
+        assert_eq!(s.get(&p[0], t0), -1.0);
+        // Round trips that even out take the bonus away again (reported once).
+        let changed = s.set_round_trips(&[(p[0], ms(100)), (p[1], ms(100)), (p[2], ms(120))], t0);
+        assert_eq!(changed, vec![(p[0], -1.0)]);
+        assert!(s
+            .set_round_trips(&[(p[0], ms(100)), (p[1], ms(100)), (p[2], ms(120))], t0)
+            .is_empty());
+    }
 
     #[test]
     fn penalties_add_up_and_halve_every_half_life() {

@@ -148,7 +148,8 @@ pub trait BitcoinApi {
 
     /// `getpeerinfo` -> connected peers (Bitcoin Core's fields id, addr, inbound, connection_type, conntime,
     /// subver, pingtime, minping (seconds), bytessent, bytesrecv, lastsend, lastrecv (Unix
-    /// seconds), plus peer_id, gossip_score, app_score, score_state, in_block_mesh).
+    /// seconds), plus peer_id, gossip_score, app_score, score_state, in_block_mesh,
+    /// in_compact_block_mesh, nearby).
     #[method(name = "getpeerinfo")]
     async fn getpeerinfo(&self) -> RpcResult<Vec<Value>>;
 }

@@ -496,6 +496,8 @@ impl BitcoinApiServer for RpcImpl {
                     "app_score": p.app_score,
                     "score_state": p.score_state,
                     "in_block_mesh": p.in_block_mesh,
+                    "in_compact_block_mesh": p.in_compact_block_mesh,
+                    "nearby": p.nearby,
                 })
             })
             .collect())

@@ -156,6 +156,8 @@ impl AdminApiServer for RpcImpl {
                         "meshnode": {
                             "gossipScore": p.gossip_score,
                             "inBlockMesh": p.in_block_mesh,
+                            "inCompactBlockMesh": p.in_compact_block_mesh,
+                            "nearby": p.nearby,
                             "pingMs": p.ping_ms,
                         }
                     },

@@ -510,6 +510,8 @@ mod tests {
                         ping_ms: None,
                         min_ping_ms: None,
                         in_block_mesh: false,
+                        in_compact_block_mesh: false,
+                        nearby: false,
                     }]);
                 }
                 Command::Penalize { peer: p, by } => penalties.push((p, by)),
