@@ -118,13 +118,14 @@ fn topic_params(kind: TopicKind) -> gossipsub::TopicScoreParams {
 /// lower a score, so a peer's score falls exactly when it relays messages we Reject or serves
 /// what we cannot use. P3 (mesh delivery rate) is off because block traffic is one message
 /// per slot; IP colocation (P6) is off because devnets put every node on 127.0.0.1. Positive
-/// topic scores are capped at 25 in all, so a good record can offset one invalid block but
-/// not two.
+/// topic scores are capped at 20 in all and P5 adds at most 5 for a nearby peer
+/// ([`super::score::NEAR_BONUS`]), 25 in all, so a good record can offset one invalid block
+/// (40) only partly and never two (160).
 pub fn score_params(chain_id: u64) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
     let mut params = gossipsub::PeerScoreParams {
         ip_colocation_factor_weight: 0.0,
         app_specific_weight: APP_SCORE_WEIGHT,
-        topic_score_cap: 25.0,
+        topic_score_cap: 20.0,
         ..Default::default()
     };
     for kind in TopicKind::ALL {

@@ -47,8 +47,9 @@ pub const FAILURE_PENALTY: f64 = 0.1;
 /// Failures up to this much (ten within a half-life) do not reach gossipsub.
 pub const FAILURE_TOLERANCE: f64 = 1.0;
 /// What a nearby peer gets on top (×10 in gossipsub: +5, the opportunistic grafting
-/// threshold; less than one invalid block costs, so it never keeps a peer that relays one
-/// above the gossip threshold).
+/// threshold). The topics' positive parts are capped at 20 so that all positive parts
+/// together stay at 25, as before the bonus: one invalid block (-40) still puts any peer
+/// below the gossip threshold (-10).
 pub const NEAR_BONUS: f64 = 0.5;
 /// How far below the median smallest round trip a peer's own must be to count as nearby
 /// (10 ms: a region's round trips, not a loaded host's jitter).
