@@ -15,6 +15,12 @@
 //! into the compact block mesh. Checked over every connected pair: nearby peers sit in the
 //! compact block mesh far more often than the others (a random mesh of 6 among ~8 peers holds
 //! either kind about equally often).
+//!
+//! Then the peers themselves: half of each node's outbound slots go to the nearest peers its
+//! discovery met (Perigee-style, by ping round trip: `meshnode::p2p::peers`), so every node
+//! ends up connected to a node of its own region, however few its region holds (a random
+//! choice of 4 slots among 15 nodes, with inbound peers, leaves each of the two `na_west`
+//! and two `east_asia` nodes of this devnet without its region-mate about half the time).
 
 mod common;
 use common::devnet_process;
@@ -167,6 +173,57 @@ fn ping_times_follow_the_wan_matrix() {
             t0.elapsed() < Duration::from_secs(150),
             "after 150 s the compact block meshes hold {near_in} of {near} nearby peers and \
              {far_in} of {far} others"
+        );
+        std::thread::sleep(Duration::from_secs(3));
+    }
+
+    // Every node has a peer (not a short-lived addr-fetch connection) as near as the nearest
+    // node of the devnet: one of its own region.
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _, _))| (id.as_str(), i))
+        .collect();
+    let rtt = |i: usize, j: usize| {
+        let (a, b) = (nodes[i].2, nodes[j].2);
+        (wan.delay(a, b) + wan.delay(b, a)).as_secs_f64() * 1e3
+    };
+    let t0 = Instant::now();
+    loop {
+        let mut lacking = Vec::new();
+        let mut swaps = 0;
+        for (i, (_, url, _)) in nodes.iter().enumerate() {
+            let nearest = (0..N)
+                .filter(|&j| j != i)
+                .map(|j| rtt(i, j))
+                .fold(f64::MAX, f64::min);
+            let peers = common::rpc_blocking(url, "getpeerinfo", None);
+            let have = peers
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["connection_type"].as_str() != Some("addr-fetch"))
+                .filter_map(|p| index.get(p["peer_id"].as_str()?))
+                .map(|&j| rtt(i, j))
+                .fold(f64::MAX, f64::min);
+            if have > nearest {
+                lacking.push((i, nearest, have));
+            }
+            let info = common::rpc_blocking(url, "meshnode_nodeInfo", None);
+            swaps += info["peers"]["nearer"].as_u64().expect("peers.nearer");
+        }
+        if lacking.is_empty() {
+            println!(
+                "every node has a peer of its own region after {:.0} s ({swaps} slots given \
+                 to nearer peers)",
+                t0.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "after 120 s, nodes without a peer as near as the devnet's nearest node (node, \
+             nearest RTT ms, nearest peer's RTT ms): {lacking:?}"
         );
         std::thread::sleep(Duration::from_secs(3));
     }

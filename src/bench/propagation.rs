@@ -51,6 +51,11 @@ pub struct BlockReport {
     /// the producer is 0), None where the first deliverer is not a devnet node.
     #[serde(default)]
     pub hops: Vec<Option<u64>>,
+    /// The delivery tree itself: per node (in the order of the bench's node list), the index
+    /// of the node that delivered the block to it first; None for the producer, a node that
+    /// never saw it, or a first deliverer outside the devnet.
+    #[serde(default)]
+    pub delivered_by: Vec<Option<usize>>,
     /// Mean over receiving nodes of the gossip message bytes that delivered it first.
     #[serde(default)]
     pub first_delivery_bytes: f64,
@@ -881,6 +886,7 @@ pub fn block_report(
     acc.delivery.extend_from_slice(&delivery);
     acc.validation.extend_from_slice(&validation);
     let hops = delivery_tree(records, peer_index);
+    let delivered_by = first_deliverers(records, peer_index);
     let first_seen_ms = records
         .iter()
         .map(|r| {
@@ -914,6 +920,7 @@ pub fn block_report(
         t100_relayed_ms: time_to_fraction(&relayed_times, n, 1.0),
         relayed_ms: relayed_times,
         hops,
+        delivered_by,
         first_delivery_bytes: if receivers == 0 {
             0.0
         } else {
@@ -1009,14 +1016,7 @@ pub fn delivery_tree(
     records: &[Option<Arrival>],
     peer_index: &std::collections::HashMap<String, usize>,
 ) -> Vec<Option<u64>> {
-    let parent: Vec<Option<usize>> = records
-        .iter()
-        .map(|r| {
-            r.as_ref()
-                .and_then(|a| a.first_from.as_ref())
-                .and_then(|p| peer_index.get(p).copied())
-        })
-        .collect();
+    let parent = first_deliverers(records, peer_index);
     (0..records.len())
         .map(|mut i| {
             let mut depth = 0u64;
@@ -1031,6 +1031,24 @@ pub fn delivery_tree(
                 }
             }
             None
+        })
+        .collect()
+}
+
+/// Per node, the index of the node that delivered the block to it first (its
+/// `meshnode_blockArrival.firstFrom`, looked up in `peer_index`); None for the producer (no
+/// deliverer), a node without a record, or a deliverer outside the devnet.
+pub fn first_deliverers(
+    records: &[Option<Arrival>],
+    peer_index: &std::collections::HashMap<String, usize>,
+) -> Vec<Option<usize>> {
+    records
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .filter(|a| a.published_us.is_none())
+                .and_then(|a| a.first_from.as_ref())
+                .and_then(|p| peer_index.get(p).copied())
         })
         .collect()
 }
@@ -2086,6 +2104,11 @@ mod tests {
         assert_eq!(
             delivery_tree(&records, &idx),
             [Some(0), Some(1), Some(2), None, None]
+        );
+        // The tree itself: who delivered to whom.
+        assert_eq!(
+            first_deliverers(&records, &idx),
+            [None, Some(0), Some(1), None, None]
         );
         // A loop of first deliverers has no depth.
         let looped = vec![

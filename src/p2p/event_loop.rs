@@ -1056,6 +1056,7 @@ impl EventLoop {
             pruned: self.peers.pruned,
             denied: self.peers.denied,
             evicted: self.peers.evicted,
+            nearer: self.peers.nearer,
         }
     }
 
@@ -1184,6 +1185,10 @@ impl EventLoop {
                 if let Some(p) = self.peers.peers.get_mut(&peer) {
                     p.rtt = Some(rtt);
                     p.min_rtt = Some(p.min_rtt.map_or(rtt, |m| m.min(rtt)));
+                }
+                // Half of the outbound slots go to the nearest peers met (`super::peers`).
+                if let Some((newcomer, replaced)) = self.peers.take_nearer_slot() {
+                    debug!(peer = %newcomer, replaced = %replaced, "a nearer peer takes an outbound slot");
                 }
                 // Nearby peers by round trip (a gossipsub score bonus: `super::score`).
                 let rtts: Vec<(PeerId, std::time::Duration)> = self

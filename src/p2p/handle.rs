@@ -130,6 +130,10 @@ pub struct PeerCounts {
     pub denied: u64,
     /// Inbound peers disconnected to make room for refused newcomers, since start.
     pub evicted: u64,
+    /// Outbound slots given to a nearer peer, since start (`crate::p2p::peers`, Perigee-style
+    /// slots by ping round trip).
+    #[serde(default)]
+    pub nearer: u64,
 }
 
 /// gossipsub's own receive counters for one topic (libp2p-gossipsub metrics

@@ -24,6 +24,16 @@
 //! knows only full bootnodes would otherwise stay alone for good, since nobody else learns
 //! its address.
 //!
+//! Half of the outbound slots (rounded down) go to the nearest peers the node has met
+//! ([`PeerManager::take_nearer_slot`]): when a Kademlia query connection answers pings
+//! [`NEAR_SLOT_MARGIN`] faster than the slowest of the nearest half of the slot peers, it
+//! takes that peer's slot, and the peer it replaces becomes an `addr-fetch` connection, closed
+//! at the next prune. This is Perigee's exploit/explore split (Mao et al., "Perigee: Efficient
+//! Peer-to-Peer Network Design for Blockchains", PODC 2020) with the ping round trip as the
+//! measure: a node whose region holds few others would otherwise reach them only through
+//! distant peers, and the other half stays as discovery drew it, so the node keeps long links
+//! and an attacker cannot take every slot by being close.
+//!
 //! A peer connected for less than [`PRUNE_GRACE`] is not pruned: a node that has just joined
 //! through a full bootnode gets time to run its Kademlia queries there first. A peer that
 //! discovery has lost (pruned, refused or gone) is not dialled again by discovery for
@@ -44,6 +54,10 @@ pub const EVICT_GRACE: Duration = Duration::from_secs(5);
 /// At most one eviction this often, so that a flood of dialers churns the inbound slots
 /// slowly.
 pub const EVICT_INTERVAL: Duration = Duration::from_secs(1);
+/// How much smaller (ping round trip, the smallest seen) a query connection's peer must be
+/// than the slot peer it replaces ([`PeerManager::take_nearer_slot`]): 10 ms, well above the
+/// noise of a loopback or LAN round trip, so a LAN devnet never swaps.
+pub const NEAR_SLOT_MARGIN: Duration = Duration::from_millis(10);
 /// After discovery loses a peer it does not dial it again for this long (RPC `addnode` and
 /// bootnodes still may).
 pub const REDIAL_BACKOFF: Duration = Duration::from_secs(60);
@@ -199,6 +213,8 @@ pub struct PeerManager {
     pub denied: u64,
     /// Peers disconnected to make room for refused newcomers since start.
     pub evicted: u64,
+    /// Outbound slots given to a nearer peer since start ([`PeerManager::take_nearer_slot`]).
+    pub nearer: u64,
     /// When the last eviction happened ([`EVICT_INTERVAL`]).
     last_eviction: Option<Instant>,
     /// Outbound slots while a gossipsub mesh is short, above the configured ones
@@ -221,6 +237,7 @@ impl PeerManager {
             extra_outbound: 0,
             denied: 0,
             evicted: 0,
+            nearer: 0,
             last_eviction: None,
         }
     }
@@ -448,6 +465,48 @@ impl PeerManager {
             }
         }
         moved
+    }
+
+    /// Gives an outbound slot to a nearer peer (see the module doc), at most one per call:
+    /// with discovery on and every one of the configured `outbound` slots taken by a peer
+    /// whose smallest ping round trip is known, the slowest of the `outbound / 2` nearest
+    /// slot peers is compared with the `addr-fetch` peers (bootnodes aside); the nearest of
+    /// those, if it is [`NEAR_SLOT_MARGIN`] or more faster, takes the slot, and the slot peer
+    /// becomes an `addr-fetch` connection (closed by the next prune). Returns (the new slot
+    /// peer, the one it replaced).
+    pub fn take_nearer_slot(&mut self) -> Option<(PeerId, PeerId)> {
+        let near = self.cfg.outbound / 2;
+        if !self.cfg.discovery() || near == 0 {
+            return None;
+        }
+        let mut slots: Vec<(Duration, PeerId)> = Vec::new();
+        for (id, p) in &self.peers {
+            if p.kind == ConnectionKind::OutboundSlot {
+                slots.push((p.min_rtt?, *id));
+            }
+        }
+        if slots.len() < self.cfg.outbound {
+            return None;
+        }
+        slots.sort();
+        let (worst_near, replaced) = slots[near - 1];
+        let (best, newcomer) = self
+            .peers
+            .iter()
+            .filter(|(id, p)| p.kind == ConnectionKind::AddrFetch && !self.bootnodes.contains(id))
+            .filter_map(|(id, p)| Some((p.min_rtt?, *id)))
+            .min()?;
+        if best + NEAR_SLOT_MARGIN > worst_near {
+            return None;
+        }
+        if let Some(p) = self.peers.get_mut(&newcomer) {
+            p.kind = ConnectionKind::OutboundSlot;
+        }
+        if let Some(p) = self.peers.get_mut(&replaced) {
+            p.kind = ConnectionKind::AddrFetch;
+        }
+        self.nearer += 1;
+        Some((newcomer, replaced))
     }
 
     /// Counts pruned peers (after the caller disconnected them).
@@ -751,6 +810,60 @@ mod tests {
             s.eviction_candidate(later, true, 0, |_| false, |_| 0.0),
             None
         );
+    }
+
+    #[test]
+    fn a_nearer_query_peer_takes_the_slowest_of_the_near_half_of_the_slots() {
+        let ms = Duration::from_millis;
+        let mut m = manager(12, 4, 24);
+        let rtt = |m: &mut PeerManager, p: PeerId, d: Duration| {
+            m.peers.get_mut(&p).unwrap().min_rtt = Some(d);
+        };
+        let slots: Vec<PeerId> = (0..4).map(|_| connect(&mut m, false, OLD)).collect();
+        for (p, d) in slots.iter().zip([250, 120, 300, 140]) {
+            rtt(&mut m, *p, ms(d));
+        }
+        let fetch = connect(&mut m, false, OLD);
+        assert_eq!(m.peers[&fetch].kind, ConnectionKind::AddrFetch);
+        // Its round trip unknown: nothing moves.
+        assert_eq!(m.take_nearer_slot(), None);
+        // Not 10 ms faster than 140 ms (the slower of the two nearest slots): nothing moves.
+        rtt(&mut m, fetch, ms(131));
+        assert_eq!(m.take_nearer_slot(), None);
+        // 10 ms faster: it takes the 140 ms peer's slot, which becomes addr-fetch (pruned).
+        rtt(&mut m, fetch, ms(130));
+        assert_eq!(m.take_nearer_slot(), Some((fetch, slots[3])));
+        assert_eq!(m.peers[&fetch].kind, ConnectionKind::OutboundSlot);
+        assert_eq!(m.peers[&slots[3]].kind, ConnectionKind::AddrFetch);
+        assert_eq!(m.outbound(), 4);
+        assert_eq!(m.nearer, 1);
+        assert!(m
+            .prune_candidates(Instant::now(), |_| false, |_| 0.0)
+            .contains(&slots[3]));
+        // The far half (250, 300 ms) is never replaced: now 120 and 130 ms are the near half.
+        let far_fetch = connect(&mut m, false, OLD);
+        rtt(&mut m, far_fetch, ms(125));
+        assert_eq!(m.take_nearer_slot(), None);
+        // A bootnode never takes a slot this way.
+        let boot = PeerId::random();
+        m.add_bootnode(boot);
+        m.on_connected(boot, "/ip4/127.0.0.1/tcp/2".parse().unwrap(), false);
+        rtt(&mut m, boot, ms(1));
+        assert_eq!(m.take_nearer_slot(), None);
+        // A slot whose round trip is unknown: nothing moves until it is known.
+        let mut n = manager(12, 4, 24);
+        let s: Vec<PeerId> = (0..4).map(|_| connect(&mut n, false, OLD)).collect();
+        for p in &s[..3] {
+            rtt(&mut n, *p, ms(200));
+        }
+        let f = connect(&mut n, false, OLD);
+        rtt(&mut n, f, ms(5));
+        assert_eq!(n.take_nearer_slot(), None);
+        rtt(&mut n, s[3], ms(200));
+        assert!(n.take_nearer_slot().is_some());
+        // Discovery off: never.
+        let mut st = PeerManager::new(PeerConfig::static_only());
+        assert_eq!(st.take_nearer_slot(), None);
     }
 
     #[test]
