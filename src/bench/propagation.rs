@@ -67,6 +67,10 @@ pub struct BlockReport {
     /// limit, ms (see [`hop_bounds`]).
     #[serde(default)]
     pub hop_bound_ms: Option<f64>,
+    /// Per node (in the order of the bench's node list): its last hop's cost beyond the
+    /// link, ms ([`hop_excess`]).
+    #[serde(default)]
+    pub hop_excess_ms: Vec<Option<f64>>,
     /// Receiving nodes that got it as a compact block, and of those, how many rebuilt it
     /// without a round trip.
     #[serde(default)]
@@ -143,6 +147,10 @@ pub struct Summary {
     /// Over blocks: the hop bound ([`hop_bounds`]), ms.
     #[serde(default)]
     pub hop_bound_ms: Percentiles,
+    /// Over all (block, receiving node) pairs: the node's last hop's cost beyond its link
+    /// ([`hop_excess`]), ms.
+    #[serde(default)]
+    pub hop_excess_ms: Percentiles,
     /// Over blocks: t100 ÷ the block's hop bound (how far the network is from the limit
     /// of its links, its delivery tree and its nodes' relay time; 1 = at the limit).
     #[serde(default)]
@@ -535,6 +543,7 @@ fn print_percentiles(s: &Summary) {
         ("hops in the delivery tree", &s.hops),
         ("hop bound (links + relay, per block)", &s.hop_bound_ms),
         ("t100 ÷ hop bound", &s.t100_over_hop_bound),
+        ("hop excess (beyond the link, per hop)", &s.hop_excess_ms),
         ("gossip delivery (per hop set)", &s.delivery_ms),
         ("validation", &s.validation_ms),
         ("relay decision (first seen -> relayed)", &s.relay_ms),
@@ -927,6 +936,7 @@ pub fn block_report(
             first_delivery / receivers as f64
         },
         hop_bound_ms: hop_bound,
+        hop_excess_ms: hop_excess(records, peer_index, links),
         first_seen_ms,
         compact,
         producer,
@@ -979,6 +989,12 @@ pub fn summarize(blocks: &[BlockReport], nodes: usize, c: Collected, submitted: 
         ),
         bytes_per_node_per_block: mean(blocks.iter().map(|b| b.received_bytes)),
         hop_bound_ms: percentiles(blocks.iter().filter_map(|b| b.hop_bound_ms).collect()),
+        hop_excess_ms: percentiles(
+            blocks
+                .iter()
+                .flat_map(|b| b.hop_excess_ms.iter().flatten().copied())
+                .collect(),
+        ),
         t100_over_hop_bound: percentiles(
             blocks
                 .iter()
@@ -1065,23 +1081,12 @@ pub fn hop_bounds(
     peer_index: &std::collections::HashMap<String, usize>,
     links: &[Option<LinkInfo>],
 ) -> Vec<Option<f64>> {
-    let link = |i: usize| links.get(i).and_then(|l| l.as_ref());
     let edge = |u: usize, v: usize, a: &Arrival| -> f64 {
-        let delay = link(u).map_or(0.0, |l| {
-            l.delay_to(link(v).and_then(|lv| lv.region.as_deref()))
-        });
-        let up = link(u).and_then(|l| l.up_bytes_per_s);
-        let down = link(v).and_then(|l| l.down_bytes_per_s);
-        let bw = match (up, down) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let wire = bw.map_or(0.0, |bw| a.bytes as f64 / bw * 1e3);
         let relay = match (a.first_seen_us, a.relayed_us) {
             (Some(f), Some(r)) => r.saturating_sub(f) as f64 / 1e3,
             _ => 0.0,
         };
-        delay + wire + relay
+        link_time(links, u, v, a.bytes) + relay
     };
     (0..records.len())
         .map(|start| {
@@ -1097,6 +1102,49 @@ pub fn hop_bounds(
                 v = u;
             }
             None
+        })
+        .collect()
+}
+
+/// What the link `u → v` alone takes to carry `bytes`, ms: the one-way delay from `u`'s
+/// region to `v`'s plus `bytes` ÷ the slower of `u`'s upload and `v`'s download (0 without
+/// links).
+fn link_time(links: &[Option<LinkInfo>], u: usize, v: usize, bytes: u64) -> f64 {
+    let link = |i: usize| links.get(i).and_then(|l| l.as_ref());
+    let delay = link(u).map_or(0.0, |l| {
+        l.delay_to(link(v).and_then(|lv| lv.region.as_deref()))
+    });
+    let up = link(u).and_then(|l| l.up_bytes_per_s);
+    let down = link(v).and_then(|l| l.down_bytes_per_s);
+    let bw = match (up, down) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    delay + bw.map_or(0.0, |bw| bytes as f64 / bw * 1e3)
+}
+
+/// Per node, what its last hop cost beyond the link's physics: from the moment its first
+/// deliverer `u` had the block verified and relayed (or published it) until this node first
+/// saw it, less [`link_time`] for the bytes that delivered it. What is left is the sender's
+/// queue (the copies it sent to other peers first, at its upload rate), the transports and
+/// the two hosts' scheduling. In ms (clocks corrected); None for the producer, a node whose
+/// deliverer is outside the devnet, or a record without the times.
+pub fn hop_excess(
+    records: &[Option<Arrival>],
+    peer_index: &std::collections::HashMap<String, usize>,
+    links: &[Option<LinkInfo>],
+) -> Vec<Option<f64>> {
+    let deliverers = first_deliverers(records, peer_index);
+    records
+        .iter()
+        .zip(deliverers)
+        .enumerate()
+        .map(|(v, (rec, u))| {
+            let (a, u) = (rec.as_ref()?, u?);
+            let up = records.get(u)?.as_ref()?;
+            let sent = up.published_us.or(up.relayed_us)?;
+            let seen = a.first_seen_us?;
+            Some((seen as f64 - sent as f64) / 1e3 - link_time(links, u, v, a.bytes))
         })
         .collect()
 }
@@ -1133,6 +1181,8 @@ fn figures(s: &Summary) -> Vec<(&'static str, Option<f64>)> {
         ("hop_bound_p95_ms", s.hop_bound_ms.p95),
         ("t100_over_hop_bound_p50", s.t100_over_hop_bound.p50),
         ("t100_over_hop_bound_p95", s.t100_over_hop_bound.p95),
+        ("hop_excess_p50_ms", s.hop_excess_ms.p50),
+        ("hop_excess_p95_ms", s.hop_excess_ms.p95),
         ("import_p50_ms", s.import_ms.p50),
         ("bytes_per_node_per_block", Some(s.bytes_per_node_per_block)),
         ("bytes_ratio", Some(s.bytes_ratio)),
@@ -2170,5 +2220,19 @@ mod tests {
         // Without links: relay times only.
         let bare = hop_bounds(&records, &idx, &[None, None, None]);
         assert!(close(bare[2], 8.0), "{bare:?}");
+        // Excess per hop: b saw it 0.999 ms after a published it (at 1 µs), 80 ms sooner
+        // than its link allows (these records' times are made up).
+        let mut timed = records.clone();
+        if let Some(c) = timed[2].as_mut() {
+            c.first_seen_us = Some(4_000 + 12_000 + 2_500);
+        }
+        let e = hop_excess(&timed, &idx, &links);
+        assert_eq!(e[0], None, "the producer has no last hop");
+        assert!(close(e[1], 0.999 - 80.0), "{e:?}");
+        // c: seen 2.5 ms after the 12 ms its link takes from b's relay (4,000 µs).
+        assert!(close(e[2], 2.5), "{e:?}");
+        // A deliverer outside the devnet: none.
+        let bare = hop_excess(&records, &std::collections::HashMap::new(), &links);
+        assert_eq!(bare, [None, None, None]);
     }
 }
